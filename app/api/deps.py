@@ -1,0 +1,126 @@
+"""Request dependencies: the service container, the authenticated principal."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+from fastapi import Depends, HTTPException, Request, WebSocket, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app import directory
+from app.auth import AuthError, Claims, TokenVerifier
+from app.core.db import Database
+from app.core.settings import Settings
+from streaming.ingest import IngestWriter
+from streaming.validation import Limits
+
+
+@dataclass
+class Services:
+    """Everything a request may need, built once per process by the app factory."""
+
+    settings: Settings
+    db: Database
+    verifier: TokenVerifier
+    ingest: IngestWriter
+    principals: PrincipalCache
+    limits: Limits
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    claims: Claims
+    person: directory.Person | None = None
+    staff: directory.StaffMember | None = None
+
+    @property
+    def tenant_id(self) -> UUID:
+        return self.claims.tenant_id
+
+    @property
+    def person_id(self) -> UUID | None:
+        return self.person.id if self.person else None
+
+
+class UnknownTenant(AuthError):
+    pass
+
+
+class PrincipalCache:
+    """Token claims → provisioned person or staff row, cached briefly: ids never change once made."""
+
+    def __init__(self, db: Database, ttl_s: float = 300.0, max_entries: int = 100_000):
+        self.db = db
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[tuple, tuple[float, Principal]] = {}
+
+    async def resolve(self, claims: Claims) -> Principal:
+        key = (claims.tenant_id, claims.subject, claims.role)
+        hit = self._entries.get(key)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        async with self.db.transaction(tenant_id=claims.tenant_id) as conn:
+            if not await directory.tenant_exists(conn, claims.tenant_id):
+                raise UnknownTenant("unknown tenant")
+            if claims.is_staff:
+                principal = Principal(claims, staff=await directory.provision_staff(
+                    conn, claims.tenant_id, claims.subject, claims.role))
+            else:
+                principal = Principal(claims, person=await directory.provision_person(
+                    conn, claims.tenant_id, claims.subject))
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl_s, principal)
+        return principal
+
+    def forget_person(self, tenant_id: UUID, subject: str) -> None:
+        self._entries.pop((tenant_id, subject, "policyholder"), None)
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT from the insurer's identity provider "
+                     "(or `beidou token` locally).")
+
+
+async def authenticate(token: str, svc: Services) -> Principal:
+    claims = svc.verifier.verify(token)
+    return await svc.principals.resolve(claims)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def principal(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                    svc: Services = Depends(services)) -> Principal:
+    if credentials is None:
+        raise _unauthorized("missing bearer token")
+    try:
+        return await authenticate(credentials.credentials, svc)
+    except AuthError as exc:
+        raise _unauthorized(str(exc)) from None
+
+
+async def policyholder(p: Principal = Depends(principal)) -> Principal:
+    if p.person is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this route is for policyholders")
+    return p
+
+
+async def staff(p: Principal = Depends(principal)) -> Principal:
+    if p.staff is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this route is for care staff")
+    return p
+
+
+def websocket_token(ws: WebSocket) -> str | None:
+    header = ws.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return ws.query_params.get("access_token")

@@ -1,0 +1,78 @@
+"""The one place that wires the HTTP/WebSocket service together."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.api import consents, health, readings, stream
+from app.api.deps import PrincipalCache, Services
+from app.auth import TokenVerifier
+from app.core.db import Database
+from app.core.errors import DatabaseUnavailable, NotFound
+from app.core.listen import listen_forever
+from app.core.settings import Settings
+from consent.service import CONSENT_CHANNEL, ConsentChange
+from streaming.ingest import IngestWriter
+from streaming.validation import Limits
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Health Beidou lets an insurer look after its policyholders' health **with their consent**.
+
+* **Policyholders** (the mobile app) send readings over `POST /v1/readings` or the `GET /v1/stream`
+  WebSocket, and manage their consent under `/v1/me/consents`.
+* Every request carries a bearer JWT from the insurer's identity provider: claims `iss`, `aud`, `exp`,
+  `sub` (the person or staff id as the insurer knows it), `tid` (tenant id) and `role`
+  (`policyholder`, `care_agent`, `care_supervisor` or `tenant_admin`).
+* Errors are JSON `{"detail": ...}`; 503 answers carry `Retry-After`.
+"""
+
+
+def create_app(settings: Settings, database_url: str) -> FastAPI:
+    """Build the API for a resolved database URL (the local cluster is started by the caller)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        db = Database(database_url, min_size=settings.pool_min, max_size=settings.pool_max,
+                      statement_timeout_ms=settings.statement_timeout_ms, application_name="beidou-api")
+        await db.open()
+        writer = IngestWriter(db, writers=settings.ingest_writers)
+        await writer.start()
+        limits = Limits(max_future=timedelta(seconds=settings.max_future_skew_s),
+                        max_past=timedelta(days=settings.max_past_days))
+        app.state.services = Services(settings=settings, db=db, verifier=TokenVerifier(settings), ingest=writer,
+                                      principals=PrincipalCache(db), limits=limits)
+        registry = app.state.streams = stream.StreamRegistry()
+
+        def on_consent(_channel: str, payload: str) -> None:
+            registry.consent_changed(ConsentChange.parse(payload))
+
+        listener = asyncio.create_task(listen_forever(database_url, [CONSENT_CHANNEL], on_consent))
+        try:
+            yield
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            await writer.stop()
+            await db.close()
+
+    app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    for module in (readings, stream, consents, health):
+        app.include_router(module.router)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"database unavailable, nothing was stored: {exc}", "code": "unavailable"},
+                            status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc) or "not found"}, status_code=404)
+
+    return app

@@ -1,0 +1,154 @@
+"""WebSocket streaming ingest: ``GET /v1/stream``.
+
+Protocol (JSON text frames):
+
+* client → server: ``{"seq": 17, "readings": [ ...same items as POST /v1/readings... ]}``
+* server → client: ``{"type": "ack", "seq": 17, "results": [...], "accepted": n, "duplicate": n, "rejected": n}``
+  sent only after the frame's readings are committed. Frames are committed together with other frames
+  that arrive at the same time, so acks may come back out of order; match them by ``seq``.
+* server → client: ``{"type": "error", "seq": 17 | null, "code": ..., "detail": ...}`` for a malformed,
+  oversized or over-long frame (nothing of it is stored; the connection stays open), or ``code:
+  "unavailable"`` with ``retry_after`` when the database is down (resend that frame later).
+* server → client: ``{"type": "consent", "data_type": ..., "purpose": ..., "granted": false}`` when the
+  person's consent changes, from any device or process.
+
+At most BEIDOU_WS_MAX_INFLIGHT_FRAMES frames per connection wait for their commit; beyond that the server
+stops reading the socket, so a slow database slows the client instead of growing memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from uuid import UUID
+
+import msgspec
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from app.api.deps import Services, authenticate, websocket_token
+from app.auth import AuthError
+from app.core.errors import DatabaseUnavailable
+from app.core.observability import WS_CONNECTIONS
+from consent.service import ConsentChange
+from streaming import validation
+from streaming.receive import receive, summarise
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["readings"])
+_encoder = msgspec.json.Encoder()
+
+
+class StreamRegistry:
+    """Open streams per person, so a consent change reaches every one of them at once."""
+
+    def __init__(self) -> None:
+        self._by_person: dict[UUID, set[asyncio.Queue]] = defaultdict(set)
+
+    def add(self, person_id: UUID, outbox: asyncio.Queue) -> None:
+        self._by_person[person_id].add(outbox)
+
+    def remove(self, person_id: UUID, outbox: asyncio.Queue) -> None:
+        boxes = self._by_person.get(person_id)
+        if boxes is not None:
+            boxes.discard(outbox)
+            if not boxes:
+                del self._by_person[person_id]
+
+    def consent_changed(self, change: ConsentChange) -> None:
+        message = {"type": "consent", "data_type": change.data_type, "purpose": change.purpose,
+                   "granted": change.granted}
+        for outbox in self._by_person.get(UUID(change.person_id), ()):
+            outbox.put_nowait(message)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_person.values())
+
+
+@router.websocket("/v1/stream")
+async def stream(ws: WebSocket) -> None:
+    svc: Services = ws.app.state.services
+    registry: StreamRegistry = ws.app.state.streams
+    token = websocket_token(ws)
+    try:
+        if not token:
+            raise AuthError("missing bearer token")
+        who = await authenticate(token, svc)
+    except AuthError as exc:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
+        return
+    except DatabaseUnavailable:
+        await ws.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="database unavailable")
+        return
+    if who.person is None:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="streaming is for policyholders")
+        return
+    await ws.accept()
+    WS_CONNECTIONS.inc()
+    outbox: asyncio.Queue = asyncio.Queue()
+    registry.add(who.person_id, outbox)
+    sender = asyncio.create_task(_send_loop(ws, outbox))
+    inflight = asyncio.Semaphore(svc.settings.ws_max_inflight_frames)
+    pending: set[asyncio.Task] = set()
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            if len(data) > svc.settings.max_frame_bytes:
+                outbox.put_nowait(_error(None, "frame_too_large",
+                                         f"frame larger than {svc.settings.max_frame_bytes} bytes; nothing stored"))
+                continue
+            try:
+                frame = validation.decode_frame(data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                outbox.put_nowait(_error(None, "malformed_frame", f"{exc}; nothing stored"))
+                continue
+            if len(frame.readings) > svc.settings.max_batch_readings:
+                outbox.put_nowait(_error(frame.seq, "batch_too_large",
+                                         f"at most {svc.settings.max_batch_readings} readings per frame"))
+                continue
+            await inflight.acquire()  # back-pressure: stop reading while too many frames await commit
+            task = asyncio.create_task(_store_frame(svc, who, frame, outbox))
+            pending.add(task)
+            task.add_done_callback(lambda t: (pending.discard(t), inflight.release()))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        registry.remove(who.person_id, outbox)
+        # Frames already handed to the writer still commit; their acks just have nowhere to go.
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        sender.cancel()
+        WS_CONNECTIONS.dec()
+
+
+def _error(seq: int | None, code: str, detail: str, **extra) -> dict:
+    return {"type": "error", "seq": seq, "code": code, "detail": detail, **extra}
+
+
+async def _store_frame(svc: Services, who, frame: validation.Frame, outbox: asyncio.Queue) -> None:
+    try:
+        results = await receive(svc.ingest, tenant_id=who.tenant_id, person_id=who.person_id,
+                                items=frame.readings, limits=svc.limits)
+    except DatabaseUnavailable as exc:
+        outbox.put_nowait(_error(frame.seq, "unavailable", f"not stored: {exc}", retry_after=exc.retry_after_s))
+        return
+    except Exception:
+        log.exception("stream.frame_failed seq=%s", frame.seq)
+        outbox.put_nowait(_error(frame.seq, "internal", "not stored: internal error, please resend"))
+        return
+    outbox.put_nowait({"type": "ack", "seq": frame.seq, **summarise(results)})
+
+
+async def _send_loop(ws: WebSocket, outbox: asyncio.Queue) -> None:
+    try:
+        while True:
+            message = await outbox.get()
+            await ws.send_text(_encoder.encode(message).decode())
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the client went away; the receive loop notices and cleans up
+        return

@@ -1,0 +1,201 @@
+"""The ``beidou`` command."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from uuid import UUID
+
+import click
+
+from app.core.settings import Settings, get_settings
+
+SETTINGS_HELP = """
+\b
+Configuration comes from environment variables (or a file named by BEIDOU_CONFIG_FILE, KEY=value lines):
+""" + "\n".join(
+    f"  {(f.validation_alias or 'BEIDOU_' + name.upper())}: {f.description}"
+    for name, f in Settings.model_fields.items()
+)
+
+
+@click.group(help="Health Beidou: consent-first health monitoring for insurers.\n" + SETTINGS_HELP,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def main() -> None:
+    from app.core.observability import configure_logging
+    configure_logging(get_settings().log_level)
+
+
+def _target(start_local: bool = True):
+    from app.core import localdb, runtime
+    try:
+        return runtime.resolve(get_settings(), start_local=start_local)
+    except localdb.LocalClusterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _upgrade(admin_url: str) -> None:
+    from app.core import migrate
+    try:
+        ran = migrate.upgrade(admin_url)
+    except migrate.MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    for m in ran:
+        click.echo(f"applied {m.path.name}", err=True)
+
+
+def _serve_api(host: str, port: int, url: str) -> None:
+    import uvicorn
+
+    from app.api.factory import create_app
+    settings = get_settings()
+    app = create_app(settings, url)
+    uvicorn.run(app, host=host, port=port, ws="websockets", ws_max_size=16 * 1024 * 1024,
+                log_level=settings.log_level.lower(), access_log=False, proxy_headers=False)
+
+
+@main.command(help="Start everything: the database (local unless DATABASE_URL is set), migrations and the API.")
+@click.option("--host", default=None, help="Listen address (default BEIDOU_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (default BEIDOU_PORT, 8000).")
+def up(host: str | None, port: int | None) -> None:
+    settings = get_settings()
+    target = _target()
+    _upgrade(target.admin_url)
+    host, port = host or settings.host, port or settings.port
+    click.echo(f"Health Beidou API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", err=True)
+    _serve_api(host, port, target.url)
+
+
+@main.command(help="Run only the HTTP/WebSocket API (production runs several side by side).")
+@click.option("--host", default=None, help="Listen address (default BEIDOU_HOST).")
+@click.option("--port", type=int, default=None, help="Listen port (default BEIDOU_PORT).")
+def api(host: str | None, port: int | None) -> None:
+    settings = get_settings()
+    _serve_api(host or settings.host, port or settings.port, _target().url)
+
+
+@main.group(help="Database: migrations and the private local cluster.")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="Apply pending migrations from migrations/ (each once, checksummed).")
+def db_upgrade() -> None:
+    _upgrade(_target().admin_url)
+
+
+@db.command("status", help="List migrations and whether each is applied.")
+def db_status() -> None:
+    from app.core import migrate
+    for m, done in migrate.status(_target().admin_url):
+        click.echo(f"{'applied' if done else 'pending':8} {m.path.name}")
+
+
+@db.command("start", help="Start the private local cluster (no-op with DATABASE_URL set).")
+def db_start() -> None:
+    target = _target()
+    click.echo("using DATABASE_URL" if target.local is None else f"local cluster on 127.0.0.1:{target.local.port}")
+
+
+@db.command("stop", help="Stop the private local cluster.")
+def db_stop() -> None:
+    from app.core import localdb
+    settings = get_settings()
+    if settings.database_url:
+        raise click.ClickException("DATABASE_URL is set: the local cluster is not used")
+    localdb.stop(localdb.default_cluster(settings.data_dir, settings.local_pg_port))
+
+
+@db.command("url", help="Print the service-role URL (--admin: the owner's) of the database in use.")
+@click.option("--admin", is_flag=True, help="Print the schema owner's URL instead.")
+def db_url(admin: bool) -> None:
+    target = _target()
+    click.echo(target.admin_url if admin else target.url)
+
+
+@main.group(help="Insurers (tenants).")
+def tenant() -> None:
+    pass
+
+
+@tenant.command("add", help="Add an insurer and print its id (the same id again if it exists).")
+@click.argument("name")
+def tenant_add(name: str) -> None:
+    from app import directory
+    target = _target()
+    _upgrade(target.admin_url)
+    click.echo(directory.add_tenant(target.admin_url, name))
+
+
+@tenant.command("list", help="List insurers: id and name.")
+def tenant_list() -> None:
+    from app import directory
+    for tid, name in directory.list_tenants(_target().admin_url):
+        click.echo(f"{tid}  {name}")
+
+
+@main.command(help="Print a locally signed bearer token (HS256) for a policyholder or a staff member.")
+@click.option("--tenant", "tenant_", required=True, help="Tenant id (or name).")
+@click.option("--person", help="Policyholder id as the insurer knows it (token subject).")
+@click.option("--staff", help="Staff member id (token subject).")
+@click.option("--role", type=click.Choice(["care_agent", "care_supervisor", "tenant_admin"]), default="care_agent",
+              show_default=True, help="Role of a staff token.")
+@click.option("--ttl", type=int, default=24 * 3600, show_default=True, help="Lifetime in seconds.")
+def token(tenant_: str, person: str | None, staff: str | None, role: str, ttl: int) -> None:
+    from app.auth import PERSON_ROLE, issue_token
+    if bool(person) == bool(staff):
+        raise click.UsageError("give exactly one of --person or --staff")
+    settings = get_settings()
+    if settings.jwt_jwks_url:
+        raise click.ClickException("BEIDOU_JWT_JWKS_URL is set: tokens come from the identity provider")
+    tenant_id = _tenant_id(tenant_)
+    subject, token_role = (person, PERSON_ROLE) if person else (staff, role)
+    click.echo(issue_token(settings, tenant_id=tenant_id, subject=subject, role=token_role, ttl_s=ttl))
+
+
+def _tenant_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        pass
+    from app import directory
+    for tid, name in directory.list_tenants(_target().admin_url):
+        if name == value:
+            return tid
+    raise click.ClickException(f"no tenant named {value!r} (add it with `beidou tenant add`)")
+
+
+@main.command(help="Replay a person's history through the detector and print one JSON line per episode "
+                   "(no database needed).")
+@click.option("--heart-rate", "heart_rate", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV or CSV.gz with columns time,bpm (local times).")
+@click.option("--steps", type=click.Path(exists=True, dir_okay=False),
+              help="CSV or CSV.gz with columns time,steps (local times).")
+@click.option("--person", default=None, help="Person id to print (default: from the file name).")
+@click.option("--tz", default="UTC", show_default=True, help="The person's time zone (IANA name).")
+def replay(heart_rate: str, steps: str | None, person: str | None, tz: str) -> None:
+    from streaming.replay import replay as run_replay
+    person = person or Path(heart_rate).name.split("_")[0].split(".")[0]
+    run_replay(heart_rate, steps, person, tz, sys.stdout)
+
+
+@main.command(help="Judge the detector on a folder of labelled wearable data (<ID>_hr.csv.gz, <ID>_steps.csv.gz, "
+                   "labels.csv): early detection and alert burden, beside a NightSignal reference.")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def evaluate(folder: str, as_json: bool) -> None:
+    from streaming import evaluate as ev
+    report = ev.evaluate_folder(folder)
+    click.echo(json.dumps(report, indent=2, default=str) if as_json else ev.format_report(report))
+
+
+@main.command("fcm-emulator", help="Run the local FCM HTTP v1 emulator (for tests and the demo).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8089, show_default=True)
+def fcm_emulator(host: str, port: int) -> None:
+    from alerts.push.emulator import serve
+    serve(host, port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""A private TimescaleDB cluster in a data folder of the project's, on loopback only.
+
+Used when ``DATABASE_URL`` is unset (the demo, a laptop, the test suite). PostgreSQL refuses to run as
+root, so when we are root the cluster runs as the unprivileged ``postgres`` user that Debian's package
+creates. Passwords are generated once and kept in ``credentials.json`` (mode 600) beside the cluster.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+PG_BIN = Path(os.environ.get("BEIDOU_PG_BIN", "/usr/lib/postgresql/15/bin"))
+ADMIN_ROLE = "beidou_admin"
+APP_ROLE = "beidou_app"
+DB_NAME = "beidou"
+
+
+class LocalClusterError(RuntimeError):
+    """The local cluster could not be created or started; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """Where a private cluster lives and how to reach it."""
+
+    root: Path  # e.g. .data/pg — holds data/, run/, log, credentials.json
+    port: int
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.root / "credentials.json"
+
+    def credentials(self) -> dict[str, str]:
+        return json.loads(self.credentials_file.read_text())
+
+    def url(self, role: str = APP_ROLE, dbname: str = DB_NAME) -> str:
+        password = self.credentials()[role]
+        return f"postgresql://{role}:{quote(password)}@127.0.0.1:{self.port}/{dbname}"
+
+    def admin_url(self, dbname: str = DB_NAME) -> str:
+        return self.url(ADMIN_ROLE, dbname)
+
+
+def _run_as() -> list[str]:
+    """Prefix that runs a PostgreSQL binary as an unprivileged user when we are root."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise LocalClusterError(
+            "running as root and there is no 'postgres' user to run the cluster as; "
+            "install Debian's postgresql-15 package (scripts/setup.sh does) or run as a normal user"
+        ) from exc
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def _chown_to_runner(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+def _check_binaries() -> None:
+    if not (PG_BIN / "initdb").exists():
+        raise LocalClusterError(f"{PG_BIN}/initdb not found: run scripts/setup.sh to install PostgreSQL 15 and TimescaleDB")
+    sharedir = subprocess.run([PG_BIN / "pg_config", "--sharedir"], capture_output=True, text=True).stdout.strip()
+    if sharedir and not Path(sharedir, "extension", "timescaledb.control").exists():
+        raise LocalClusterError("the TimescaleDB extension is not installed: run scripts/install-timescaledb.sh")
+
+
+def _initdb(cluster: LocalCluster) -> None:
+    cluster.root.mkdir(parents=True, exist_ok=True)
+    creds = {ADMIN_ROLE: secrets.token_urlsafe(18), APP_ROLE: secrets.token_urlsafe(18)}
+    pwfile = cluster.root / ".pwfile"
+    pwfile.write_text(creds[ADMIN_ROLE] + "\n")
+    for path in (cluster.root, pwfile):
+        _chown_to_runner(path)
+    os.chmod(pwfile, 0o600)
+    log.info("localdb.initdb path=%s", cluster.data)
+    result = subprocess.run(
+        [*_run_as(), str(PG_BIN / "initdb"), "-D", str(cluster.data), "-U", ADMIN_ROLE, "--pwfile", str(pwfile),
+         "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
+        capture_output=True, text=True,
+    )
+    pwfile.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise LocalClusterError(f"initdb failed:\n{result.stderr.strip()}\n(remove {cluster.root} to start over)")
+    cluster.socket_dir.mkdir(exist_ok=True)
+    _chown_to_runner(cluster.socket_dir)
+    conf = cluster.data / "postgresql.auto.conf"
+    with conf.open("a") as fh:
+        fh.write(
+            "\n# Health Beidou private cluster\n"
+            "listen_addresses = '127.0.0.1'\n"
+            f"port = {cluster.port}\n"
+            f"unix_socket_directories = '{cluster.socket_dir}'\n"
+            "shared_preload_libraries = 'timescaledb'\n"
+            "timescaledb.telemetry_level = off\n"
+            "max_connections = 300\n"
+            "shared_buffers = '256MB'\n"
+            "synchronous_commit = on\n"
+            "log_min_messages = warning\n"
+        )
+    cluster.credentials_file.write_text(json.dumps(creds))
+    os.chmod(cluster.credentials_file, 0o600)
+
+
+def is_running(cluster: LocalCluster) -> bool:
+    if not (cluster.data / "PG_VERSION").exists():
+        return False
+    result = subprocess.run([*_run_as(), str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "status"],
+                            capture_output=True, text=True)
+    return result.returncode == 0
+
+
+def start(cluster: LocalCluster, *, timeout_s: int = 60) -> LocalCluster:
+    """Create the cluster if needed, start it if stopped, and make sure roles and the database exist."""
+    _check_binaries()
+    if not (cluster.data / "PG_VERSION").exists():
+        _initdb(cluster)
+    if not is_running(cluster):
+        log.info("localdb.start port=%s", cluster.port)
+        if not cluster.logfile.exists():
+            cluster.logfile.touch()
+            _chown_to_runner(cluster.logfile)
+        result = subprocess.run(
+            [*_run_as(), str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-l", str(cluster.logfile),
+             "-w", "-t", str(timeout_s), "start"],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            tail = cluster.logfile.read_text(errors="replace").splitlines()[-15:]
+            raise LocalClusterError(
+                "the local PostgreSQL did not start:\n" + "\n".join(tail)
+                + f"\n(is port {cluster.port} taken? set BEIDOU_LOCAL_PG_PORT; log: {cluster.logfile})"
+            )
+    _ensure_roles(cluster)
+    return cluster
+
+
+def stop(cluster: LocalCluster) -> None:
+    if is_running(cluster):
+        subprocess.run([*_run_as(), str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, text=True, check=False)
+
+
+def _ensure_roles(cluster: LocalCluster) -> None:
+    import psycopg
+    from psycopg import sql
+
+    creds = cluster.credentials()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn = psycopg.connect(cluster.admin_url("postgres"), autocommit=True, connect_timeout=5)
+            break
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    with conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}").format(
+            sql.SQL(verb), sql.Identifier(APP_ROLE), sql.Literal(creds[APP_ROLE])))
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
+
+
+def default_cluster(data_dir: Path, port: int) -> LocalCluster:
+    return LocalCluster(root=data_dir / "pg", port=port)

@@ -1,0 +1,72 @@
+"""Service configuration, read from environment variables (prefix ``BEIDOU_``) and an optional file.
+
+Every option is documented here once; ``beidou --help`` and the README list the same names.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """All settings of the service. Defaults are safe: loopback only, a local secret, no real FCM."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BEIDOU_",
+        env_file=os.environ.get("BEIDOU_CONFIG_FILE", None),
+        extra="ignore",
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="PostgreSQL/TimescaleDB URL the service connects with (a non-owner role). "
+        "Unset: a private local cluster in data_dir is started and used.",
+    )
+    database_admin_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_ADMIN_URL",
+        description="URL of the schema owner, used by `beidou db upgrade`. Defaults to DATABASE_URL.",
+    )
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Folder for the local cluster and model files.")
+    local_pg_port: int = Field(default=55432, description="Port of the private local cluster (127.0.0.1 only).")
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=8000, description="Port the API listens on.")
+    pool_min: int = Field(default=2, description="Minimum database connections per process.")
+    pool_max: int = Field(default=10, description="Maximum database connections per process.")
+    statement_timeout_ms: int = Field(default=15000, description="Database statement timeout for service queries.")
+
+    jwt_secret: str | None = Field(
+        default=None,
+        description="HS256 secret for local and test tokens. Unset and no JWKS URL: a random secret is kept in data_dir.",
+    )
+    jwt_jwks_url: str | None = Field(default=None, description="JWKS URL of the insurer's identity provider (RS256).")
+    jwt_issuer: str = Field(default="beidou-local", description="Expected `iss` claim.")
+    jwt_audience: str = Field(default="health-beidou", description="Expected `aud` claim.")
+    jwt_leeway_s: int = Field(default=30, description="Clock skew tolerated when checking exp/nbf.")
+
+    max_body_bytes: int = Field(default=1_048_576, description="Largest accepted HTTP request body.")
+    max_batch_readings: int = Field(default=5000, description="Most readings in one HTTP batch or WebSocket frame.")
+    max_frame_bytes: int = Field(default=524_288, description="Largest accepted WebSocket frame.")
+    max_future_skew_s: int = Field(default=300, description="How far in the future a reading's time may be.")
+    max_past_days: int = Field(default=3650, description="How far in the past a reading's time may be.")
+    ws_max_inflight_frames: int = Field(default=32, description="Unacknowledged frames per connection before reading pauses.")
+    ingest_writers: int = Field(default=3, description="Concurrent group-commit writers per API process.")
+
+    log_level: str = Field(default="INFO", description="Log level.")
+
+    @property
+    def uses_local_cluster(self) -> bool:
+        return self.database_url is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own ``Settings``)."""
+    return Settings()

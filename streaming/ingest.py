@@ -1,0 +1,173 @@
+"""Storing readings: consent gate, deduplication on the natural key, and group commit.
+
+Many small batches (WebSocket frames, HTTP requests) arriving together are written in one transaction
+with one binary COPY, per tenant. A caller's ``store`` returns only after its readings are committed,
+so an acknowledgement always means "in the database". The queue is bounded: a slow database slows
+the callers down instead of growing memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from app.core.db import Database
+from app.core.errors import DatabaseUnavailable
+from app.core.observability import INGEST_COMMIT_SECONDS, INGEST_GROUP_ROWS
+from consent import repository as consent_repo
+from consent.catalog import MONITORING
+from streaming.validation import Reading
+
+log = logging.getLogger(__name__)
+
+ACCEPTED, DUPLICATE, NO_CONSENT = "accepted", "duplicate", "no_consent"
+INGEST_CHANNEL = "beidou_ingest"
+
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
+    idx integer, time timestamptz, tenant_id uuid, person_id uuid, metric text, value double precision,
+    value2 double precision, details jsonb, source text, utc_offset_min smallint) ON COMMIT DELETE ROWS"""
+_COPY = ("COPY ingest_stage (idx, time, tenant_id, person_id, metric, value, value2, details, source, "
+         "utc_offset_min) FROM STDIN (FORMAT BINARY)")
+_COPY_TYPES = ["int4", "timestamptz", "uuid", "uuid", "text", "float8", "float8", "jsonb", "text", "int2"]
+_INSERT = """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source, utc_offset_min)
+             SELECT time, tenant_id, person_id, metric, value, value2, details, source, utc_offset_min
+               FROM ingest_stage ON CONFLICT DO NOTHING"""
+# Rows inserted by this transaction carry received_at = now(); anything else was there before us.
+_DUPLICATES = """SELECT s.idx FROM ingest_stage s JOIN readings r
+                   ON r.person_id = s.person_id AND r.metric = s.metric AND r.source = s.source AND r.time = s.time
+                  WHERE r.time BETWEEN %s AND %s AND r.received_at <> now()"""
+_SOURCES = """INSERT INTO sources AS s (tenant_id, person_id, source)
+              SELECT %s, p, src FROM unnest(%s::uuid[], %s::text[]) AS u(p, src)
+              ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
+              WHERE s.last_seen < now() - interval '1 minute'"""
+
+
+@dataclass(slots=True)
+class _Job:
+    tenant_id: UUID
+    person_id: UUID
+    readings: list[Reading]
+    future: asyncio.Future
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+class IngestWriter:
+    """Group-commit writer shared by every connection of one process."""
+
+    def __init__(self, db: Database, *, writers: int = 3, max_rows_per_commit: int = 20_000, queue_size: int = 512):
+        self.db = db
+        self.writers = writers
+        self.max_rows = max_rows_per_commit
+        self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
+        self._tasks: list[asyncio.Task] = []
+        self._staged: weakref.WeakSet = weakref.WeakSet()  # connections whose temp stage table exists
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"ingest-writer-{i}") for i in range(self.writers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def store(self, tenant_id: UUID, person_id: UUID, readings: list[Reading]) -> list[str]:
+        """Store a person's validated readings; one outcome per reading, after the commit."""
+        if not readings:
+            return []
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Job(tenant_id, person_id, readings, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            rows = len(jobs[0].readings)
+            while rows < self.max_rows and not self.queue.empty():
+                job = self.queue.get_nowait()
+                jobs.append(job)
+                rows += len(job.readings)
+            by_tenant: dict[UUID, list[_Job]] = defaultdict(list)
+            for job in jobs:
+                by_tenant[job.tenant_id].append(job)
+            for tenant_id, group in by_tenant.items():
+                await self._commit_group(tenant_id, group)
+
+    async def _commit_group(self, tenant_id: UUID, jobs: list[_Job]) -> None:
+        for attempt in range(3):
+            try:
+                outcomes = await self._write(tenant_id, jobs)
+                break
+            except psycopg.errors.DeadlockDetected:
+                # Two groups inserting overlapping keys in different orders; the loser simply tries again.
+                log.warning("ingest.deadlock_retry attempt=%s", attempt)
+                if attempt == 2:
+                    return _fail(jobs, DatabaseUnavailable("write conflict, please retry"))
+            except DatabaseUnavailable as exc:
+                return _fail(jobs, exc)
+            except Exception as exc:  # keep the writer alive; the callers see the error
+                log.exception("ingest.group_failed tenant=%s", tenant_id)
+                return _fail(jobs, exc)
+        done = time.perf_counter()
+        for job, result in zip(jobs, outcomes):
+            INGEST_COMMIT_SECONDS.observe(done - job.queued_at)
+            if not job.future.done():
+                job.future.set_result(result)
+
+    async def _write(self, tenant_id: UUID, jobs: list[_Job]) -> list[list[str]]:
+        outcomes: list[list[str]] = [[NO_CONSENT] * len(job.readings) for job in jobs]
+        async with self.db.transaction(tenant_id=tenant_id) as conn:
+            people = list({job.person_id for job in jobs})
+            consented = await consent_repo.granted_pairs(conn, people, MONITORING)
+            rows, where, seen = [], [], set()
+            lo = hi = None
+            for j, job in enumerate(jobs):
+                person = job.person_id
+                for i, r in enumerate(job.readings):
+                    if (person, r.metric) not in consented:
+                        continue
+                    key = (person, r.metric, r.source, r.time)
+                    if key in seen:
+                        outcomes[j][i] = DUPLICATE
+                        continue
+                    seen.add(key)
+                    outcomes[j][i] = ACCEPTED
+                    where.append((j, i))
+                    rows.append((len(rows), r.time, tenant_id, person, r.metric, r.value, r.value2,
+                                 None if r.details is None else Jsonb(r.details), r.source, r.utc_offset_min))
+                    lo = r.time if lo is None or r.time < lo else lo
+                    hi = r.time if hi is None or r.time > hi else hi
+            if not rows:
+                return outcomes
+            INGEST_GROUP_ROWS.observe(len(rows))
+            if conn not in self._staged:
+                await conn.execute(_STAGE)
+                self._staged.add(conn)
+            async with conn.cursor() as cur:
+                async with cur.copy(_COPY) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for row in rows:
+                        await copy.write_row(row)
+                await cur.execute(_INSERT)
+                if cur.rowcount != len(rows):
+                    await cur.execute(_DUPLICATES, (lo, hi))
+                    for (idx,) in await cur.fetchall():
+                        j, i = where[idx]
+                        outcomes[j][i] = DUPLICATE
+                pairs = sorted({(row[3], row[8]) for row in rows})
+                await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
+                await cur.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
+        return outcomes
+
+
+def _fail(jobs: list[_Job], exc: BaseException) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(exc)

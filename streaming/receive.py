@@ -1,0 +1,52 @@
+"""From raw items to per-item results: validate each, store the good ones, report every one in order."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from uuid import UUID
+
+import msgspec
+
+from app.core.observability import READINGS
+from streaming.ingest import ACCEPTED, DUPLICATE, NO_CONSENT, IngestWriter
+from streaming.validation import Limits, Reading, Rejected, validate
+
+_NO_CONSENT_DETAIL = "no active consent to store this data type for monitoring"
+
+
+async def receive(writer: IngestWriter, *, tenant_id: UUID, person_id: UUID, items: list[msgspec.Raw],
+                  limits: Limits) -> list[dict]:
+    """Validate and store a person's items; one result per item, in order, after the commit."""
+    now = datetime.now(timezone.utc)
+    results: list[dict] = [None] * len(items)  # type: ignore[list-item]
+    good: list[Reading] = []
+    positions: list[int] = []
+    for index, raw in enumerate(items):
+        try:
+            reading = validate(raw, now=now, limits=limits)
+        except Rejected as exc:
+            results[index] = {"index": index, "status": "rejected", "reason": exc.reason, "detail": exc.detail}
+            READINGS.labels("rejected", exc.reason).inc()
+            continue
+        good.append(reading)
+        positions.append(index)
+    outcomes = await writer.store(tenant_id, person_id, good)
+    for index, outcome in zip(positions, outcomes):
+        if outcome == NO_CONSENT:
+            results[index] = {"index": index, "status": "rejected", "reason": NO_CONSENT, "detail": _NO_CONSENT_DETAIL}
+            READINGS.labels("rejected", NO_CONSENT).inc()
+        else:
+            results[index] = {"index": index, "status": outcome}
+    accepted = sum(1 for o in outcomes if o == ACCEPTED)
+    duplicate = sum(1 for o in outcomes if o == DUPLICATE)
+    if accepted:
+        READINGS.labels("accepted", "").inc(accepted)
+    if duplicate:
+        READINGS.labels("duplicate", "").inc(duplicate)
+    return results
+
+
+def summarise(results: list[dict]) -> dict:
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for r in results:
+        counts[r["status"]] += 1
+    return {"results": results, **counts}
