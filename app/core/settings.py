@@ -21,6 +21,7 @@ class Settings(BaseSettings):
         env_prefix="BEIDOU_",
         env_file=os.environ.get("BEIDOU_CONFIG_FILE", None),
         extra="ignore",
+        populate_by_name=True,
     )
 
     database_url: str | None = Field(

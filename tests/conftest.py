@@ -1,0 +1,91 @@
+"""Test fixtures: a real TimescaleDB (the private test cluster, or DATABASE_URL's server) and the real service.
+
+Databases are copied from a migrated template (``CREATE DATABASE ... TEMPLATE``), so a test that needs a
+clean schema gets one in a fraction of a second. Most tests share one running service and make their
+own tenant: tenants are walls, so tests cannot see each other's data.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.support import Service, Tenant, TestDatabase, start_service
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+JWT_SECRET = "test-secret-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def admin_server_url() -> str:
+    """Admin URL of the server tests create databases on (database part is replaced per test)."""
+    from app.core import localdb
+    url = os.environ.get("BEIDOU_TEST_ADMIN_URL") or os.environ.get("DATABASE_ADMIN_URL")
+    if url:
+        return url
+    if os.environ.get("DATABASE_URL"):
+        pytest.exit("DATABASE_URL is set: also set BEIDOU_TEST_ADMIN_URL (a role that may create databases)", 2)
+    cluster = localdb.LocalCluster(root=ROOT / ".data" / "test-pg",
+                                   port=int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433")))
+    localdb.start(cluster)
+    return cluster.admin_url("postgres")
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_server_url: str) -> TestDatabase:
+    """A migrated database that per-test databases are copied from."""
+    from app.core import migrate
+    name = f"beidou_tpl_{os.getpid()}"
+    tpl = TestDatabase.create(admin_server_url, name)
+    migrate.upgrade(tpl.admin_url)
+    tpl.ensure_app_login()
+    yield tpl
+    tpl.drop()
+
+
+@pytest.fixture
+def fresh_db(admin_server_url: str, template_db: TestDatabase) -> TestDatabase:
+    """A database of its own, migrated, for tests that need a clean schema."""
+    db = TestDatabase.create(admin_server_url, f"beidou_t_{uuid.uuid4().hex[:12]}", template=template_db.name)
+    yield db
+    db.drop()
+
+
+@pytest.fixture
+def empty_db(admin_server_url: str) -> TestDatabase:
+    """A database with nothing in it (migration tests)."""
+    db = TestDatabase.create(admin_server_url, f"beidou_e_{uuid.uuid4().hex[:12]}")
+    yield db
+    db.drop()
+
+
+@pytest.fixture(scope="session")
+def shared_db(admin_server_url: str, template_db: TestDatabase) -> TestDatabase:
+    db = TestDatabase.create(admin_server_url, f"beidou_s_{os.getpid()}", template=template_db.name)
+    yield db
+    db.drop()
+
+
+@pytest.fixture(scope="session")
+def service(shared_db: TestDatabase, tmp_path_factory) -> Service:
+    """The real API as a separate process (`beidou api`) on a free loopback port."""
+    svc = start_service(shared_db, JWT_SECRET, tmp_path_factory.mktemp("service"))
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def tenant(service: Service) -> Tenant:
+    """A brand-new insurer on the shared service."""
+    return service.new_tenant()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

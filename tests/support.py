@@ -1,0 +1,168 @@
+"""Helpers for tests that drive the real service and database from the outside."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from app.core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_PASSWORD = "app-" + uuid.uuid4().hex
+
+
+def with_db(url: str, dbname: str, user: str | None = None, password: str | None = None) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if user is not None:
+        host = netloc.rsplit("@", 1)[-1]
+        netloc = f"{user}:{password}@{host}"
+    return urlunsplit((parts.scheme, netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+@dataclass
+class TestDatabase:
+    server_admin_url: str
+    name: str
+
+    @classmethod
+    def create(cls, server_admin_url: str, name: str, template: str | None = None) -> TestDatabase:
+        with psycopg.connect(server_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                stmt = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+            conn.execute(stmt)
+        return cls(server_admin_url, name)
+
+    @property
+    def admin_url(self) -> str:
+        return with_db(self.server_admin_url, self.name)
+
+    @property
+    def app_url(self) -> str:
+        return with_db(self.server_admin_url, self.name, "beidou_app", APP_PASSWORD)
+
+    def ensure_app_login(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE beidou_app LOGIN PASSWORD {}").format(sql.Literal(APP_PASSWORD)))
+
+    def drop(self) -> None:
+        with psycopg.connect(self.server_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Tenant:
+    id: uuid.UUID
+    name: str
+    service: Service
+
+    def person_token(self, person: str, ttl_s: int = 3600) -> str:
+        from app.auth import issue_token
+        return issue_token(self.service.settings, tenant_id=self.id, subject=person, role="policyholder", ttl_s=ttl_s)
+
+    def staff_token(self, staff: str, role: str = "care_agent") -> str:
+        from app.auth import issue_token
+        return issue_token(self.service.settings, tenant_id=self.id, subject=staff, role=role)
+
+    def client(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=self.service.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@dataclass
+class Service:
+    db: TestDatabase
+    settings: Settings
+    env: dict
+    port: int
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+    tenants: list = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+    def new_tenant(self, name: str | None = None) -> Tenant:
+        from app import directory
+        name = name or f"insurer-{uuid.uuid4().hex[:10]}"
+        return Tenant(directory.add_tenant(self.db.admin_url, name), name, self)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "api", "--port", str(self.port)],
+            env=self.env, cwd=ROOT, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.base_url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"service did not become ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+    def app_conn(self, tenant_id=None, person_id=None) -> psycopg.Connection:
+        """A connection as the service role with the given context, as the service itself would have."""
+        conn = psycopg.connect(self.db.app_url, autocommit=True)
+        conn.execute("SELECT set_config('beidou.tenant_id', %s, false), set_config('beidou.person_id', %s, false)",
+                     ("" if tenant_id is None else str(tenant_id), "" if person_id is None else str(person_id)))
+        return conn
+
+    def admin_conn(self) -> psycopg.Connection:
+        return psycopg.connect(self.db.admin_url, autocommit=True)
+
+
+def service_env(db: TestDatabase, jwt_secret: str, data_dir: Path, port: int, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEIDOU_")}
+    env.update({
+        "DATABASE_URL": db.app_url, "DATABASE_ADMIN_URL": db.admin_url, "BEIDOU_JWT_SECRET": jwt_secret,
+        "BEIDOU_DATA_DIR": str(data_dir), "BEIDOU_PORT": str(port), "BEIDOU_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    })
+    env.update(extra)
+    return env
+
+
+def start_service(db: TestDatabase, jwt_secret: str, data_dir: Path, **extra: str) -> Service:
+    port = free_port()
+    env = service_env(db, jwt_secret, data_dir, port, **extra)
+    settings = Settings(_env_file=None, database_url=db.app_url, jwt_secret=jwt_secret, data_dir=data_dir)
+    svc = Service(db=db, settings=settings, env=env, port=port, log_path=data_dir / "service.log")
+    svc.start()
+    return svc
