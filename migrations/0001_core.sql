@@ -77,11 +77,12 @@ CREATE TABLE readings (
   utc_offset_min  smallint NOT NULL,         -- the offset the phone sent with the time
   received_at     timestamptz NOT NULL DEFAULT now()
 );
+-- One index only: every index costs ingest throughput, and every query we serve is per person. The
+-- natural key (person, metric, time, source) makes a re-sent reading a no-op and, in this column order,
+-- also serves "this person's metric between two times".
 SELECT create_hypertable('readings', 'time', chunk_time_interval => INTERVAL '1 day',
-                         associated_schema_name => 'beidou_chunks');
--- The natural key: a re-sent reading is a no-op.
-CREATE UNIQUE INDEX readings_natural_key ON readings (person_id, metric, source, time);
-CREATE INDEX readings_tenant_time ON readings (tenant_id, time DESC);
+                         associated_schema_name => 'beidou_chunks', create_default_indexes => false);
+CREATE UNIQUE INDEX readings_natural_key ON readings (person_id, metric, time, source);
 
 CREATE TABLE consent_events (
   id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -129,7 +129,7 @@ def _error(seq: int | None, code: str, detail: str, **extra) -> dict:
     return {"type": "error", "seq": seq, "code": code, "detail": detail, **extra}
 
 
-async def _store_frame(svc: Services, who, frame: validation.Frame, outbox: asyncio.Queue) -> None:
+async def _store_frame(svc: Services, who, frame: validation.DecodedFrame, outbox: asyncio.Queue) -> None:
     try:
         results = await receive(svc.ingest, tenant_id=who.tenant_id, person_id=who.person_id,
                                 items=frame.readings, limits=svc.limits)
