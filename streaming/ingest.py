@@ -125,25 +125,21 @@ class IngestWriter:
         outcomes: list[list[str]] = [[NO_CONSENT] * len(job.readings) for job in jobs]
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             people = list({job.person_id for job in jobs})
-            consented = await consent_repo.granted_pairs(conn, people, MONITORING)
-            rows, where, seen = [], [], set()
-            lo = hi = None
+            allowed: dict[UUID, set[str]] = defaultdict(set)
+            for person, data_type in await consent_repo.granted_pairs(conn, people, MONITORING):
+                allowed[person].add(data_type)
+            rows: list[tuple] = []
+            where: list[tuple[int, int]] = []
+            sources: set[tuple[UUID, str]] = set()
             for j, job in enumerate(jobs):
-                person = job.person_id
+                person, metrics, result = job.person_id, allowed.get(job.person_id, ()), outcomes[j]
                 for i, r in enumerate(job.readings):
-                    if (person, r.metric) not in consented:
-                        continue
-                    key = (person, r.metric, r.source, r.time)
-                    if key in seen:
-                        outcomes[j][i] = DUPLICATE
-                        continue
-                    seen.add(key)
-                    outcomes[j][i] = ACCEPTED
-                    where.append((j, i))
-                    rows.append((len(rows), r.time, tenant_id, person, r.metric, r.value, r.value2,
-                                 None if r.details is None else Jsonb(r.details), r.source, r.utc_offset_min))
-                    lo = r.time if lo is None or r.time < lo else lo
-                    hi = r.time if hi is None or r.time > hi else hi
+                    if r.metric in metrics:
+                        result[i] = ACCEPTED
+                        where.append((j, i))
+                        rows.append((len(rows), r.time, tenant_id, person, r.metric, r.value, r.value2,
+                                     None if r.details is None else Jsonb(r.details), r.source, r.utc_offset_min))
+                sources.update((person, src) for src in {r.source for r in job.readings if r.metric in metrics})
             if not rows:
                 return outcomes
             INGEST_GROUP_ROWS.observe(len(rows))
@@ -157,14 +153,28 @@ class IngestWriter:
                         await copy.write_row(row)
                 await cur.execute(_INSERT)
                 if cur.rowcount != len(rows):
-                    await cur.execute(_DUPLICATES, (lo, hi))
-                    for (idx,) in await cur.fetchall():
+                    # Rare path (a resent batch): find which rows were already stored, and repeats within
+                    # this group, without paying for it on every commit.
+                    await cur.execute(_DUPLICATES, (min(r[1] for r in rows), max(r[1] for r in rows)))
+                    for idx in _duplicates({idx for (idx,) in await cur.fetchall()}, rows):
                         j, i = where[idx]
                         outcomes[j][i] = DUPLICATE
-                pairs = sorted({(row[3], row[8]) for row in rows})
+                pairs = sorted(sources)
                 await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
                 await cur.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
         return outcomes
+
+
+def _duplicates(stored_before: set[int], rows: list[tuple]) -> list[int]:
+    """Staged rows that were not stored now: already in the table, or a repeat of an earlier staged row."""
+    seen: set[tuple] = set()
+    duplicates = []
+    for row in rows:
+        key = (row[3], row[4], row[8], row[1])  # person, metric, source, time
+        if row[0] in stored_before or key in seen:
+            duplicates.append(row[0])
+        seen.add(key)
+    return duplicates
 
 
 def _fail(jobs: list[_Job], exc: BaseException) -> None:

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     max_future_skew_s: int = Field(default=300, description="How far in the future a reading's time may be.")
     max_past_days: int = Field(default=3650, description="How far in the past a reading's time may be.")
     ws_max_inflight_frames: int = Field(default=32, description="Unacknowledged frames per connection before reading pauses.")
+    ws_compression: bool = Field(default=False, description="Offer permessage-deflate on WebSocket streams.")
     ingest_writers: int = Field(default=3, description="Concurrent group-commit writers per API process.")
 
     log_level: str = Field(default="INFO", description="Log level.")
