@@ -194,7 +194,7 @@ def evaluate(folder: str, as_json: bool) -> None:
 
 @main.command("fcm-emulator", help="Run the local FCM HTTP v1 emulator (for tests and the demo).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8089, show_default=True)
+@click.option("--port", type=int, default=8790, show_default=True)
 def fcm_emulator(host: str, port: int) -> None:
     from alerts.push.emulator import serve
     serve(host, port)
