@@ -47,6 +47,9 @@ _SOURCES = """INSERT INTO sources AS s (tenant_id, person_id, source)
               SELECT %s, p, src FROM unnest(%s::uuid[], %s::text[]) AS u(p, src)
               ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
               WHERE s.last_seen < now() - interval '1 minute'"""
+# Tell detection which people have new readings, in the same transaction (sorted: no lock-order deadlocks).
+_QUEUE = """INSERT INTO detection_queue AS q (person_id, tenant_id) SELECT p, %s FROM unnest(%s::uuid[]) AS p
+            ON CONFLICT (person_id) DO UPDATE SET version = q.version + 1, updated_at = now()"""
 
 
 @dataclass(slots=True)
@@ -161,6 +164,7 @@ class IngestWriter:
                         outcomes[j][i] = DUPLICATE
                 pairs = sorted(sources)
                 await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
+                await cur.execute(_QUEUE, (tenant_id, sorted({row[3] for row in rows})))
                 await cur.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
         return outcomes
 
