@@ -1,0 +1,257 @@
+"""SQL for alerts. Every function runs inside a tenant-scoped transaction."""
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+ALERT_CHANNEL = "beidou_alerts"
+
+ALERT_COLUMNS = """a.id, a.person_id, p.external_id AS person, a.kind, a.feature, a.metric, a.tier, a.severity,
+    a.urgent, a.status, a.summary, a.episode_start, a.episode_end, a.opened_at, a.updated_at, s.external_id AS assignee,
+    a.claimed_at, a.resolved_at, a.resolution, a.resolution_note, a.next_escalation_at, a.escalations_done"""
+
+
+async def unhandled_events(conn: psycopg.AsyncConnection, limit: int) -> list[dict]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT id, person_id, kind, feature, metric, tier, start_time, end_time, value, baseline, reason
+             FROM anomaly_events WHERE handled_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (limit,),
+    )
+    return await cur.fetchall()
+
+
+async def mark_handled(conn: psycopg.AsyncConnection, event_id: int) -> None:
+    await conn.execute("UPDATE anomaly_events SET handled_at = now() WHERE id = %s", (event_id,))
+
+
+async def consent_event_for(conn: psycopg.AsyncConnection, person_id: UUID, metric: str, purpose: str) -> int | None:
+    """The consent event that currently permits ``purpose`` for ``metric``, or None."""
+    cur = await conn.execute(
+        """SELECT event_id FROM consent_state WHERE person_id = %s AND data_type = %s AND purpose = %s
+              AND granted AND (valid_until IS NULL OR valid_until > now())""",
+        (person_id, metric, purpose),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def tenant_policy(conn: psycopg.AsyncConnection) -> dict | None:
+    cur = await conn.execute("SELECT policy FROM escalation_policies WHERE tenant_id = beidou_tenant()")
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def save_policy(conn: psycopg.AsyncConnection, tenant_id: UUID, policy: dict, by: str) -> None:
+    await conn.execute(
+        """INSERT INTO escalation_policies (tenant_id, policy, updated_by) VALUES (%s, %s, %s)
+           ON CONFLICT (tenant_id) DO UPDATE SET policy = EXCLUDED.policy, updated_by = EXCLUDED.updated_by,
+                                                 updated_at = now()""",
+        (tenant_id, Jsonb(policy), by),
+    )
+
+
+async def open_alert_for_update(conn: psycopg.AsyncConnection, person_id: UUID, kind: str, feature: str
+                                ) -> dict | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT * FROM alerts WHERE person_id = %s AND kind = %s AND feature = %s AND status <> 'resolved'
+           FOR UPDATE""",
+        (person_id, kind, feature),
+    )
+    return await cur.fetchone()
+
+
+async def insert_alert(conn: psycopg.AsyncConnection, **fields) -> UUID:
+    fields["policy"] = Jsonb(fields["policy"])
+    columns = ", ".join(fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    cur = await conn.execute(f"INSERT INTO alerts ({columns}) VALUES ({placeholders}) RETURNING id",
+                             tuple(fields.values()))
+    return (await cur.fetchone())[0]
+
+
+async def update_alert(conn: psycopg.AsyncConnection, alert_id: UUID, **fields) -> None:
+    assignments = ", ".join(f"{name} = %s" for name in fields)
+    await conn.execute(f"UPDATE alerts SET {assignments}, updated_at = now() WHERE id = %s",
+                       (*fields.values(), alert_id))
+
+
+async def alert_for_update(conn: psycopg.AsyncConnection, alert_id: UUID) -> dict | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT * FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
+    return await cur.fetchone()
+
+
+async def add_evidence(conn: psycopg.AsyncConnection, *, alert_id: UUID, event_id: int, tenant_id: UUID,
+                       person_id: UUID) -> None:
+    await conn.execute(
+        """INSERT INTO alert_evidence (alert_id, anomaly_event_id, tenant_id, person_id) VALUES (%s, %s, %s, %s)
+           ON CONFLICT DO NOTHING""",
+        (alert_id, event_id, tenant_id, person_id),
+    )
+
+
+async def add_timeline(conn: psycopg.AsyncConnection, *, alert_id: UUID, tenant_id: UUID, person_id: UUID,
+                       actor_kind: str, actor_id: str, action: str, from_status: str | None = None,
+                       to_status: str | None = None, detail: dict | None = None) -> None:
+    await conn.execute(
+        """INSERT INTO alert_timeline (alert_id, tenant_id, person_id, actor_kind, actor_id, action, from_status,
+                                       to_status, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (alert_id, tenant_id, person_id, actor_kind, actor_id, action, from_status, to_status, Jsonb(detail or {})),
+    )
+    await conn.execute("SELECT pg_notify(%s, %s)", (ALERT_CHANNEL, f"{tenant_id}|{alert_id}|{action}"))
+
+
+async def queue(conn: psycopg.AsyncConnection, *, statuses: list[str], severities: list[str] | None,
+                assignee: str | None, kinds: list[str], after: tuple | None, limit: int) -> list[dict]:
+    """The tenant's queue: urgent first, then most severe, then oldest. ``after`` is the sort key of the
+    previous page's last row. Alerts whose monitoring consent is gone are never shown, even in the moment
+    before the worker closes them."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        f"""SELECT {ALERT_COLUMNS}, a.severity_rank
+              FROM alerts a JOIN people p ON p.id = a.person_id LEFT JOIN staff s ON s.id = a.assignee_id
+             WHERE a.status = ANY(%(statuses)s) AND a.kind = ANY(%(kinds)s)
+               AND (%(severities)s::text[] IS NULL OR a.severity = ANY(%(severities)s))
+               AND (%(assignee)s::text IS NULL OR s.external_id = %(assignee)s)
+               AND EXISTS (SELECT 1 FROM consent_state c WHERE c.person_id = a.person_id AND c.data_type = a.metric
+                             AND c.purpose = 'monitoring' AND c.granted
+                             AND (c.valid_until IS NULL OR c.valid_until > now()))
+               AND (%(has_after)s = false OR (-(a.urgent::int), -a.severity_rank, a.opened_at, a.id)
+                                             > (%(u)s, %(r)s, %(o)s, %(i)s))
+             ORDER BY a.urgent DESC, a.severity_rank DESC, a.opened_at ASC, a.id ASC
+             LIMIT %(limit)s""",
+        {"statuses": statuses, "kinds": kinds, "severities": severities, "assignee": assignee, "limit": limit,
+         "has_after": after is not None,
+         "u": -int(after[0]) if after else 0, "r": -int(after[1]) if after else 0,
+         "o": after[2] if after else None, "i": after[3] if after else None},
+    )
+    return await cur.fetchall()
+
+
+async def alert_view(conn: psycopg.AsyncConnection, alert_id: UUID) -> dict | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        f"""SELECT {ALERT_COLUMNS}, a.consent_event_id, a.policy
+              FROM alerts a JOIN people p ON p.id = a.person_id LEFT JOIN staff s ON s.id = a.assignee_id
+             WHERE a.id = %s""",
+        (alert_id,),
+    )
+    return await cur.fetchone()
+
+
+async def evidence(conn: psycopg.AsyncConnection, alert_id: UUID) -> list[dict]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT e.id, e.kind, e.feature, e.metric, e.tier, e.start_time, e.end_time, e.value, e.baseline, e.reason,
+                  e.created_at
+             FROM alert_evidence v JOIN anomaly_events e ON e.id = v.anomaly_event_id
+            WHERE v.alert_id = %s ORDER BY e.id""",
+        (alert_id,),
+    )
+    return await cur.fetchall()
+
+
+async def timeline(conn: psycopg.AsyncConnection, alert_id: UUID) -> list[dict]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT at, actor_kind, actor_id, action, from_status, to_status, detail
+             FROM alert_timeline WHERE alert_id = %s ORDER BY id""",
+        (alert_id,),
+    )
+    return await cur.fetchall()
+
+
+async def notifications_for(conn: psycopg.AsyncConnection, alert_id: UUID) -> list[dict]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT n.id, n.recipient_kind, coalesce(p.external_id, s.external_id) AS recipient, n.purpose, n.status,
+                  n.status_detail, n.not_before, n.attempts, n.created_at, n.updated_at
+             FROM notifications n LEFT JOIN people p ON p.id = n.person_id LEFT JOIN staff s ON s.id = n.staff_id
+            WHERE n.alert_id = %s ORDER BY n.created_at""",
+        (alert_id,),
+    )
+    return await cur.fetchall()
+
+
+async def staff_by_external(conn: psycopg.AsyncConnection, external_id: str) -> dict | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT id, external_id, role FROM staff WHERE external_id = %s", (external_id,))
+    return await cur.fetchone()
+
+
+async def staff_to_notify(conn: psycopg.AsyncConnection, target: str, assignee_id: UUID | None) -> list[UUID]:
+    if target == "assignee":
+        return [assignee_id] if assignee_id else []
+    if target == "supervisors":
+        cur = await conn.execute("SELECT id FROM staff WHERE role IN ('care_supervisor', 'tenant_admin') ORDER BY id")
+    else:
+        cur = await conn.execute("SELECT id FROM staff WHERE on_duty ORDER BY id")
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def queue_notification(conn: psycopg.AsyncConnection, *, tenant_id: UUID, alert_id: UUID | None,
+                             purpose: str, person_id: UUID | None = None, staff_id: UUID | None = None,
+                             metric: str | None = None, critical: bool = False,
+                             not_before: datetime | None = None) -> UUID:
+    cur = await conn.execute(
+        """INSERT INTO notifications (tenant_id, recipient_kind, person_id, staff_id, alert_id, purpose, metric,
+                                      critical, not_before)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now())) RETURNING id""",
+        (tenant_id, "person" if person_id else "staff", person_id, staff_id, alert_id, purpose, metric, critical,
+         not_before),
+    )
+    await conn.execute("SELECT pg_notify('beidou_outbox', %s)", (str(tenant_id),))
+    return (await cur.fetchone())[0]
+
+
+async def due_escalations(conn: psycopg.AsyncConnection, limit: int) -> list[dict]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT * FROM alerts WHERE next_escalation_at <= now() AND status <> 'resolved'
+           ORDER BY next_escalation_at LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (limit,),
+    )
+    return await cur.fetchall()
+
+
+async def open_alerts_for_metric(conn: psycopg.AsyncConnection, person_id: UUID, metric: str) -> list[dict]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT * FROM alerts WHERE person_id = %s AND metric = %s AND status <> 'resolved' FOR UPDATE",
+        (person_id, metric),
+    )
+    return await cur.fetchall()
+
+
+async def cancel_pending_notifications(conn: psycopg.AsyncConnection, alert_id: UUID, why: str) -> int:
+    cur = await conn.execute(
+        """UPDATE notifications SET status = 'cancelled', status_detail = %s, updated_at = now()
+            WHERE alert_id = %s AND status IN ('queued', 'held')""",
+        (why, alert_id),
+    )
+    return cur.rowcount
+
+
+async def add_feedback(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, feature: str,
+                       until: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO detector_feedback (tenant_id, person_id, feature, kind, until)
+           VALUES (%s, %s, %s, 'false_alarm', %s)""",
+        (tenant_id, person_id, feature, until),
+    )
+    await conn.execute("SELECT pg_notify('beidou_feedback', %s)", (f"{tenant_id}|{person_id}",))
+
+
+async def audit(conn: psycopg.AsyncConnection, *, tenant_id: UUID, actor_kind: str, actor_id: str, action: str,
+                person_id: UUID | None, detail: dict) -> None:
+    await conn.execute(
+        """INSERT INTO audit_log (tenant_id, actor_kind, actor_id, action, subject_person_id, detail)
+           VALUES (%s, %s, %s, %s, %s, %s)""",
+        (tenant_id, actor_kind, actor_id, action, person_id, Jsonb(detail)),
+    )

@@ -1,0 +1,81 @@
+"""``GET /v1/care/live`` (WebSocket): the care page's live feed of alert changes at the staff member's insurer.
+
+Server → client: ``{"type": "alert", "alert_id": ..., "action": "opened" | "claimed" | ...}``; the page
+then fetches what it needs over the normal authenticated routes. No health data travels on this feed.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from uuid import UUID
+
+import msgspec
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from app.api.deps import Services, authenticate, websocket_token
+from app.auth import AuthError
+from app.core.errors import DatabaseUnavailable
+
+router = APIRouter(tags=["care team"])
+_encoder = msgspec.json.Encoder()
+
+
+class CareFeed:
+    """Open care-page connections per tenant."""
+
+    def __init__(self) -> None:
+        self._by_tenant: dict[UUID, set[asyncio.Queue]] = defaultdict(set)
+
+    def publish(self, payload: str) -> None:
+        tenant_id, alert_id, action = payload.split("|", 2)
+        message = {"type": "alert", "alert_id": alert_id, "action": action}
+        for queue in self._by_tenant.get(UUID(tenant_id), ()):
+            if queue.qsize() < 1000:  # a stalled page must not grow memory; it reloads on reconnect
+                queue.put_nowait(message)
+
+    def add(self, tenant_id: UUID, queue: asyncio.Queue) -> None:
+        self._by_tenant[tenant_id].add(queue)
+
+    def remove(self, tenant_id: UUID, queue: asyncio.Queue) -> None:
+        queues = self._by_tenant.get(tenant_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._by_tenant[tenant_id]
+
+
+@router.websocket("/v1/care/live")
+async def live(ws: WebSocket) -> None:
+    svc: Services = ws.app.state.services
+    feed: CareFeed = ws.app.state.care_feed
+    try:
+        token = websocket_token(ws)
+        if not token:
+            raise AuthError("missing bearer token")
+        who = await authenticate(token, svc)
+    except AuthError as exc:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
+        return
+    except DatabaseUnavailable:
+        await ws.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="database unavailable")
+        return
+    if who.staff is None:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="the live feed is for care staff")
+        return
+    await ws.accept()
+    queue: asyncio.Queue = asyncio.Queue()
+    feed.add(who.tenant_id, queue)
+
+    async def pump() -> None:
+        while True:
+            await ws.send_text(_encoder.encode(await queue.get()).decode())
+
+    sender = asyncio.create_task(pump())
+    try:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass  # the client has nothing to say; pings are handled by the protocol
+    except WebSocketDisconnect:
+        pass
+    finally:
+        feed.remove(who.tenant_id, queue)
+        sender.cancel()

@@ -1,0 +1,96 @@
+"""The scheduler: ONE APScheduler per deployment, running idempotent jobs guarded by Postgres locks.
+
+Several schedulers (or several `beidou up` processes) may run by mistake: each job takes a session-level
+advisory lock first, so a job never runs twice at the same time, and every job is safe to repeat anyway.
+Timers live in the database (``alerts.next_escalation_at``), so a restart loses none: the escalation job
+is both the timer and the sweep that catches any missed step.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from alerts.consumer import AlertConsumer
+from app.core.db import Database
+from streaming.consumer import DetectionConsumer
+
+log = logging.getLogger(__name__)
+
+
+def _lock_key(name: str) -> int:
+    return zlib.crc32(f"beidou.job.{name}".encode())
+
+
+class Scheduler:
+    def __init__(self, db: Database, url: str, *, escalation_s: float = 30, gap_check_s: float = 600,
+                 retention_days: int | None = None):
+        self.db = db
+        self.url = url
+        self.alerts = AlertConsumer(db)
+        self.detection = DetectionConsumer(db)
+        self.retention_days = retention_days
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
+        now = datetime.now(timezone.utc)
+        self.scheduler.add_job(self._guarded("escalations", self.run_escalations), "interval", seconds=escalation_s,
+                               id="escalations", next_run_time=now + timedelta(seconds=1))
+        self.scheduler.add_job(self._guarded("gap_check", self.run_gap_check), "interval", seconds=gap_check_s,
+                               id="gap_check")
+        if retention_days:
+            self.scheduler.add_job(self._guarded("retention", self.run_retention), "interval", hours=6,
+                                   id="retention", next_run_time=now + timedelta(seconds=30))
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+
+    def _guarded(self, name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(name),))
+                    if not (await cur.fetchone())[0]:
+                        log.info("scheduler.job_skipped job=%s reason=running_elsewhere", name)
+                        return
+                    try:
+                        result = await job()
+                        if result:
+                            log.info("scheduler.job_done job=%s result=%s", name, result)
+                    finally:
+                        await conn.execute("SELECT pg_advisory_unlock(%s)", (_lock_key(name),))
+            except Exception:
+                log.exception("scheduler.job_failed job=%s", name)
+        run.__name__ = f"job_{name}"
+        return run
+
+    async def run_escalations(self) -> int:
+        return sum([await self.alerts.escalate(t) for t in await self.detection.tenants()])
+
+    async def run_gap_check(self) -> int:
+        return sum([await self.detection.check_gaps(t) for t in await self.detection.tenants()])
+
+    async def run_retention(self) -> int:
+        """Drop reading chunks older than the retention period (TimescaleDB Apache edition has no policies)."""
+        async with self.db.transaction(tenant_id=None) as conn:
+            cur = await conn.execute("SELECT beidou_drop_old_readings(%s)", (self.retention_days,))
+            return (await cur.fetchone())[0]
+
+
+async def run_scheduler(url: str, *, retention_days: int | None = None) -> None:
+    import asyncio
+    db = Database(url, min_size=1, max_size=3, application_name="beidou-scheduler")
+    await db.open()
+    scheduler = Scheduler(db, url, retention_days=retention_days)
+    scheduler.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        scheduler.stop()
+        await db.close()
