@@ -1,0 +1,58 @@
+"""The care team's web page: ``GET /care`` and its files under ``/care/static/``.
+
+The page is static (plain HTML, CSS and JavaScript, no build step) and talks to the ``/v1/care`` routes
+with the staff token the agent pastes in. It holds no data itself, so serving it needs no token; every
+answer carries a strict Content-Security-Policy (scripts, styles and fetches from this origin only, the
+live feed over ``ws:``/``wss:``) and the HTML is never cached, so a shared laptop keeps no copy of it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse, RedirectResponse
+
+router = APIRouter(include_in_schema=False)
+
+WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "font-src 'self'",
+    "connect-src 'self' ws: wss:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+))
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+# Only these kinds of file are served; anything else under app/web (licences, notes) is not.
+MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+@router.get("/care")
+async def care_page() -> FileResponse:
+    return FileResponse(WEB_ROOT / "index.html", media_type="text/html; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+
+@router.get("/care/")
+async def care_page_slash() -> RedirectResponse:
+    return RedirectResponse("/care", status_code=status.HTTP_308_PERMANENT_REDIRECT)
+
+
+@router.get("/care/static/{path:path}")
+async def care_static(path: str) -> FileResponse:
+    file = (WEB_ROOT / path).resolve()
+    media_type = MEDIA_TYPES.get(file.suffix)
+    # resolve() folds any "..", so a file outside app/web can never be named here.
+    if media_type is None or not file.is_relative_to(WEB_ROOT) or not file.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="not found")
+    # Revalidated on every load (cheap: ETag/Last-Modified), so a new release is picked up at once.
+    return FileResponse(file, media_type=media_type, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})

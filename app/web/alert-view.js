@@ -1,0 +1,127 @@
+// The open alert, drawn from the API's AlertDetail: header facts, which actions apply, the evidence,
+// the timeline, the notifications and the chart's legend. Rendering only: no fetching, no state.
+
+import { bandText } from "./chart.js";
+import { $, age, chip, el, formatTime, number, shortTime, show } from "./dom.js";
+import { label, t } from "./i18n.js";
+
+export function renderHeader(alert) {
+  const article = $("detail");
+  article.dataset.alertId = alert.id;
+  article.dataset.status = alert.status;
+  $("d-title").textContent = `${alert.person} · ${label("feat", alert.feature)}`;
+  const status = chip("st", alert.status, label("st", alert.status));
+  status.id = "d-status";
+  $("d-chips").replaceChildren(...[
+    status,
+    chip("sev", alert.severity, label("sev", alert.severity)),
+    el("span", { cls: "chip", text: label("tier", alert.tier) }),
+    alert.kind !== "health" ? el("span", { cls: "chip", text: label("kind_label", alert.kind) }) : null,
+    alert.urgent ? chip("urgent", "yes", t("urgent")) : null,
+  ].filter(Boolean));
+  $("d-opened").replaceChildren(
+    el("span", { text: formatTime(alert.opened_at) }), " ",
+    el("span", { cls: "muted paren", text: age(alert.opened_at), attrs: { "data-age": alert.opened_at } }));
+  $("d-episode").textContent = `${formatTime(alert.episode_start)} – ${formatTime(alert.episode_end)}`;
+  $("d-assignee").textContent = alert.assignee || t("unassigned");
+  show($("d-resolution-row"), Boolean(alert.resolution));
+  $("d-resolution").textContent = alert.resolution
+    ? `${label("res", alert.resolution)}${alert.resolution_note ? ` — ${alert.resolution_note}` : ""}` : "";
+  show($("d-escalation-row"), Boolean(alert.next_escalation_at));
+  $("d-escalation").textContent = alert.next_escalation_at
+    ? `${formatTime(alert.next_escalation_at)} (${age(alert.next_escalation_at)})` : "";
+  $("d-reason").textContent = alert.summary;
+}
+
+/**
+ * Enable the actions the alert's status allows (the service decides in the end; a stale page gets a 409).
+ * ``mine``: assigned to the signed-in staff member; ``supervises``: a supervisor or tenant admin.
+ */
+export function renderActions(alert, { mine, supervises }) {
+  const s = alert.status;
+  const active = s !== "resolved";
+  const mayAct = alert.assignee === null || mine || supervises;
+  $("a-claim").disabled = !(s === "open" || (active && !mine && supervises));
+  $("a-contact").disabled = !((s === "claimed" || s === "contacted") && (mine || supervises));
+  $("a-resolve").disabled = !(active && mayAct);
+  $("a-reopen").disabled = s !== "resolved";
+  show($("a-reassign"), supervises);
+  $("a-reassign").disabled = !(active && supervises);
+  for (const [form, button] of [["contact-form", "a-contact"], ["resolve-form", "a-resolve"], ["reassign-form", "a-reassign"]]) {
+    if ($(button).disabled) show($(form), false);
+  }
+}
+
+export function renderEvidence(evidence) {
+  const rows = evidence.map((e) => el("tr", { attrs: { "data-event-id": String(e.id) } },
+    el("td", { cls: "nowrap", text: `${shortTime(e.start_time)} – ${shortTime(e.end_time)}` }),
+    el("td", { text: label("tier", e.tier) }),
+    el("td", { cls: "num", text: number(e.value) }),
+    el("td", { cls: "num", text: number(e.baseline) }),
+    el("td", { text: e.reason })));
+  $("evidence").tBodies[0].replaceChildren(...rows);
+}
+
+function timelineDetail(entry) {
+  const d = entry.detail || {};
+  const parts = [];
+  if (d.reason && entry.action === "resolve") parts.push(label("res", d.reason));
+  else if (d.reason) parts.push(d.reason);
+  if (d.answer) parts.push(label("answer", d.answer));
+  if (d.assignee) parts.push(`→ ${d.assignee}`);
+  if (d.step) parts.push(d.step);
+  if (d.note) parts.push(`“${d.note}”`);
+  return parts.join(" · ");
+}
+
+export function renderTimeline(timeline) {
+  const items = timeline.map((entry) => {
+    const change = entry.from_status && entry.to_status && entry.from_status !== entry.to_status
+      ? `${label("st", entry.from_status)} → ${label("st", entry.to_status)}` : "";
+    const who = `${label("actor", entry.actor_kind)} ${entry.actor_id}`;
+    const detail = timelineDetail(entry);
+    return el("li", { attrs: { "data-action": entry.action } },
+      el("div", { cls: "tl-head" },
+        el("span", { cls: "tl-action", text: label("act", entry.action) }),
+        el("span", { cls: "tl-when muted", text: shortTime(entry.at), attrs: { title: formatTime(entry.at) } })),
+      el("div", { cls: "tl-who muted", text: [t("by", { who }), change].filter(Boolean).join(" · ") }),
+      detail ? el("div", { cls: "tl-detail", text: detail }) : null);
+  });
+  $("timeline").replaceChildren(...items);
+}
+
+export function renderNotifications(notifications) {
+  const rows = notifications.map((n) => el("tr", { attrs: { "data-status": n.status } },
+    el("td", { text: `${label("rk", n.recipient_kind)} ${n.recipient || ""}`.trim() }),
+    el("td", { text: label("np", n.purpose) }),
+    el("td", {}, chip("ns", n.status, label("ns", n.status)),
+      n.status_detail ? el("div", { cls: "muted small", text: n.status_detail }) : null),
+    el("td", { cls: "num", text: String(n.attempts) }),
+    el("td", { cls: "nowrap", text: shortTime(n.updated_at) })));
+  $("notifications").tBodies[0].replaceChildren(...rows);
+  show($("notifications"), notifications.length > 0);
+  show($("no-notifications"), notifications.length === 0);
+}
+
+/** The chart's heading and its legend, which says plainly what each drawn thing is. */
+export function renderChartLabels(alert, spec, { from, to } = {}) {
+  $("chart-title").textContent = t("chart_heading", { metric: label("m", alert.metric) });
+  $("chart-range").textContent = from === undefined ? "" : t("chart_range", {
+    from: formatTime(new Date(from).toISOString(), { dateStyle: "medium" }),
+    to: formatTime(new Date(to).toISOString(), { dateStyle: "medium" }),
+    bucket: t(`bucket_${spec.bucket}`),
+  });
+  const hasBaseline = alert.evidence.some((e) => e.baseline !== null && e.baseline !== undefined);
+  const legend = [el("li", {
+    cls: "lg-episode", text: t("lg_episode", { from: shortTime(alert.episode_start), to: shortTime(alert.episode_end) }),
+  })];
+  if (hasBaseline) {
+    legend.push(el("li", { cls: "lg-baseline", text: t("lg_baseline") }));
+    if (spec.band) {
+      legend.push(el("li", { cls: "lg-band", text: t(spec.log ? "lg_band_log" : "lg_band", { band: bandText(spec) }) }));
+    }
+  } else {
+    legend.push(el("li", { cls: "lg-none", text: t("lg_no_baseline") }));
+  }
+  $("chart-legend").replaceChildren(...legend);
+}
