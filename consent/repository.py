@@ -8,6 +8,15 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import class_row
 
+# Consent changes and ingest meet on advisory locks in their own namespace (the two-key form never clashes
+# with the single-key locks of migrations and scheduler jobs). People are spread over a fixed number of
+# buckets so an ingest commit for thousands of people takes at most that many locks.
+_LOCK_SPACE = 0x636E73  # "cns"
+_LOCK_BUCKETS = 64
+
+_EVENT_COLUMNS = ("id, person_id, data_type, purpose, action, notice_version, app, actor, valid_until, created_at, "
+                  "tenant_id, actor_person_id, reason")
+
 
 @dataclass(frozen=True, slots=True)
 class ConsentEvent:
@@ -21,6 +30,9 @@ class ConsentEvent:
     actor: str
     valid_until: datetime | None
     created_at: datetime
+    tenant_id: UUID | None = None
+    actor_person_id: UUID | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,16 +45,61 @@ class ConsentState:
     event_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class CurrentConsent:
+    """A person's current consent for one data type and purpose, with the event that set it."""
+
+    data_type: str
+    purpose: str
+    granted: bool          # granted and not past valid_until
+    recorded_granted: bool  # what the latest event said, expiry aside
+    valid_until: datetime | None
+    updated_at: datetime
+    event_id: int
+    notice_version: str | None
+    app: str | None
+    actor: str
+    actor_person_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueExpiry:
+    tenant_id: UUID
+    person_id: UUID
+    data_type: str
+    purpose: str
+    event_id: int
+
+
+async def lock_person(conn: psycopg.AsyncConnection, person_id: UUID) -> None:
+    """Hold the person's consent lock exclusively until the transaction ends (grant, withdrawal, expiry, erasure).
+
+    It waits for ingest commits that already read this person's consent, and makes later ones wait for us."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s::text) & %s)",
+                       (_LOCK_SPACE, person_id, _LOCK_BUCKETS - 1))
+
+
+async def share_people(conn: psycopg.AsyncConnection, person_ids: list[UUID]) -> None:
+    """Hold these people's consent locks shared until the transaction ends (ingest; never blocks other ingest)."""
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock_shared(%s, b)
+             FROM (SELECT DISTINCT hashtext(p::text) & %s AS b FROM unnest(%s::uuid[]) AS p ORDER BY b) AS buckets""",
+        (_LOCK_SPACE, _LOCK_BUCKETS - 1, person_ids),
+    )
+
+
 async def insert_event(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, data_type: str,
                        purpose: str, action: str, notice_version: str | None, app: str | None, actor: str,
-                       valid_until: datetime | None) -> ConsentEvent:
+                       valid_until: datetime | None, actor_person_id: UUID | None = None,
+                       reason: str | None = None) -> ConsentEvent:
     cur = conn.cursor(row_factory=class_row(ConsentEvent))
     await cur.execute(
-        """INSERT INTO consent_events (tenant_id, person_id, data_type, purpose, action, notice_version, app,
-                                       actor, valid_until)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-           RETURNING id, person_id, data_type, purpose, action, notice_version, app, actor, valid_until, created_at""",
-        (tenant_id, person_id, data_type, purpose, action, notice_version, app, actor, valid_until),
+        f"""INSERT INTO consent_events (tenant_id, person_id, data_type, purpose, action, notice_version, app,
+                                        actor, valid_until, actor_person_id, reason)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            RETURNING {_EVENT_COLUMNS}""",
+        (tenant_id, person_id, data_type, purpose, action, notice_version, app, actor, valid_until,
+         actor_person_id, reason),
     )
     return await cur.fetchone()
 
@@ -58,13 +115,44 @@ async def current_for_person(conn: psycopg.AsyncConnection, person_id: UUID) -> 
     return await cur.fetchall()
 
 
+async def current_with_events(conn: psycopg.AsyncConnection, person_id: UUID) -> list[CurrentConsent]:
+    """Every data type × purpose the person has ever decided on, with the deciding event's details."""
+    cur = conn.cursor(row_factory=class_row(CurrentConsent))
+    await cur.execute(
+        """SELECT s.data_type, s.purpose, s.granted AND (s.valid_until IS NULL OR s.valid_until > now()) AS granted,
+                  s.granted AS recorded_granted, s.valid_until, s.updated_at, s.event_id,
+                  e.notice_version, e.app, e.actor, e.actor_person_id
+             FROM consent_state s JOIN consent_events e ON e.id = s.event_id
+            WHERE s.person_id = %s ORDER BY s.data_type, s.purpose""",
+        (person_id,),
+    )
+    return await cur.fetchall()
+
+
+async def state_of(conn: psycopg.AsyncConnection, person_id: UUID, data_type: str, purpose: str
+                   ) -> ConsentState | None:
+    cur = conn.cursor(row_factory=class_row(ConsentState))
+    await cur.execute(
+        """SELECT data_type, purpose, granted, valid_until, updated_at, event_id FROM consent_state
+            WHERE person_id = %s AND data_type = %s AND purpose = %s""",
+        (person_id, data_type, purpose),
+    )
+    return await cur.fetchone()
+
+
 async def granted_pairs(conn: psycopg.AsyncConnection, person_ids: list[UUID], purpose: str
                         ) -> set[tuple[UUID, str]]:
-    """(person, data_type) pairs with an active grant for ``purpose``, for many people in one query."""
+    """(person, data_type) pairs with an active grant for ``purpose``, for many people in one query.
+
+    Called by ingest inside its write transaction: it first takes the people's consent locks shared, so a
+    withdrawal or erasure committing meanwhile either waits for this transaction's readings (and erases them)
+    or is seen by the read below; a reading is never stored after a withdrawal was acknowledged. A person
+    whose data was erased has no grant, whatever an older process may still believe about them."""
+    await share_people(conn, person_ids)
     cur = await conn.execute(
-        """SELECT person_id, data_type FROM consent_state
-            WHERE person_id = ANY(%s) AND purpose = %s AND granted
-              AND (valid_until IS NULL OR valid_until > now())""",
+        """SELECT s.person_id, s.data_type FROM consent_state s JOIN people p ON p.id = s.person_id
+            WHERE s.person_id = ANY(%s) AND s.purpose = %s AND s.granted
+              AND (s.valid_until IS NULL OR s.valid_until > now()) AND p.erased_at IS NULL""",
         (person_ids, purpose),
     )
     return {(row[0], row[1]) for row in await cur.fetchall()}
@@ -72,11 +160,27 @@ async def granted_pairs(conn: psycopg.AsyncConnection, person_ids: list[UUID], p
 
 async def history(conn: psycopg.AsyncConnection, person_id: UUID) -> list[ConsentEvent]:
     cur = conn.cursor(row_factory=class_row(ConsentEvent))
-    await cur.execute(
-        """SELECT id, person_id, data_type, purpose, action, notice_version, app, actor, valid_until, created_at
-             FROM consent_events WHERE person_id = %s ORDER BY id""",
-        (person_id,),
+    await cur.execute(f"SELECT {_EVENT_COLUMNS} FROM consent_events WHERE person_id = %s ORDER BY id", (person_id,))
+    return await cur.fetchall()
+
+
+async def active_grants(conn: psycopg.AsyncConnection, person_id: UUID, *, actor: str | None = None
+                        ) -> list[tuple[str, str]]:
+    """(data_type, purpose) the person currently has granted (as recorded; optionally only ``actor``'s)."""
+    cur = await conn.execute(
+        """SELECT s.data_type, s.purpose FROM consent_state s JOIN consent_events e ON e.id = s.event_id
+            WHERE s.person_id = %s AND s.granted AND (%s::text IS NULL OR e.actor = %s)
+            ORDER BY s.data_type, s.purpose""",
+        (person_id, actor, actor),
     )
+    return [(row[0], row[1]) for row in await cur.fetchall()]
+
+
+async def due_expiries(conn: psycopg.AsyncConnection, limit: int) -> list[DueExpiry]:
+    """Grants past their valid_until in every tenant (ids only, through a narrow SECURITY DEFINER function)."""
+    cur = conn.cursor(row_factory=class_row(DueExpiry))
+    await cur.execute("SELECT tenant_id, person_id, data_type, purpose, event_id FROM consent_due_expiries(%s)",
+                      (limit,))
     return await cur.fetchall()
 
 

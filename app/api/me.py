@@ -1,0 +1,173 @@
+"""A policyholder's profile, data export and erasure; the insurer's admin routes for guardians and erasure."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
+from fastapi.responses import StreamingResponse
+
+from app.api.consents import DOMAIN_ERRORS, PROBLEMS, problem
+from app.api.deps import Principal, Services, policyholder, services, staff
+from app.api.schemas import Problem
+from app.core.errors import NotFound
+from consent import erasure, export, guardians, people, profile
+from consent.schemas import (ErasureIn, ErasureReceiptOut, GuardianshipIn, GuardianshipList, GuardianshipOut,
+                             ProfileOut, ProfilePatch)
+
+router = APIRouter()
+
+_ERASURE_DESCRIPTION = (
+    "Deletes the person's readings, sources, guardian links and everything later tables register "
+    "(detector state, anomaly events, alerts, notifications, push devices), all in one transaction. "
+    "Kept, restricted: the consent history and state (proof of what was allowed), an audit-log tombstone, "
+    "and the person's row as a tombstone (`erased_at`) so the external id never becomes someone new: "
+    "afterwards the consent and profile routes answer 410 `erased` and readings are rejected. Answers with "
+    "an erasure receipt. If erasure cannot be complete in this deployment, nothing is erased "
+    "(500 `erasure_blocked` naming the table)."
+)
+
+
+async def tenant_admin(who: Principal = Depends(staff)) -> Principal:
+    if who.claims.role != "tenant_admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this route is for the insurer's tenant_admin")
+    return who
+
+
+@router.get("/v1/me", summary="My profile", tags=["profile"], response_model=ProfileOut,
+            responses={410: PROBLEMS[410]})
+async def my_profile(who: Principal = Depends(policyholder), svc: Services = Depends(services)):
+    try:
+        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+            person = await profile.get(conn, person_id=who.person_id)
+    except DOMAIN_ERRORS as exc:
+        return problem(exc)
+    return ProfileOut.of(person)
+
+
+@router.patch("/v1/me", summary="Change my profile", tags=["profile"], response_model=ProfileOut,
+              description="Fields left out stay as they are. `time_zone` is an IANA name (e.g. Asia/Shanghai); "
+                          "`language` is `en` or `zh-CN`; `birth_date` decides who may grant consent: under 14, "
+                          "the grants you gave yourself are withdrawn and a guardian grants instead. A birth date "
+                          "the insurer set with a guardian link can only be changed by the insurer (409).",
+              responses={409: {"model": Problem}, 410: PROBLEMS[410], 422: {"model": Problem}})
+async def change_profile(body: ProfilePatch, who: Principal = Depends(policyholder),
+                         svc: Services = Depends(services)):
+    if "birth_date" in body.model_fields_set and body.birth_date is None:
+        return problem(profile.InvalidProfile("birth_date can be corrected but not removed"))
+    try:
+        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+            person = await profile.update(conn, tenant_id=who.tenant_id, person_id=who.person_id,
+                                          time_zone=body.time_zone, language=body.language,
+                                          birth_date=body.birth_date)
+    except DOMAIN_ERRORS as exc:
+        return problem(exc)
+    return ProfileOut.of(person)
+
+
+async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+@router.get("/v1/me/export", summary="Export all my data", tags=["profile"],
+            description="Everything held about you, streamed. `format=json` (default): profile, consents with "
+                        "their history, readings, sources and every other table holding your data, plus row "
+                        "counts. `format=fhir`: a FHIR R4 Bundle (type `collection`) of your Patient, Consent, "
+                        "Device (sources) and Observation resources (readings with LOINC codes, UCUM units).",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"application/json": {}, "application/fhir+json": {}}},
+                       410: PROBLEMS[410]})
+async def export_my_data(format: Literal["json", "fhir"] = Query("json", description="`json` or `fhir`."),
+                         who: Principal = Depends(policyholder), svc: Services = Depends(services)):
+    make = export.export_fhir if format == "fhir" else export.export_json
+    stream = make(svc.db, tenant_id=who.tenant_id, person_id=who.person_id)
+    try:
+        first = await anext(stream)  # checks the person before any byte of the document is sent
+    except DOMAIN_ERRORS as exc:
+        return problem(exc)
+    media = "application/fhir+json" if format == "fhir" else "application/json"
+    filename = f"health-beidou-export.{'fhir.json' if format == 'fhir' else 'json'}"
+    return StreamingResponse(_then(first, stream), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+async def _erase(svc: Services, who: Principal, *, person_id, subject: str, actor_kind: str, actor_id: str,
+                 reason: str | None):
+    try:
+        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=person_id) as conn:
+            receipt = await erasure.erase_person(conn, tenant_id=who.tenant_id, person_id=person_id,
+                                                 actor_kind=actor_kind, actor_id=actor_id, reason=reason)
+    except DOMAIN_ERRORS as exc:
+        return problem(exc)
+    svc.principals.forget_person(who.tenant_id, subject)
+    return ErasureReceiptOut.of(receipt)
+
+
+@router.delete("/v1/me", summary="Erase my data", tags=["profile"], response_model=ErasureReceiptOut,
+               description=_ERASURE_DESCRIPTION, responses={410: PROBLEMS[410], 500: {"model": Problem}})
+async def erase_me(who: Principal = Depends(policyholder), svc: Services = Depends(services)):
+    return await _erase(svc, who, person_id=who.person_id, subject=who.claims.subject, actor_kind="person",
+                        actor_id=who.claims.subject, reason="requested by the person")
+
+
+@router.post("/v1/admin/people/{external_id}/erasure", summary="Erase a policyholder's data", tags=["admin"],
+             response_model=ErasureReceiptOut,
+             description=_ERASURE_DESCRIPTION + " Only a `tenant_admin`; the reason is kept in the audit log.",
+             responses={403: {"model": Problem}, **PROBLEMS, 500: {"model": Problem}})
+async def erase_person(external_id: str = Path(description="The policyholder's external id."),
+                       body: ErasureIn = Body(...), who: Principal = Depends(tenant_admin),
+                       svc: Services = Depends(services)):
+    async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+        person = await people.person_by_external_id(conn, external_id)
+    if person is None:
+        return problem(NotFound("no policyholder with that external id"))
+    return await _erase(svc, who, person_id=person.id, subject=external_id, actor_kind="staff",
+                        actor_id=who.claims.subject, reason=body.reason)
+
+
+@router.post("/v1/admin/guardianships", summary="Link a guardian to a person under 14", tags=["admin"],
+             status_code=status.HTTP_201_CREATED, response_model=GuardianshipOut,
+             description="Only a `tenant_admin`, from the insurer's own files. Both people are policyholders of "
+                         "this insurer (created if they have not used the app yet). Records the minor's birth "
+                         "date (which must be under 14; only the insurer changes it from then on) and withdraws "
+                         "the grants the minor gave themselves. Linking again re-activates an ended link. Audited.",
+             responses={403: {"model": Problem}, 410: PROBLEMS[410], 422: {"model": Problem}})
+async def link_guardian(body: GuardianshipIn, who: Principal = Depends(tenant_admin),
+                        svc: Services = Depends(services)):
+    try:
+        async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+            link = await guardians.link(conn, tenant_id=who.tenant_id, guardian_external_id=body.guardian,
+                                        minor_external_id=body.minor, minor_birth_date=body.minor_birth_date,
+                                        staff_external_id=who.claims.subject)
+    except DOMAIN_ERRORS as exc:
+        return problem(exc)
+    return GuardianshipOut.of(link)
+
+
+@router.get("/v1/admin/guardianships", summary="Guardian links", tags=["admin"], response_model=GuardianshipList,
+            description="Every link of this insurer (active and ended), or those of one person.",
+            responses={403: {"model": Problem}})
+async def list_guardianships(person: str | None = Query(None, description="Only links where this external id is "
+                                                               "the guardian or the minor."),
+                             who: Principal = Depends(tenant_admin), svc: Services = Depends(services)):
+    async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+        found = await guardians.links(conn, external_id=person)
+    return GuardianshipList(guardianships=[GuardianshipOut.of(g) for g in found])
+
+
+@router.delete("/v1/admin/guardianships/{guardian}/{minor}", summary="End a guardian link", tags=["admin"],
+               response_model=GuardianshipOut, responses={403: {"model": Problem}, 404: {"model": Problem}},
+               description="From now on the guardian neither sees nor changes the minor's consents; grants they "
+                           "gave stay until someone changes them. Audited.")
+async def end_guardianship(guardian: str = Path(description="The guardian's external id."),
+                           minor: str = Path(description="The minor's external id."),
+                           who: Principal = Depends(tenant_admin), svc: Services = Depends(services)):
+    try:
+        async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+            link = await guardians.unlink(conn, tenant_id=who.tenant_id, guardian_external_id=guardian,
+                                          minor_external_id=minor, staff_external_id=who.claims.subject)
+    except DOMAIN_ERRORS as exc:
+        return problem(exc)
+    return GuardianshipOut.of(link)

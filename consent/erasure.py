@@ -1,0 +1,149 @@
+"""Erasure: delete everything of a person that the law does not require us to keep, in one transaction.
+
+What is personal data is a registry, :data:`PERSONAL_DATA`: one line per (table, column naming the person).
+Export reads the same registry, so a new table is added to both by one line here (and its migration grants
+the service role DELETE on it). Lines marked ``erase=False`` are kept and restricted: the consent history
+(proof of what was allowed, and when) and the derived consent state. The audit log keeps a tombstone entry,
+and the ``people`` row stays as a tombstone with ``erased_at`` so the same external id never becomes a new
+person and every later check can refuse it.
+
+Erasure fails closed: if a registered table cannot be deleted from, or a table with a person column is not
+registered at all, nothing is erased and the caller is told why.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from app.core.errors import BeidouError
+from consent import people, repository, service
+
+ERASURE_REASON = "erasure"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalTable:
+    """A table holding a person's data, and the column that says whose it is."""
+
+    table: str
+    person_column: str
+    erase: bool = True        # False: kept by law, restricted with the tombstone
+    order_by: str = "1"       # export order
+    key: str | None = None    # name in exports; defaults to the table name
+
+    @property
+    def name(self) -> str:
+        return self.key or self.table
+
+
+# Children before parents, so each count is exact and no foreign-key cascade runs ahead of us.
+# A table that does not exist in this deployment is skipped.
+PERSONAL_DATA: tuple[PersonalTable, ...] = (
+    PersonalTable("notification_deliveries", "person_id", order_by="id"),
+    PersonalTable("notifications", "person_id", order_by="created_at, id"),
+    PersonalTable("devices", "person_id", order_by="created_at, id"),
+    PersonalTable("alert_timeline", "person_id", order_by="id"),
+    PersonalTable("alert_evidence", "person_id", order_by="alert_id, anomaly_event_id"),
+    PersonalTable("alerts", "person_id", order_by="opened_at, id"),
+    PersonalTable("detector_feedback", "person_id", order_by="id"),
+    PersonalTable("anomaly_events", "person_id", order_by="id"),
+    PersonalTable("detector_state", "person_id"),
+    PersonalTable("detection_queue", "person_id"),
+    PersonalTable("sources", "person_id", order_by="source"),
+    PersonalTable("readings", "person_id", order_by="time, metric, source"),
+    PersonalTable("guardianships", "guardian_id", order_by="created_at", key="guardianships_as_guardian"),
+    PersonalTable("guardianships", "minor_id", order_by="created_at", key="guardianships_as_minor"),
+    PersonalTable("consent_events", "person_id", erase=False, order_by="id"),
+    PersonalTable("consent_state", "person_id", erase=False, order_by="data_type, purpose"),
+)
+
+# Kept outside the registry: the tombstone row itself, and the audit log (subject_person_id, append-only).
+KEPT_ELSEWHERE = ("people", "audit_log")
+
+
+class ErasureBlocked(BeidouError):
+    """Erasure cannot be complete in this deployment; nothing was erased."""
+
+    code = "erasure_blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReceipt:
+    receipt_id: str
+    person_id: UUID
+    external_id: str
+    erased_at: datetime
+    erased: dict[str, int]
+    kept: tuple[str, ...]
+    consents_withdrawn: int
+    requested_by: str
+    reason: str | None
+    detail: dict = field(default_factory=dict)
+
+
+async def present_tables(conn: psycopg.AsyncConnection) -> set[str]:
+    """Registered tables that exist in this database."""
+    names = sorted({t.table for t in PERSONAL_DATA})
+    cur = await conn.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass('public.' || t) IS NOT NULL",
+                             (names,))
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def _blockers(conn: psycopg.AsyncConnection, present: set[str]) -> list[str]:
+    """Why erasure could not be complete: registered tables we may not delete from, unregistered person tables."""
+    erasable = sorted({t.table for t in PERSONAL_DATA if t.erase and t.table in present})
+    cur = await conn.execute(
+        "SELECT t FROM unnest(%s::text[]) AS t WHERE NOT has_table_privilege('public.' || t, 'DELETE')", (erasable,))
+    problems = [f"the service role may not delete from {row[0]}" for row in await cur.fetchall()]
+    registered = {(t.table, t.person_column) for t in PERSONAL_DATA}
+    kept = {t.table for t in PERSONAL_DATA if not t.erase} | set(KEPT_ELSEWHERE)
+    cur = await conn.execute(
+        """SELECT c.table_name, c.column_name FROM information_schema.columns c
+             JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+            WHERE c.table_schema = 'public' AND c.column_name = 'person_id' AND t.table_type = 'BASE TABLE'
+           UNION
+           SELECT cl.relname, a.attname FROM pg_constraint k
+             JOIN pg_class cl ON cl.oid = k.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY(k.conkey)
+            WHERE k.contype = 'f' AND k.confrelid = 'public.people'::regclass AND n.nspname = 'public'""")
+    for table, column in await cur.fetchall():
+        if (table, column) not in registered and table not in kept:
+            problems.append(f"{table}.{column} holds people's data but is not in consent.erasure.PERSONAL_DATA")
+    return problems
+
+
+async def erase_person(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, actor_kind: str,
+                       actor_id: str, reason: str | None) -> ErasureReceipt:
+    """Erase a person's data; the transaction must be scoped to that person so RLS narrows every delete."""
+    await repository.lock_person(conn, person_id)
+    person = await service.subject(conn, person_id=person_id)
+    present = await present_tables(conn)
+    problems = await _blockers(conn, present)
+    if problems:
+        raise ErasureBlocked("erasure cannot be complete, so nothing was erased: " + "; ".join(problems))
+    withdrawn = await service.withdraw_all(conn, tenant_id=tenant_id, person_id=person_id, reason=ERASURE_REASON)
+    erased: dict[str, int] = {}
+    for entry in PERSONAL_DATA:
+        if entry.erase and entry.table in present:
+            cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                sql.Identifier(entry.table), sql.Identifier(entry.person_column)), (person_id,))
+            erased[entry.name] = cur.rowcount
+    erased_at = await people.mark_erased(conn, person_id)
+    kept = tuple(t.name for t in PERSONAL_DATA if not t.erase and t.table in present) + (
+        "people (tombstone: id, external id, erased_at)", "audit_log")
+    body = {"person_id": str(person_id), "erased_at": erased_at.isoformat(), "erased": erased,
+            "requested_by": f"{actor_kind}:{actor_id}", "reason": reason}
+    receipt_id = "er-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+    await people.audit(conn, tenant_id=tenant_id, actor_kind=actor_kind, actor_id=actor_id, action="person.erased",
+                       subject_person_id=person_id,
+                       detail={**body, "receipt_id": receipt_id, "kept": list(kept),
+                               "consents_withdrawn": len(withdrawn)})
+    return ErasureReceipt(receipt_id=receipt_id, person_id=person_id, external_id=person.external_id,
+                          erased_at=erased_at, erased=erased, kept=kept, consents_withdrawn=len(withdrawn),
+                          requested_by=f"{actor_kind}:{actor_id}", reason=reason)
