@@ -78,3 +78,16 @@ class Database:
 
 def _text(value: UUID | str | None) -> str:
     return "" if value is None else str(value)
+
+
+@asynccontextmanager
+async def tenant_wide(conn: psycopg.AsyncConnection) -> AsyncIterator[None]:
+    """Within a person's transaction, briefly act tenant-wide (e.g. to notify staff about that person's
+    answer in the same transaction), then narrow back to the person."""
+    cur = await conn.execute("SELECT current_setting('beidou.person_id', true)")
+    person = (await cur.fetchone())[0] or ""
+    await conn.execute("SELECT set_config('beidou.person_id', '', true)")
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT set_config('beidou.person_id', %s, true)", (person,))

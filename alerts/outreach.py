@@ -1,0 +1,168 @@
+"""Reaching out to a person about an alert, respecting their quiet hours and a weekly cap, and what
+happens when they answer."""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import psycopg
+from psycopg.rows import dict_row
+
+from alerts import repository as repo
+from alerts import service
+from app.core.db import tenant_wide
+from app.core.errors import Conflict, NotFound
+
+ANSWERS = ("fine", "help", "call")
+PENDING = ("queued", "held", "sending")
+
+
+def quiet_until(now: datetime, zone: str, start: time, end: time) -> datetime | None:
+    """The end of the person's quiet hours if ``now`` falls inside them (in their own time zone), else None."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = timezone.utc
+    local = now.astimezone(tz)
+    t = local.time()
+    inside = (start <= t or t < end) if start > end else (start <= t < end)
+    if not inside or start == end:
+        return None
+    end_day = local.date() if t < end else local.date() + timedelta(days=1)
+    return datetime.combine(end_day, end, tzinfo=tz).astimezone(timezone.utc)
+
+
+async def _person(conn: psycopg.AsyncConnection, person_id: UUID) -> dict:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT id, external_id, time_zone, language, quiet_start, quiet_end FROM people WHERE id = %s",
+                      (person_id,))
+    return await cur.fetchone()
+
+
+async def hold_for(conn: psycopg.AsyncConnection, *, person: dict, critical: bool, now: datetime,
+                   weekly_cap: int) -> tuple[datetime | None, str | None]:
+    """When a non-critical message to this person must wait, and why (quiet hours, weekly cap)."""
+    if critical:
+        return None, None
+    until = quiet_until(now, person["time_zone"], person["quiet_start"], person["quiet_end"])
+    if until is not None:
+        return until, "quiet_hours"
+    cur = await conn.execute(
+        """SELECT count(*), min(created_at) FROM notifications
+            WHERE person_id = %s AND recipient_kind = 'person' AND status NOT IN ('cancelled', 'held', 'queued')
+              AND created_at > %s""",
+        (person["id"], now - timedelta(days=7)),
+    )
+    count, oldest = await cur.fetchone()
+    if count >= weekly_cap:
+        return oldest + timedelta(days=7), "weekly_cap"
+    return None, None
+
+
+async def reach_out(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: service.Actor, weekly_cap: int,
+                    now: datetime | None = None) -> UUID:
+    """Queue a check-in push for the alert's person, in the same transaction as the request. Returns the
+    notification id (the pending one if there already is one: pressing twice sends once)."""
+    now = now or datetime.now(timezone.utc)
+    alert = await repo.alert_for_update(conn, alert_id)
+    if alert is None:
+        raise NotFound("no such alert")
+    if alert["status"] == "resolved":
+        raise Conflict("the alert is resolved")
+    if await repo.consent_event_for(conn, alert["person_id"], alert["metric"], "outreach") is None:
+        raise Conflict("the person has not agreed to be contacted about this data (no outreach consent)")
+    cur = await conn.execute(
+        "SELECT id FROM notifications WHERE alert_id = %s AND recipient_kind = 'person' AND status = ANY(%s)",
+        (alert_id, list(PENDING)),
+    )
+    pending = await cur.fetchone()
+    if pending:
+        return pending[0]
+    person = await _person(conn, alert["person_id"])
+    critical = alert["severity"] == "critical"
+    held_until, why = await hold_for(conn, person=person, critical=critical, now=now, weekly_cap=weekly_cap)
+    purpose = "reconnect" if alert["kind"] == "data_gap" else "check_in"
+    notification_id = await repo.queue_notification(
+        conn, tenant_id=alert["tenant_id"], alert_id=alert_id, purpose=purpose, person_id=alert["person_id"],
+        metric=alert["metric"], critical=critical, not_before=held_until or now)
+    if held_until:
+        await conn.execute("UPDATE notifications SET status = 'held', held_reason = %s WHERE id = %s",
+                           (why, notification_id))
+    await repo.add_timeline(conn, alert_id=alert_id, tenant_id=alert["tenant_id"], person_id=alert["person_id"],
+                            actor_kind=actor.kind, actor_id=actor.id, action="reach_out",
+                            detail={"notification_id": str(notification_id), "held_until":
+                                    held_until.isoformat() if held_until else None, "held_reason": why})
+    return notification_id
+
+
+async def message_for_person(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_id: UUID,
+                             mark_opened: bool) -> dict:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT n.id, n.purpose, n.status, n.created_at, n.opened_at, n.answer, n.answered_at, n.alert_id,
+                  a.summary, a.status AS alert_status, p.language
+             FROM notifications n JOIN people p ON p.id = n.person_id LEFT JOIN alerts a ON a.id = n.alert_id
+            WHERE n.id = %s AND n.person_id = %s AND n.recipient_kind = 'person'""",
+        (notification_id, person_id),
+    )
+    message = await cur.fetchone()
+    if message is None:
+        raise NotFound("no such message")
+    if mark_opened and message["opened_at"] is None:
+        await conn.execute(
+            """UPDATE notifications SET opened_at = now(), updated_at = now(),
+                      status = CASE WHEN status = 'sent' THEN 'opened' ELSE status END WHERE id = %s""",
+            (notification_id,))
+        message["opened_at"] = now = datetime.now(timezone.utc)
+        if message["status"] == "sent":
+            message["status"] = "opened"
+        if message["alert_id"]:
+            person = await _person(conn, person_id)
+            await repo.add_timeline(conn, alert_id=message["alert_id"], tenant_id=await _tenant(conn),
+                                    person_id=person_id, actor_kind="person", actor_id=person["external_id"],
+                                    action="message_opened", detail={"notification_id": str(notification_id),
+                                                                     "at": now.isoformat()})
+    return message
+
+
+async def _tenant(conn: psycopg.AsyncConnection) -> UUID:
+    cur = await conn.execute("SELECT beidou_tenant()")
+    return (await cur.fetchone())[0]
+
+
+async def reply(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_id: UUID, answer: str) -> dict:
+    """The person's answer: "fine" resolves the alert as member_fine; "help" or "call" makes it urgent for the
+    assigned agent (or the supervisors and on-duty staff when nobody has it), reopening it if needed."""
+    if answer not in ANSWERS:
+        raise Conflict(f"answer must be one of {', '.join(ANSWERS)}")
+    message = await message_for_person(conn, person_id=person_id, notification_id=notification_id, mark_opened=False)
+    await conn.execute(
+        """UPDATE notifications SET answer = %s, answered_at = now(), status = 'answered', updated_at = now()
+            WHERE id = %s""", (answer, notification_id))
+    alert_id = message["alert_id"]
+    if alert_id is None:
+        return {**message, "answer": answer, "status": "answered"}
+    alert = await repo.alert_for_update(conn, alert_id)
+    person = await _person(conn, person_id)
+    actor = service.Actor("person", person["external_id"])
+    tenant_id = alert["tenant_id"]
+    await repo.add_timeline(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id, actor_kind="person",
+                            actor_id=person["external_id"], action="person_replied",
+                            detail={"answer": answer, "notification_id": str(notification_id)})
+    if answer == "fine":
+        if alert["status"] != "resolved":
+            await service.act(conn, alert_id=alert_id, actor=actor, action="resolve", reason="member_fine",
+                              note="the member answered: I'm fine")
+    else:
+        if alert["status"] == "resolved":
+            await service.act(conn, alert_id=alert_id, actor=actor, action="reopen")
+        await repo.update_alert(conn, alert_id, urgent=True)
+        async with tenant_wide(conn):  # staff rows are outside the person's own view
+            targets = [alert["assignee_id"]] if alert["assignee_id"] else (
+                await repo.staff_to_notify(conn, "supervisors", None)
+                + await repo.staff_to_notify(conn, "on_duty", None))
+            for staff_id in dict.fromkeys(targets):
+                await repo.queue_notification(conn, tenant_id=tenant_id, alert_id=alert_id,
+                                              purpose="person_replied", staff_id=staff_id, critical=True)
+    return {**message, "answer": answer, "status": "answered"}

@@ -1,0 +1,156 @@
+"""Push devices, reaching out to a person about an alert, and the person's messages and answers."""
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException, Response, status
+from pydantic import BaseModel, Field
+
+from alerts import outreach
+from alerts.messages import text_for
+from app.api.care import AlertDetail, _actor, get_alert
+from app.api.deps import Principal, Services, policyholder, principal, services, staff
+from app.core.errors import Conflict
+
+router = APIRouter(tags=["outreach"])
+
+
+class DeviceIn(BaseModel):
+    token: str = Field(min_length=1, max_length=4096, description="The push token the app got from FCM.")
+    platform: Literal["android", "ios", "web"]
+    token_kind: Literal["registration", "installation"] = "registration"
+    app_version: str | None = Field(None, max_length=64)
+    language: str | None = Field(None, max_length=16, description="zh-CN or en; defaults to the person's language.")
+
+
+class DeviceOut(BaseModel):
+    id: UUID
+    platform: str
+    app_version: str | None
+    created_at: datetime
+
+
+class DeviceRemove(BaseModel):
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class MessageOut(BaseModel):
+    id: UUID
+    kind: str = Field(description="check_in or reconnect.")
+    title: str
+    body: str
+    status: str
+    created_at: datetime
+    opened_at: datetime | None
+    answer: Literal["fine", "help", "call"] | None
+    answered_at: datetime | None
+    reason: str | None = Field(None, description="What the care team noticed, in words (your own data).")
+
+
+class ReplyIn(BaseModel):
+    answer: Literal["fine", "help", "call"] = Field(description='"I\'m fine", "I need help" or "please call me".')
+
+
+@router.post("/v1/me/devices", summary="Register this app for push notifications", response_model=DeviceOut,
+             status_code=201)
+@router.post("/v1/care/me/devices", summary="Register a staff app for escalation pushes", response_model=DeviceOut,
+             status_code=201, tags=["care team"])
+async def register_device(body: DeviceIn, who: Principal = Depends(principal),
+                          svc: Services = Depends(services)) -> DeviceOut:
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        # A token that moved to another account (a phone changing hands) follows its new owner.
+        cur = await conn.execute(
+            """INSERT INTO devices (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (tenant_id, provider, token) DO UPDATE SET person_id = EXCLUDED.person_id,
+                   staff_id = EXCLUDED.staff_id, token_kind = EXCLUDED.token_kind, platform = EXCLUDED.platform,
+                   app_version = EXCLUDED.app_version, language = EXCLUDED.language, last_seen = now(),
+                   disabled_at = NULL, disabled_reason = NULL
+               RETURNING id, platform, app_version, created_at""",
+            (who.tenant_id, who.person_id, who.staff.id if who.staff else None, body.token, body.token_kind,
+             body.platform, body.app_version, body.language))
+        row = await cur.fetchone()
+    return DeviceOut(id=row[0], platform=row[1], app_version=row[2], created_at=row[3])
+
+
+@router.delete("/v1/me/devices", summary="Stop push notifications to this app", status_code=204)
+@router.delete("/v1/care/me/devices", summary="Stop escalation pushes to a staff app", status_code=204,
+               tags=["care team"])
+async def remove_device(body: DeviceRemove, who: Principal = Depends(principal),
+                        svc: Services = Depends(services)) -> Response:
+    column = "staff_id" if who.staff else "person_id"
+    owner = who.staff.id if who.staff else who.person_id
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        await conn.execute(f"DELETE FROM devices WHERE token = %s AND {column} = %s", (body.token, owner))
+    return Response(status_code=204)
+
+
+@router.post("/v1/care/alerts/{alert_id}/reach-out", summary="Ask the person “do you need help?” by push",
+             response_model=AlertDetail, tags=["care team"],
+             description="Queues a check-in push in the same transaction. Outside critical alerts it waits for the "
+                         "end of the person's quiet hours (default 22:00–08:00 in their time zone) or for room under "
+                         "the weekly cap; the alert's notifications show `held` and until when. 409 without the "
+                         "person's outreach consent for the alert's data type.",
+             responses={404: {"description": "No such alert"}, 409: {"description": "Resolved, or no consent"}})
+async def reach_out(alert_id: UUID, who: Principal = Depends(staff), svc: Services = Depends(services)) -> AlertDetail:
+    try:
+        async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+            await outreach.reach_out(conn, alert_id=alert_id, actor=_actor(who),
+                                     weekly_cap=svc.settings.outreach_weekly_cap)
+    except Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return await get_alert(alert_id, who, svc)
+
+
+def _message(row: dict) -> MessageOut:
+    title, body = text_for(row["purpose"], row["language"])
+    return MessageOut(id=row["id"], kind=row["purpose"], title=title, body=body, status=row["status"],
+                      created_at=row["created_at"], opened_at=row["opened_at"], answer=row["answer"],
+                      answered_at=row["answered_at"], reason=row["summary"])
+
+
+@router.get("/v1/me/messages/{message_id}", summary="A message from the care team (marks it opened)",
+            response_model=MessageOut, responses={404: {"description": "No such message for you"}})
+async def get_message(message_id: UUID, who: Principal = Depends(policyholder),
+                      svc: Services = Depends(services)) -> MessageOut:
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        row = await outreach.message_for_person(conn, person_id=who.person_id, notification_id=message_id,
+                                                mark_opened=True)
+    return _message(row)
+
+
+@router.post("/v1/me/messages/{message_id}/reply", summary="Answer the care team",
+             response_model=MessageOut, responses={404: {"description": "No such message for you"}},
+             description="`fine` resolves the alert as member fine (an agent can reopen it); `help` and `call` make "
+                         "it urgent for the assigned agent, who is notified at once.")
+async def reply(message_id: UUID, body: ReplyIn, who: Principal = Depends(policyholder),
+                svc: Services = Depends(services)) -> MessageOut:
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        row = await outreach.reply(conn, person_id=who.person_id, notification_id=message_id, answer=body.answer)
+    return _message(row)
+
+
+class QuietHours(BaseModel):
+    start: time = Field(description="Local time quiet hours begin, e.g. 22:00.")
+    end: time = Field(description="Local time they end, e.g. 08:00. Equal to `start`: no quiet hours.")
+
+
+@router.get("/v1/me/quiet-hours", summary="When the care team's check-ins wait", response_model=QuietHours)
+async def get_quiet_hours(who: Principal = Depends(policyholder), svc: Services = Depends(services)) -> QuietHours:
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        cur = await conn.execute("SELECT quiet_start, quiet_end FROM people WHERE id = %s", (who.person_id,))
+        start, end = await cur.fetchone()
+    return QuietHours(start=start, end=end)
+
+
+@router.put("/v1/me/quiet-hours", summary="Set my quiet hours", response_model=QuietHours,
+            description="In your own time zone (your profile's `time_zone`). Outside critical alerts, check-ins "
+                        "wait until quiet hours end.")
+async def put_quiet_hours(body: QuietHours, who: Principal = Depends(policyholder),
+                          svc: Services = Depends(services)) -> QuietHours:
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        await conn.execute("UPDATE people SET quiet_start = %s, quiet_end = %s WHERE id = %s",
+                           (body.start.replace(tzinfo=None), body.end.replace(tzinfo=None), who.person_id))
+    return body
