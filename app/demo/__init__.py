@@ -1,0 +1,1 @@
+"""`beidou demo`: the whole loop, live, with simulated policyholders and a simulated care agent."""
