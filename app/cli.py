@@ -34,6 +34,14 @@ def _target(start_local: bool = True):
         raise click.ClickException(str(exc)) from None
 
 
+def _stop_local(target) -> None:
+    """Stop the local cluster if this command started it (Ctrl-C leaves nothing running behind)."""
+    if target.started_local:
+        from app.core import localdb
+        click.echo("stopping the local database", err=True)
+        localdb.stop(target.local)
+
+
 def _upgrade(admin_url: str) -> None:
     from app.core import migrate
     try:
@@ -44,12 +52,12 @@ def _upgrade(admin_url: str) -> None:
         click.echo(f"applied {m.path.name}", err=True)
 
 
-def _serve_api(host: str, port: int, url: str) -> None:
+def _serve_api(host: str, port: int, url: str, *, embedded_worker: bool = False) -> None:
     import uvicorn
 
     from app.api.factory import create_app
     settings = get_settings()
-    app = create_app(settings, url)
+    app = create_app(settings, url, embedded_worker=embedded_worker)
     # permessage-deflate is off by default: it triples an idle stream's memory and costs more CPU than
     # small JSON frames save in bandwidth (BEIDOU_WS_COMPRESSION=1 turns it on).
     uvicorn.run(app, host=host, port=port, ws="websockets-sansio", ws_max_size=16 * 1024 * 1024,
@@ -57,7 +65,8 @@ def _serve_api(host: str, port: int, url: str) -> None:
                 access_log=False, proxy_headers=False)
 
 
-@main.command(help="Start everything: the database (local unless DATABASE_URL is set), migrations and the API.")
+@main.command(help="Start everything in one process: the database (local unless DATABASE_URL is set), migrations, "
+                   "the API and the worker.")
 @click.option("--host", default=None, help="Listen address (default BEIDOU_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default BEIDOU_PORT, 8000).")
 def up(host: str | None, port: int | None) -> None:
@@ -65,8 +74,53 @@ def up(host: str | None, port: int | None) -> None:
     target = _target()
     _upgrade(target.admin_url)
     host, port = host or settings.host, port or settings.port
-    click.echo(f"Health Beidou API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", err=True)
-    _serve_api(host, port, target.url)
+    click.echo(f"Health Beidou on http://{host}:{port}  (care page: /care, OpenAPI: /docs)", err=True)
+    try:
+        _serve_api(host, port, target.url, embedded_worker=True)
+    finally:
+        _stop_local(target)
+
+
+@main.command(help="The whole loop, live: the service, the FCM emulator, simulated policyholders streaming real and "
+                   "generated wearable histories at accelerated time over the WebSocket API, and a simulated care "
+                   "agent. Prints the care page's URL and a staff token; Ctrl-C stops and prints a summary.")
+@click.option("--host", default=None, help="Listen address (default BEIDOU_HOST).")
+@click.option("--port", type=int, default=None, help="Listen port (default BEIDOU_PORT).")
+@click.option("--speed", type=float, default=20_000, show_default=True, help="Simulated seconds per real second.")
+@click.option("--days", type=int, default=40, show_default=True, help="Days of history each person replays.")
+@click.option("--end", default="last", show_default=True,
+              help="Where a real history's replay ends: 'last' (its last day) or 'onset+N' (N days after the onset).")
+@click.option("--synthetic", type=int, default=12, show_default=True, help="Generated people.")
+@click.option("--real", default="all", show_default=True,
+              help="Comma-separated participant ids of the labelled data set to replay ('all', or '' for none).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of labelled wearable data (default ../shared/data/wearables-covid-dev).")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--fcm-port", type=int, default=8790, show_default=True, help="Port of the FCM emulator.")
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the closing summary to this file.")
+def demo(host, port, speed, days, end, synthetic, real, data_dir, duration, fcm_port, summary_json) -> None:
+    from app.demo.runner import DemoOptions, run_demo
+    settings = get_settings()
+    target = _target()
+    _upgrade(target.admin_url)
+    opts = DemoOptions(host=host or settings.host, port=port or settings.port, speed=speed, days=days, end=end,
+                       synthetic=synthetic, real=[r for r in real.split(",") if r], data_dir=data_dir,
+                       duration=duration, fcm_port=fcm_port, summary_json=summary_json)
+    try:
+        run_demo(settings, target, opts)
+    finally:
+        _stop_local(target)
+
+
+@main.command(help="Print what the service has done for an insurer: people streaming, readings stored, alerts, "
+                   "pushes and the anomalous-reading-to-alert latency.")
+@click.option("--tenant", "tenant_", default="Demo Insurance", show_default=True, help="Tenant id or name.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(tenant_: str, as_json: bool) -> None:
+    from app.summary import summarise
+    summary = summarise(_target().url, _tenant_id(tenant_))
+    click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else "\n".join(summary.lines()))
 
 
 @main.command(help="Run only the HTTP/WebSocket API (production runs several side by side).")
@@ -75,6 +129,29 @@ def up(host: str | None, port: int | None) -> None:
 def api(host: str | None, port: int | None) -> None:
     settings = get_settings()
     _serve_api(host or settings.host, port or settings.port, _target().url)
+
+
+@main.command(help="Run the background worker: detection (and, as they are enabled, alerting and sending).")
+def worker() -> None:
+    import asyncio
+
+    from app.worker import run_worker
+    try:
+        asyncio.run(run_worker(_target().url))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command(help="Run the scheduler: escalation timers, data-gap checks, retention. Run ONE per deployment "
+                   "(jobs are lock-guarded, so a second one is harmless but idle).")
+def scheduler() -> None:
+    import asyncio
+
+    from app.scheduler import run_scheduler
+    try:
+        asyncio.run(run_scheduler(_target().url, retention_days=get_settings().retention_days))
+    except KeyboardInterrupt:
+        pass
 
 
 @main.group(help="Database: migrations and the private local cluster.")

@@ -29,7 +29,7 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support import TestDatabase, start_service  # noqa: E402
+from tests.support import TestDatabase, start_service, use_app_password  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -190,6 +190,7 @@ def main() -> None:
     if not admin:
         cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg", 55433))
         admin = cluster.admin_url("postgres")
+        use_app_password(cluster.credentials()[localdb.APP_ROLE])
     from app.core import migrate
     db = TestDatabase.create(admin, f"beidou_bench_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(db.admin_url)

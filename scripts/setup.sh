@@ -16,6 +16,10 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ -z "${DATABASE_URL:-}" ]; then
   [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
 fi
+# Headless Chromium drives the care page's end-to-end tests (Playwright uses this browser, never a download).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# Chinese glyphs for the care page's zh-CN labels in screenshots.
+[ -d /usr/share/fonts/truetype/wqy ] || need_apt+=(fonts-wqy-zenhei)
 if [ ${#need_apt[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get: install them yourself"
   say "Installing ${need_apt[*]} (apt-get)"

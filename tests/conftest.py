@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests import support
 from tests.support import Service, Tenant, TestDatabase, start_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,7 @@ def admin_server_url() -> str:
     cluster = localdb.LocalCluster(root=ROOT / ".data" / "test-pg",
                                    port=int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433")))
     localdb.start(cluster)
+    support.use_app_password(cluster.credentials()[localdb.APP_ROLE])
     return cluster.admin_url("postgres")
 
 

@@ -19,7 +19,14 @@ from psycopg import sql
 from app.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_PASSWORD = "app-" + uuid.uuid4().hex
+# The service role is cluster-wide: every test session on a cluster must use the same password for it, or
+# concurrent sessions lock each other out. The local test cluster's own credentials provide it.
+APP_PASSWORD = os.environ.get("BEIDOU_TEST_APP_PASSWORD", "beidou-test-app")
+
+
+def use_app_password(password: str) -> None:
+    global APP_PASSWORD
+    APP_PASSWORD = password
 
 
 def with_db(url: str, dbname: str, user: str | None = None, password: str | None = None) -> str:
@@ -166,3 +173,32 @@ def start_service(db: TestDatabase, jwt_secret: str, data_dir: Path, **extra: st
     svc = Service(db=db, settings=settings, env=env, port=port, log_path=data_dir / "service.log")
     svc.start()
     return svc
+
+
+def start_process(service: Service, *args: str, **extra_env: str) -> subprocess.Popen:
+    """Another `beidou` process (worker, scheduler) against the same database as ``service``."""
+    env = {**service.env, **extra_env}
+    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=env, cwd=ROOT,
+                            stdout=service.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def wait_for(predicate, timeout: float = 30.0, every: float = 0.1):
+    """Poll until ``predicate()`` returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(every)

@@ -9,11 +9,12 @@ from datetime import timedelta
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api import consents, health, readings, stream
+from app.api import care, care_live, consents, health, me, outreach, readings, stream, web
 from app.api.deps import PrincipalCache, Services
+from alerts.repository import ALERT_CHANNEL
 from app.auth import TokenVerifier
 from app.core.db import Database
-from app.core.errors import DatabaseUnavailable, NotFound
+from app.core.errors import DatabaseUnavailable, Forbidden, NotFound
 from app.core.listen import listen_forever
 from app.core.settings import Settings
 from consent.service import CONSENT_CHANNEL, ConsentChange
@@ -34,8 +35,10 @@ Health Beidou lets an insurer look after its policyholders' health **with their 
 """
 
 
-def create_app(settings: Settings, database_url: str) -> FastAPI:
-    """Build the API for a resolved database URL (the local cluster is started by the caller)."""
+def create_app(settings: Settings, database_url: str, *, embedded_worker: bool = False) -> FastAPI:
+    """Build the API for a resolved database URL (the local cluster is started by the caller).
+
+    ``embedded_worker`` also runs the worker and the scheduler in this process (`beidou up`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -49,27 +52,47 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.state.services = Services(settings=settings, db=db, verifier=TokenVerifier(settings), ingest=writer,
                                       principals=PrincipalCache(db), limits=limits)
         registry = app.state.streams = stream.StreamRegistry()
+        feed = app.state.care_feed = care_live.CareFeed()
 
-        def on_consent(_channel: str, payload: str) -> None:
-            registry.consent_changed(ConsentChange.parse(payload))
+        def on_notify(channel: str, payload: str) -> None:
+            if channel == CONSENT_CHANNEL:
+                registry.consent_changed(ConsentChange.parse(payload))
+            elif channel == ALERT_CHANNEL:
+                feed.publish(payload)
 
-        listener = asyncio.create_task(listen_forever(database_url, [CONSENT_CHANNEL], on_consent))
+        listener = asyncio.create_task(listen_forever(database_url, [CONSENT_CHANNEL, ALERT_CHANNEL], on_notify))
+        worker = scheduler = None
+        if embedded_worker:
+            from app.scheduler import Scheduler
+            from app.worker import Worker, build_sender
+            worker = Worker(db, database_url, sender=build_sender(db, settings))
+            await worker.start()
+            scheduler = Scheduler(db, database_url, retention_days=settings.retention_days)
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
+            if worker is not None:
+                await worker.stop()
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
             await writer.stop()
             await db.close()
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    for module in (readings, stream, consents, health):
+    for module in (readings, stream, consents, me, care, care_live, outreach, health, web):
         app.include_router(module.router)
 
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
         return JSONResponse({"detail": f"database unavailable, nothing was stored: {exc}", "code": "unavailable"},
                             status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(exc) or "forbidden"}, status_code=403)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -7,7 +7,7 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from app.api.deps import Principal, Services, policyholder, services
-from app.api.schemas import BatchResult, Problem, ReadingBatch, ReadingPage
+from app.api.schemas import BatchResult, Problem, ReadingPage
 from streaming import validation
 from streaming.receive import receive, summarise
 

@@ -22,3 +22,6 @@ def configure_logging(level: str = "INFO") -> None:
         level=level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Per-run chatter of these libraries is noise at INFO; their warnings still show.
+    for name in ("apscheduler", "httpx"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))

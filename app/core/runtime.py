@@ -12,14 +12,17 @@ class DatabaseTarget:
     url: str          # the service role
     admin_url: str    # the schema owner, for migrations and operator commands
     local: localdb.LocalCluster | None
+    started_local: bool = False  # this process started the local cluster (and stops it on the way out)
 
 
 def resolve(settings: Settings, *, start_local: bool = True) -> DatabaseTarget:
     if settings.database_url:
         return DatabaseTarget(settings.database_url, settings.database_admin_url or settings.database_url, None)
     cluster = localdb.default_cluster(settings.data_dir, settings.local_pg_port)
+    started = False
     if start_local:
+        started = not localdb.is_running(cluster)
         localdb.start(cluster)
     elif not cluster.credentials_file.exists():
         raise localdb.LocalClusterError(f"no local cluster in {cluster.root}: run `beidou db start` first")
-    return DatabaseTarget(cluster.url(), cluster.admin_url(), cluster)
+    return DatabaseTarget(cluster.url(), cluster.admin_url(), cluster, started)

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     ws_compression: bool = Field(default=False, description="Offer permessage-deflate on WebSocket streams.")
     ingest_writers: int = Field(default=3, description="Concurrent group-commit writers per API process.")
 
+    fcm_project_id: str | None = Field(default=None, description="Firebase project id for push notifications.")
+    fcm_credentials_file: str | None = Field(default=None, description="Service-account JSON for real FCM.")
+    fcm_endpoint: str | None = Field(default=None, description="Send pushes to this FCM-compatible endpoint instead "
+                                     "of Google (the local emulator: `beidou fcm-emulator`).")
+    push_timeout_s: float = Field(default=10.0, description="Timeout of one push request.")
+    push_max_attempts: int = Field(default=6, description="Sends tried before a notification is a dead letter.")
+    push_backoff_base_s: float = Field(default=2.0, description="First retry delay of a failed push (doubles, "
+                                       "with jitter; Retry-After is honoured).")
+    outreach_weekly_cap: int = Field(default=3, description="Non-critical check-ins per person per 7 days.")
+    retention_days: int | None = Field(default=None, description="Drop readings older than this many days "
+                                       "(unset: keep them).")
     log_level: str = Field(default="INFO", description="Log level.")
 
     @property
