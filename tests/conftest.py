@@ -46,6 +46,7 @@ def template_db(admin_server_url: str) -> TestDatabase:
     tpl = TestDatabase.create(admin_server_url, name)
     migrate.upgrade(tpl.admin_url)
     tpl.ensure_app_login()
+    tpl.freeze_as_template()
     yield tpl
     tpl.drop()
 

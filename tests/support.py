@@ -45,8 +45,8 @@ class TestDatabase:
 
     @classmethod
     def create(cls, server_admin_url: str, name: str, template: str | None = None) -> TestDatabase:
+        cls(server_admin_url, name).drop()  # a leftover of an interrupted run
         with psycopg.connect(server_admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
                 stmt = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
@@ -61,13 +61,24 @@ class TestDatabase:
     def app_url(self) -> str:
         return with_db(self.server_admin_url, self.name, "beidou_app", APP_PASSWORD)
 
+    def freeze_as_template(self) -> None:
+        """Make it a template nobody connects to: TimescaleDB's background scheduler would otherwise keep a
+        session open in it, and ``CREATE DATABASE ... TEMPLATE`` refuses a template in use."""
+        with psycopg.connect(self.server_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                sql.Identifier(self.name)))
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self.name,))
+
     def ensure_app_login(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("ALTER ROLE beidou_app LOGIN PASSWORD {}").format(sql.Literal(APP_PASSWORD)))
 
     def drop(self) -> None:
         with psycopg.connect(self.server_admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.name,)).fetchone()
+            if exists:
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(self.name)))
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(self.name)))
 
 
 def free_port() -> int:
