@@ -1,7 +1,8 @@
 -- Detection: which people have new readings, each person's detector state, and the events it emitted.
 --
--- Ingest bumps detection_queue.version in the same transaction as the readings; the worker owns
--- detector_state (including done_version), so ingest and detection never wait on each other's row locks.
+-- Ingest appends a row to detection_work per person in the same transaction as the readings (append
+-- only: concurrent ingest commits never wait on each other's row locks); the worker deletes the rows it
+-- has seen in the same transaction as the detector state it saves.
 
 -- Background workers serve every insurer but may only ever work inside one tenant's context at a time:
 -- this lists tenant ids (nothing else) so they know which contexts to visit.
@@ -10,13 +11,13 @@ SET search_path = public, pg_temp AS $$ SELECT id FROM tenants ORDER BY id $$;
 REVOKE ALL ON FUNCTION beidou_tenant_ids() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION beidou_tenant_ids() TO beidou_app;
 
-CREATE TABLE detection_queue (
-  person_id   uuid PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE,
+CREATE TABLE detection_work (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   tenant_id   uuid NOT NULL,
-  version     bigint NOT NULL DEFAULT 1,
-  updated_at  timestamptz NOT NULL DEFAULT now()
+  person_id   uuid NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+  created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX detection_queue_tenant ON detection_queue (tenant_id);
+CREATE INDEX detection_work_person ON detection_work (person_id, id);
 
 CREATE TABLE detector_state (
   person_id      uuid PRIMARY KEY REFERENCES people(id) ON DELETE CASCADE,
@@ -24,7 +25,6 @@ CREATE TABLE detector_state (
   state_version  integer NOT NULL,
   state          bytea NOT NULL,
   cursor_time    timestamptz,              -- newest reading time fed to the detector
-  done_version   bigint NOT NULL DEFAULT 0, -- detection_queue.version fully processed
   readings_seen  bigint NOT NULL DEFAULT 0,
   updated_at     timestamptz NOT NULL DEFAULT now()
 );
@@ -49,8 +49,8 @@ CREATE TABLE anomaly_events (
 );
 CREATE INDEX anomaly_events_unhandled ON anomaly_events (tenant_id, id) WHERE handled_at IS NULL;
 
-ALTER TABLE detection_queue ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY isolation ON detection_queue TO beidou_app
+ALTER TABLE detection_work ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY isolation ON detection_work TO beidou_app
   USING (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()))
   WITH CHECK (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()));
 
@@ -64,6 +64,6 @@ CREATE POLICY isolation ON anomaly_events TO beidou_app
   USING (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()))
   WITH CHECK (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()));
 
-GRANT SELECT, INSERT, UPDATE ON detection_queue TO beidou_app;
+GRANT SELECT, INSERT, DELETE ON detection_work TO beidou_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON detector_state TO beidou_app;
 GRANT SELECT, INSERT, UPDATE ON anomaly_events TO beidou_app;

@@ -55,7 +55,7 @@ class DetectionConsumer:
         total = PassResult()
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             pending = await repo.pending_people(conn, self.config.batch_people)
-        for person_id, _version in pending:
+        for person_id in pending:
             result = await self.process_person(tenant_id, person_id)
             total.people += result.people
             total.readings += result.readings
@@ -66,7 +66,7 @@ class DetectionConsumer:
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             if not await repo.try_lock_person(conn, person_id):
                 return PassResult()  # another worker has this person right now
-            version = await repo.queue_version(conn, person_id)
+            work = await repo.work_ids(conn, person_id)
             zone = await repo.person_zone(conn, person_id) or "UTC"
             metrics = await repo.monitored_metrics(conn, person_id)
             stored = await repo.load_state(conn, person_id)
@@ -75,6 +75,7 @@ class DetectionConsumer:
                 # No monitoring consent for anything: keep no model at all.
                 if stored:
                     await repo.delete_state(conn, person_id)
+                await repo.done_work(conn, work)
                 return PassResult(people=1)
             _sync_consent(detector, metrics)
             feedback = await repo.pending_feedback(conn, person_id)
@@ -91,9 +92,10 @@ class DetectionConsumer:
             complete = len(rows) < self.config.max_readings_per_pass
             await repo.save_state(
                 conn, tenant_id=tenant_id, person_id=person_id, state=detector.to_bytes(), state_version=STATE_VERSION,
-                cursor_time=cursor, done_version=version if complete else (stored.done_version if stored else 0),
-                readings_seen=seen + len(rows),
+                cursor_time=cursor, readings_seen=seen + len(rows),
             )
+            if complete:  # otherwise the rows stay and the next pass reads on from the new cursor
+                await repo.done_work(conn, work)
             inserted = await repo.insert_events(conn, tenant_id=tenant_id, person_id=person_id, events=events,
                                                 received_at=received)
         if events:
@@ -158,7 +160,7 @@ class DetectionConsumer:
             dropped = detector.drop_feature_for_metric(metric)
             await repo.save_state(conn, tenant_id=tenant_id, person_id=person_id, state=detector.to_bytes(),
                                   state_version=STATE_VERSION, cursor_time=stored.cursor_time,
-                                  done_version=stored.done_version, readings_seen=stored.readings_seen)
+                                  readings_seen=stored.readings_seen)
         log.info("detection.consent_dropped person=%s metric=%s features=%s", person_id, metric, dropped)
 
 

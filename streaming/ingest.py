@@ -47,9 +47,9 @@ _SOURCES = """INSERT INTO sources AS s (tenant_id, person_id, source)
               SELECT %s, p, src FROM unnest(%s::uuid[], %s::text[]) AS u(p, src)
               ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
               WHERE s.last_seen < now() - interval '1 minute'"""
-# Tell detection which people have new readings, in the same transaction (sorted: no lock-order deadlocks).
-_QUEUE = """INSERT INTO detection_queue AS q (person_id, tenant_id) SELECT p, %s FROM unnest(%s::uuid[]) AS p
-            ON CONFLICT (person_id) DO UPDATE SET version = q.version + 1, updated_at = now()"""
+# Tell detection which people have new readings, in the same transaction. Appending (not updating a row
+# per person) keeps concurrent commits for the same person from waiting on each other.
+_QUEUE = "INSERT INTO detection_work (tenant_id, person_id) SELECT %s, p FROM unnest(%s::uuid[]) AS p"
 
 
 @dataclass(slots=True)

@@ -17,7 +17,6 @@ class StoredState:
     state: bytes
     state_version: int
     cursor_time: datetime | None
-    done_version: int
     readings_seen: int
 
 
@@ -26,16 +25,11 @@ async def tenant_ids(conn: psycopg.AsyncConnection) -> list[UUID]:
     return [row[0] for row in await cur.fetchall()]
 
 
-async def pending_people(conn: psycopg.AsyncConnection, limit: int) -> list[tuple[UUID, int]]:
-    """People of the current tenant with readings the detector has not seen: (person, queue version)."""
+async def pending_people(conn: psycopg.AsyncConnection, limit: int) -> list[UUID]:
+    """People of the current tenant with readings the detector has not seen, longest waiting first."""
     cur = await conn.execute(
-        """SELECT q.person_id, q.version FROM detection_queue q
-             LEFT JOIN detector_state s ON s.person_id = q.person_id
-            WHERE q.version > coalesce(s.done_version, 0)
-            ORDER BY q.updated_at LIMIT %s""",
-        (limit,),
-    )
-    return await cur.fetchall()
+        "SELECT person_id FROM detection_work GROUP BY person_id ORDER BY min(id) LIMIT %s", (limit,))
+    return [row[0] for row in await cur.fetchall()]
 
 
 async def idle_people(conn: psycopg.AsyncConnection, idle_since: datetime, limit: int) -> list[UUID]:
@@ -53,10 +47,17 @@ async def try_lock_person(conn: psycopg.AsyncConnection, person_id: UUID) -> boo
     return (await cur.fetchone())[0]
 
 
-async def queue_version(conn: psycopg.AsyncConnection, person_id: UUID) -> int:
-    cur = await conn.execute("SELECT version FROM detection_queue WHERE person_id = %s", (person_id,))
-    row = await cur.fetchone()
-    return row[0] if row else 0
+async def work_ids(conn: psycopg.AsyncConnection, person_id: UUID, limit: int = 10_000) -> list[int]:
+    """The person's work rows visible now. Read BEFORE the readings, so every reading they announce is seen."""
+    cur = await conn.execute("SELECT id FROM detection_work WHERE person_id = %s ORDER BY id LIMIT %s",
+                             (person_id, limit))
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def done_work(conn: psycopg.AsyncConnection, ids: list[int]) -> None:
+    """Remove exactly the rows that were read: a row committed meanwhile stays and brings the worker back."""
+    if ids:
+        await conn.execute("DELETE FROM detection_work WHERE id = ANY(%s)", (ids,))
 
 
 async def person_zone(conn: psycopg.AsyncConnection, person_id: UUID) -> str | None:
@@ -67,7 +68,7 @@ async def person_zone(conn: psycopg.AsyncConnection, person_id: UUID) -> str | N
 
 async def load_state(conn: psycopg.AsyncConnection, person_id: UUID) -> StoredState | None:
     cur = await conn.execute(
-        """SELECT state, state_version, cursor_time, done_version, readings_seen
+        """SELECT state, state_version, cursor_time, readings_seen
              FROM detector_state WHERE person_id = %s FOR UPDATE""",
         (person_id,),
     )
@@ -97,15 +98,14 @@ async def readings_after(conn: psycopg.AsyncConnection, person_id: UUID, after: 
 
 
 async def save_state(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, state: bytes,
-                     state_version: int, cursor_time: datetime | None, done_version: int, readings_seen: int) -> None:
+                     state_version: int, cursor_time: datetime | None, readings_seen: int) -> None:
     await conn.execute(
-        """INSERT INTO detector_state AS s (person_id, tenant_id, state, state_version, cursor_time, done_version,
-                                            readings_seen, updated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, now())
+        """INSERT INTO detector_state AS s (person_id, tenant_id, state, state_version, cursor_time, readings_seen,
+                                            updated_at)
+           VALUES (%s, %s, %s, %s, %s, %s, now())
            ON CONFLICT (person_id) DO UPDATE SET state = EXCLUDED.state, state_version = EXCLUDED.state_version,
-               cursor_time = EXCLUDED.cursor_time, done_version = EXCLUDED.done_version,
-               readings_seen = EXCLUDED.readings_seen, updated_at = now()""",
-        (person_id, tenant_id, state, state_version, cursor_time, done_version, readings_seen),
+               cursor_time = EXCLUDED.cursor_time, readings_seen = EXCLUDED.readings_seen, updated_at = now()""",
+        (person_id, tenant_id, state, state_version, cursor_time, readings_seen),
     )
 
 
