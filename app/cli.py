@@ -69,7 +69,13 @@ def _serve_api(host: str, port: int, url: str, *, embedded_worker: bool = False)
                    "the API and the worker.")
 @click.option("--host", default=None, help="Listen address (default BEIDOU_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default BEIDOU_PORT, 8000).")
-def up(host: str | None, port: int | None) -> None:
+@click.option("--demo", "with_demo", is_flag=True,
+              help="Also simulate an insurer's policyholders and care agent (see `beidou demo --help`).")
+@click.pass_context
+def up(ctx: click.Context, host: str | None, port: int | None, with_demo: bool) -> None:
+    if with_demo:
+        ctx.invoke(demo, host=host, port=port)
+        return
     settings = get_settings()
     target = _target()
     _upgrade(target.admin_url)
@@ -131,7 +137,7 @@ def api(host: str | None, port: int | None) -> None:
     _serve_api(host or settings.host, port or settings.port, _target().url)
 
 
-@main.command(help="Run the background worker: detection (and, as they are enabled, alerting and sending).")
+@main.command(help="Run the background worker: detection, alerting and push sending (run one or more).")
 def worker() -> None:
     import asyncio
 

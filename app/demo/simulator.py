@@ -181,6 +181,9 @@ class CareAgent:
     async def run(self) -> None:
         async with httpx.AsyncClient(base_url=self.base_url, headers={"Authorization": f"Bearer {self.token}"},
                                      timeout=30) as http:
+            # The agent's own phone, so escalations and "I need help" answers reach them.
+            await http.post("/v1/care/me/devices", json={"token": "demo-agent-phone", "platform": "android"})
+            await http.put("/v1/care/me/on-duty", json={"on_duty": True})
             while True:
                 await asyncio.sleep(self.poll_s)
                 try:
