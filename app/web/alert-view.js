@@ -1,9 +1,29 @@
-// The open alert, drawn from the API's AlertDetail: header facts, which actions apply, the evidence,
-// the timeline, the notifications and the chart's legend. Rendering only: no fetching, no state.
+// The open alert, drawn from the API's AlertDetail: header facts (and, loudly, a person asking for help),
+// which actions apply, the evidence, the timeline and the chart's legend (the notifications are drawn by
+// notification-view.js). Rendering only: no fetching, no state.
 
 import { bandText } from "./chart.js";
 import { $, age, chip, el, formatTime, number, shortTime, show } from "./dom.js";
 import { label, t } from "./i18n.js";
+
+export function urgentChip() {
+  const node = chip("urgent", "yes", t("urgent"));
+  node.title = t("urgent_title");
+  return node;
+}
+
+/** The person answered a check-in with "I need help" or "please call me": say so above everything else. */
+function renderUrgent(alert) {
+  const banner = $("d-urgent");
+  show(banner, alert.urgent);
+  if (!alert.urgent) return;
+  const reply = [...alert.timeline].reverse().find((e) => e.action === "person_replied"
+    && ["help", "call"].includes((e.detail || {}).answer));
+  const answer = reply ? reply.detail.answer : null;
+  banner.dataset.answer = answer || "";
+  banner.textContent = answer
+    ? t(`urgent_banner_${answer}`, { when: `${shortTime(reply.at)}, ${age(reply.at)}` }) : t("urgent_banner");
+}
 
 export function renderHeader(alert) {
   const article = $("detail");
@@ -17,8 +37,9 @@ export function renderHeader(alert) {
     chip("sev", alert.severity, label("sev", alert.severity)),
     el("span", { cls: "chip", text: label("tier", alert.tier) }),
     alert.kind !== "health" ? el("span", { cls: "chip", text: label("kind_label", alert.kind) }) : null,
-    alert.urgent ? chip("urgent", "yes", t("urgent")) : null,
+    alert.urgent ? urgentChip() : null,
   ].filter(Boolean));
+  renderUrgent(alert);
   $("d-opened").replaceChildren(
     el("span", { text: formatTime(alert.opened_at) }), " ",
     el("span", { cls: "muted paren", text: age(alert.opened_at), attrs: { "data-age": alert.opened_at } }));
@@ -45,6 +66,7 @@ export function renderActions(alert, { mine, supervises }) {
   $("a-contact").disabled = !((s === "claimed" || s === "contacted") && (mine || supervises));
   $("a-resolve").disabled = !(active && mayAct);
   $("a-reopen").disabled = s !== "resolved";
+  $("a-reach-out").disabled = !active;  // the service refuses without the person's outreach consent (409)
   show($("a-reassign"), supervises);
   $("a-reassign").disabled = !(active && supervises);
   for (const [form, button] of [["contact-form", "a-contact"], ["resolve-form", "a-resolve"], ["reassign-form", "a-reassign"]]) {
@@ -67,7 +89,10 @@ function timelineDetail(entry) {
   const parts = [];
   if (d.reason && entry.action === "resolve") parts.push(label("res", d.reason));
   else if (d.reason) parts.push(d.reason);
-  if (d.answer) parts.push(label("answer", d.answer));
+  if (d.answer) parts.push(t("tl_answer", { answer: label("answer", d.answer) }));
+  if (d.held_until) {
+    parts.push(t("tl_held", { time: formatTime(d.held_until), reason: label("held", d.held_reason) }));
+  }
   if (d.assignee) parts.push(`→ ${d.assignee}`);
   if (d.step) parts.push(d.step);
   if (d.note) parts.push(`“${d.note}”`);
@@ -80,7 +105,9 @@ export function renderTimeline(timeline) {
       ? `${label("st", entry.from_status)} → ${label("st", entry.to_status)}` : "";
     const who = `${label("actor", entry.actor_kind)} ${entry.actor_id}`;
     const detail = timelineDetail(entry);
-    return el("li", { attrs: { "data-action": entry.action } },
+    const attrs = { "data-action": entry.action };
+    if (entry.detail && entry.detail.answer) attrs["data-answer"] = entry.detail.answer;
+    return el("li", { attrs },
       el("div", { cls: "tl-head" },
         el("span", { cls: "tl-action", text: label("act", entry.action) }),
         el("span", { cls: "tl-when muted", text: shortTime(entry.at), attrs: { title: formatTime(entry.at) } })),
@@ -88,19 +115,6 @@ export function renderTimeline(timeline) {
       detail ? el("div", { cls: "tl-detail", text: detail }) : null);
   });
   $("timeline").replaceChildren(...items);
-}
-
-export function renderNotifications(notifications) {
-  const rows = notifications.map((n) => el("tr", { attrs: { "data-status": n.status } },
-    el("td", { text: `${label("rk", n.recipient_kind)} ${n.recipient || ""}`.trim() }),
-    el("td", { text: label("np", n.purpose) }),
-    el("td", {}, chip("ns", n.status, label("ns", n.status)),
-      n.status_detail ? el("div", { cls: "muted small", text: n.status_detail }) : null),
-    el("td", { cls: "num", text: String(n.attempts) }),
-    el("td", { cls: "nowrap", text: shortTime(n.updated_at) })));
-  $("notifications").tBodies[0].replaceChildren(...rows);
-  show($("notifications"), notifications.length > 0);
-  show($("no-notifications"), notifications.length === 0);
 }
 
 /** The chart's heading and its legend, which says plainly what each drawn thing is. */

@@ -1,13 +1,12 @@
 // The care page: sign in with a staff token, work the live alert queue, open an alert, act on it.
 
-import {
-  renderActions, renderChartLabels, renderEvidence, renderHeader, renderNotifications, renderTimeline,
-} from "./alert-view.js";
+import { renderActions, renderChartLabels, renderEvidence, renderHeader, renderTimeline } from "./alert-view.js";
 import { ApiError, careApi, peekClaims } from "./api.js";
 import { chartSpec, chartWindow, drawChart } from "./chart.js";
 import { $, age, errorText, show } from "./dom.js";
-import { label, language, pickLanguage, setLanguage, t, translatePage } from "./i18n.js";
+import { label, language, pickLanguage, serviceText, setLanguage, t, translatePage } from "./i18n.js";
 import { LiveFeed } from "./live.js";
+import { renderNotifications } from "./notification-view.js";
 import { renderQueueList } from "./queue-view.js";
 
 const TOKEN_KEY = "beidou.care.token";       // sessionStorage: gone when the tab closes
@@ -263,7 +262,7 @@ function renderDetail(alert) {
   renderActions(alert, roleOf(alert));
   renderEvidence(alert.evidence);
   renderTimeline(alert.timeline);
-  renderNotifications(alert.notifications);
+  renderNotifications(alert.notifications, alert.timeline);
   loadChart(alert);
 }
 
@@ -325,8 +324,11 @@ function toggleForm(id) {
   }
 }
 
-function showActionError(err) {
-  $("action-error").textContent = errorText(err);
+function showActionError(err, action = null) {
+  // A refused reach-out (no outreach consent, or resolved meanwhile) is not a race: say why, and to call.
+  const refusedReachOut = action === "reach-out" && err instanceof ApiError && err.status === 409;
+  $("action-error").textContent = refusedReachOut
+    ? t("reach_out_refused", { detail: serviceText(err.detail) }) : errorText(err);
   $("action-error").dataset.status = err instanceof ApiError ? String(err.status) : "";
   $("action-error").hidden = false;
 }
@@ -342,13 +344,13 @@ async function act(action, body) {
     const detail = await api.act(id, action, body);
     hideForms();
     for (const form of document.querySelectorAll(".action-form")) form.reset();
-    $("action-status").textContent = t(`done_${action}`);
+    $("action-status").textContent = t(`done_${action.replaceAll("-", "_")}`);
     if (state.selectedId === id) renderDetail(detail);
     loadQueue();
   } catch (err) {
     $("action-status").textContent = "";
     if (!state.token) return;
-    showActionError(err);
+    showActionError(err, action);
     // The alert may have moved on (someone else claimed it): show it as it is now.
     if (err instanceof ApiError && [403, 409].includes(err.status)) {
       loadDetail(id, { quiet: true });
@@ -424,6 +426,7 @@ function wire() {
 
   $("a-claim").addEventListener("click", () => act("claim"));
   $("a-reopen").addEventListener("click", () => act("reopen"));
+  $("a-reach-out").addEventListener("click", () => act("reach-out"));
   $("a-contact").addEventListener("click", () => toggleForm("contact-form"));
   $("a-resolve").addEventListener("click", () => toggleForm("resolve-form"));
   $("a-reassign").addEventListener("click", () => toggleForm("reassign-form"));

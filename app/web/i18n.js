@@ -45,7 +45,11 @@ const en = {
   updated_at: "Updated {time}",
   pick_alert: "Choose an alert from the queue to see its evidence, timeline and readings.",
   loading: "Loading…",
-  urgent: "Urgent",
+  urgent: "Asked for help",
+  urgent_title: "The member answered a check-in asking for help or a call.",
+  urgent_banner_help: "The member answered “I need help” ({when}). Call them now.",
+  urgent_banner_call: "The member asked “Please call me” ({when}). Call them now.",
+  urgent_banner: "The member asked for help. Call them now.",
   unassigned: "Unassigned",
   assigned_to: "Assigned to {who}",
   person: "Person",
@@ -62,6 +66,9 @@ const en = {
   resolve: "Resolve",
   reassign: "Reassign",
   reopen: "Reopen",
+  reach_out: "Reach out",
+  reach_out_title: "Send the member a check-in push asking whether they need help. It waits for their quiet hours and the weekly limit.",
+  reach_out_refused: "The check-in was not sent: {detail}. Call the member instead.",
   note: "Note",
   note_optional: "Note (optional)",
   contact_note_ph: "e.g. called, no answer; left a message",
@@ -80,6 +87,7 @@ const en = {
   done_resolve: "Resolved.",
   done_reassign: "Handed over.",
   done_reopen: "Reopened.",
+  done_reach_out: "Check-in queued.",
   chart_heading: "Recent readings: {metric}",
   chart_empty: "No {metric} readings in this period.",
   chart_range: "{from} – {to}, {bucket}",
@@ -109,6 +117,18 @@ const en = {
   n_status: "Status",
   n_attempts: "Tries",
   n_updated: "Updated",
+  n_held_until: "until {time}",
+  n_due: "due {time}",
+  n_retrying: "retrying after {detail}, next try {time}",
+  n_sending: "handing to the push service (try {n})",
+  n_sent_at: "accepted by the push service {time}",
+  n_opened_at: "opened {time}",
+  n_answer: "answer: “{answer}”",
+  n_call_instead: "Push did not reach them — call instead",
+  held_quiet_hours: "the member's quiet hours",
+  held_weekly_cap: "weekly limit of check-ins reached",
+  tl_answer: "Answer: “{answer}”",
+  tl_held: "held until {time} ({reason})",
   by: "by {who}",
   err_401: "Not signed in: {detail}",
   err_403: "Not allowed: {detail}",
@@ -136,7 +156,7 @@ const en = {
   res_no_response: "No response", res_consent_withdrawn: "Consent withdrawn",
   act_opened: "Opened", act_extended: "Extended by new evidence", act_severity_raised: "Severity raised",
   act_claim: "Claimed", act_contact: "Contact recorded", act_resolve: "Resolved", act_reassign: "Reassigned",
-  act_reopen: "Reopened", act_escalated: "Escalated", act_reach_out: "Check-in message sent",
+  act_reopen: "Reopened", act_escalated: "Escalated", act_reach_out: "Reached out (check-in push)",
   act_message_opened: "Member opened the message", act_person_replied: "Member replied",
   actor_system: "system", actor_staff: "staff", actor_person: "member",
   ns_queued: "Queued", ns_held: "Held", ns_sending: "Sending", ns_sent: "Sent", ns_failed: "Failed",
@@ -144,7 +164,7 @@ const en = {
   np_escalation: "Escalation", np_check_in: "Check-in", np_reconnect: "Reconnect device",
   np_person_replied: "Member replied",
   rk_staff: "staff", rk_person: "member",
-  answer_fine: "I'm fine", answer_help: "I need help", answer_call: "Call me",
+  answer_fine: "I'm fine", answer_help: "I need help", answer_call: "Please call me",
   feat_overnight_rhr: "Overnight resting heart rate", feat_device_rhr: "Resting heart rate (device)",
   feat_hrv: "Heart-rate variability", feat_daily_steps: "Daily steps", feat_sleep_duration: "Sleep duration",
   feat_spo2: "Blood oxygen (SpO2)", feat_blood_pressure: "Blood pressure", feat_glucose: "Blood glucose",
@@ -197,7 +217,11 @@ const zh = {
   updated_at: "更新于 {time}",
   pick_alert: "从队列中选择一条警报，查看证据、时间线和读数。",
   loading: "加载中…",
-  urgent: "紧急",
+  urgent: "请求帮助",
+  urgent_title: "成员在回复问候时请求帮助或回电。",
+  urgent_banner_help: "成员回复“我需要帮助”（{when}）。请立即致电。",
+  urgent_banner_call: "成员请求“请给我打电话”（{when}）。请立即致电。",
+  urgent_banner: "成员请求帮助。请立即致电。",
   unassigned: "未分配",
   assigned_to: "负责人：{who}",
   person: "成员",
@@ -214,6 +238,9 @@ const zh = {
   resolve: "解决",
   reassign: "转派",
   reopen: "重新打开",
+  reach_out: "发送关怀问候",
+  reach_out_title: "向成员推送一条问候，询问是否需要帮助。会等到成员的免打扰时段结束，并遵守每周次数上限。",
+  reach_out_refused: "问候未发送：{detail}。请改为电话联系成员。",
   note: "备注",
   note_optional: "备注（可选）",
   contact_note_ph: "例如：已致电，无人接听；已留言",
@@ -232,6 +259,7 @@ const zh = {
   done_resolve: "已解决。",
   done_reassign: "已转交。",
   done_reopen: "已重新打开。",
+  done_reach_out: "问候已排队发送。",
   chart_heading: "近期读数：{metric}",
   chart_empty: "此期间没有{metric}读数。",
   chart_range: "{from} – {to}，{bucket}",
@@ -261,6 +289,18 @@ const zh = {
   n_status: "状态",
   n_attempts: "尝试次数",
   n_updated: "更新时间",
+  n_held_until: "暂缓至 {time}",
+  n_due: "计划于 {time} 发送",
+  n_retrying: "{detail} 后重试，下次尝试 {time}",
+  n_sending: "正在交给推送服务（第 {n} 次）",
+  n_sent_at: "推送服务已于 {time} 接收",
+  n_opened_at: "已于 {time} 打开",
+  n_answer: "回复：“{answer}”",
+  n_call_instead: "推送未送达——请改为电话联系",
+  held_quiet_hours: "成员的免打扰时段",
+  held_weekly_cap: "已达每周问候上限",
+  tl_answer: "回复：“{answer}”",
+  tl_held: "暂缓至 {time}（{reason}）",
   by: "操作人：{who}",
   err_401: "未登录：{detail}",
   err_403: "无权操作：{detail}",
@@ -288,7 +328,7 @@ const zh = {
   res_no_response: "无回应", res_consent_withdrawn: "已撤回同意",
   act_opened: "创建", act_extended: "新增证据", act_severity_raised: "严重程度提高",
   act_claim: "认领", act_contact: "记录联系", act_resolve: "解决", act_reassign: "转派",
-  act_reopen: "重新打开", act_escalated: "升级", act_reach_out: "已发送问候消息",
+  act_reopen: "重新打开", act_escalated: "升级", act_reach_out: "已发起关怀问候（推送）",
   act_message_opened: "成员已打开消息", act_person_replied: "成员已回复",
   actor_system: "系统", actor_staff: "员工", actor_person: "成员",
   ns_queued: "排队中", ns_held: "暂缓", ns_sending: "发送中", ns_sent: "已发送", ns_failed: "失败",
@@ -305,6 +345,19 @@ const zh = {
   m_heart_rate: "心率", m_resting_heart_rate: "静息心率", m_hrv_rmssd: "心率变异性（RMSSD）",
   m_steps: "步数", m_sleep: "睡眠", m_spo2: "血氧", m_blood_pressure: "收缩压",
   m_glucose: "血糖", m_body_temperature: "体温", m_respiratory_rate: "呼吸频率",
+};
+
+// Fixed sentences the service writes (alerts/outreach.py, alerts/sender.py) that the page can translate;
+// anything else from the service is shown as it was written.
+const SERVICE_ZH = {
+  "the person has not agreed to be contacted about this data (no outreach consent)":
+    "该成员未同意就此类数据接受联系（无外联同意）",
+  "the alert is resolved": "该警报已解决",
+  "the alert was resolved": "警报已解决",
+  "outreach consent withdrawn": "成员已撤回外联同意",
+  "no device registered": "未注册接收推送的设备",
+  "push is not configured": "推送服务未配置",
+  "no result": "无结果",
 };
 
 const TABLES = { en, "zh-CN": zh };
@@ -333,6 +386,12 @@ export function t(key, params = {}, fallback = undefined) {
 export function label(prefix, code) {
   if (code === null || code === undefined || code === "") return t("none");
   return t(`${prefix}_${code}`, {}, String(code).replaceAll("_", " "));
+}
+
+/** A sentence written by the service, in the page's language when the page knows it. */
+export function serviceText(text) {
+  if (text === null || text === undefined) return "";
+  return current === "zh-CN" ? SERVICE_ZH[text] ?? text : text;
 }
 
 /** Fill every element marked with data-i18n (text), data-i18n-placeholder and data-i18n-title. */

@@ -1,16 +1,18 @@
-// The alert queue as the API orders it (urgent, then severity, then oldest): one card per alert.
+// The alert queue as the API orders it (urgent, then severity, then oldest): one card per alert; a person
+// who asked for help stands out.
 
+import { urgentChip } from "./alert-view.js";
 import { $, age, chip, el, formatTime, show } from "./dom.js";
 import { label, t } from "./i18n.js";
 
 function card(alert, selected) {
   const item = el("li", {
-    cls: `queue-item sev-${alert.severity}${selected ? " selected" : ""}`,
+    cls: `queue-item sev-${alert.severity}${alert.urgent ? " urgent" : ""}${selected ? " selected" : ""}`,
     attrs: { "data-alert-id": alert.id, "data-status": alert.status, tabindex: "0", role: "button" },
   });
   const top = el("div", { cls: "q-top" },
     chip("sev", alert.severity, label("sev", alert.severity)),
-    alert.urgent ? chip("urgent", "yes", t("urgent")) : null,
+    alert.urgent ? urgentChip() : null,
     el("span", { cls: "q-person", text: alert.person }),
     el("span", { cls: "q-feature", text: label("feat", alert.feature) }),
     el("span", { cls: "q-age", text: age(alert.opened_at),

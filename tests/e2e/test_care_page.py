@@ -2,30 +2,42 @@
 
 One agent's day in a few seconds: sign in, see the queue, watch a new alert arrive live, open an alert
 (chart, evidence, timeline), lose a race for a claim, claim, resolve, switch language, log out, and be
-sent back to the login view when the token expires.
+sent back to the login view when the token expires. Then outreach: reach out to a person (refused without
+their outreach consent), watch the check-in go out through firebase-admin to the local FCM emulator, and
+see the person's "I need help" arrive live.
 """
 from __future__ import annotations
 
 import re
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from alerts.push.emulator import FcmEmulator
 from app.auth import issue_token
-from tests.support import start_process, stop_process
+from tests.support import start_process, stop_process, wait_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 HR_REASON = "overnight resting HR 74 bpm vs your 28-night baseline 63 (+11), 2 nights running"
 SPO2_REASON = "SpO2 91 % vs your 28-day baseline 97 (-6), one day so far"
+WATCH_REASON = "resting HR from the watch 71 bpm vs your 28-day baseline 62 (+9), one day so far"
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 
 
 @pytest.fixture(scope="module")
-def worker(service):
-    process = start_process(service, "worker")
+def fcm():
+    """FCM's HTTP v1 API, locally: the worker's real firebase-admin sends here."""
+    with FcmEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def worker(service, fcm):
+    process = start_process(service, "worker", BEIDOU_FCM_ENDPOINT=fcm.url, BEIDOU_FCM_PROJECT_ID="e2e")
     yield process
     stop_process(process)
 
@@ -171,7 +183,6 @@ def test_an_agent_works_an_alert_from_the_live_queue(service, worker, page, arti
     expect(page.locator("#d-assignee")).to_have_text("nurse-1")
     expect(page.locator("#a-contact")).to_be_enabled()
     expect(page.locator("#action-error")).to_be_hidden()
-    page.screenshot(path=str(artifacts / "care-page.png"))
 
     # Resolve needs a reason; member_fine with a note takes it out of the open queue.
     page.locator("#a-resolve").click()
@@ -223,4 +234,126 @@ def test_an_agent_works_an_alert_from_the_live_queue(service, worker, page, arti
 
     assert page.evaluate("window.notReloaded") is True
     # No script errors and no Content-Security-Policy refusals (the 401 of the expired token is expected).
+    assert [p for p in page.problems if "Failed to load resource" not in p] == []
+
+
+def test_an_agent_reaches_out_and_the_person_asks_for_help(service, worker, fcm, page, artifacts):
+    tenant = service.new_tenant()
+    member = Member(tenant, person="wang")
+    member.stream_heart_rate()
+    app = member.app
+    # Outreach about heart rate only (not SpO2), no quiet hours for now, and a phone that takes pushes.
+    assert app.put("/v1/me/consents/heart_rate/outreach", json={"notice_version": "test"}).status_code == 200
+    assert app.put("/v1/me/quiet-hours", json={"start": "00:00", "end": "00:00"}).status_code == 200
+    phone = f"e2e-phone-{tenant.id}"
+    assert app.post("/v1/me/devices", json={"token": phone, "platform": "android"}).status_code == 201
+    member.anomaly("overnight_rhr", "heart_rate", HR_REASON, 74, 63)
+    member.anomaly("device_rhr", "heart_rate", WATCH_REASON, 71, 62)
+    member.anomaly("spo2", "spo2", SPO2_REASON, 91, 97)
+
+    page.goto(service.base_url + "/care")
+    sign_in(page, tenant.staff_token("nurse-1"))
+    hr_item = page.locator("#queue .queue-item", has_text=HR_REASON)
+    spo2_item = page.locator("#queue .queue-item", has_text=SPO2_REASON)
+    watch_item = page.locator("#queue .queue-item", has_text=WATCH_REASON)
+    for item in (hr_item, spo2_item, watch_item):
+        expect(item).to_be_visible(timeout=10_000)
+    hr_id, spo2_id = hr_item.get_attribute("data-alert-id"), spo2_item.get_attribute("data-alert-id")
+    page.evaluate("window.notReloaded = true")
+    detail = page.locator("#detail")
+    action_error = page.locator("#action-error")
+    reach_out = page.locator("#a-reach-out")
+
+    # No outreach consent for SpO2: the service's 409 is shown as it is, with the hint to call instead.
+    spo2_item.click()
+    expect(detail).to_have_attribute("data-alert-id", spo2_id)
+    expect(reach_out).to_have_text("Reach out")
+    expect(reach_out).to_be_enabled()
+    reach_out.click()
+    expect(action_error).to_have_attribute("data-status", "409")
+    expect(action_error).to_contain_text("has not agreed to be contacted about this data (no outreach consent)")
+    expect(action_error).to_contain_text("Call the member instead")
+    expect(page.locator("#no-notifications")).to_be_visible()
+
+    # Heart rate: claim, reach out; the check-in goes out and the row turns "sent" by itself.
+    hr_item.click()
+    expect(detail).to_have_attribute("data-alert-id", hr_id)
+    page.locator("#a-claim").click()
+    expect(page.locator("#d-status")).to_have_text("Claimed")
+    reach_out.click()
+    expect(page.locator("#timeline li[data-action='reach_out']")).to_contain_text("Reached out")
+    expect(action_error).to_be_hidden()
+    to_person = page.locator("#notifications tbody tr[data-recipient-kind='person']")
+    expect(to_person).to_have_count(1)
+    expect(to_person).to_have_attribute("data-status", "sent", timeout=10_000)
+    expect(to_person).to_contain_text("member wang")
+    expect(to_person).to_contain_text("Check-in")
+    expect(to_person.locator(".ns-sent")).to_have_text("Sent")
+    expect(to_person).to_contain_text("accepted by the push service")
+    expect(to_person.locator("td.num")).to_have_text("1")
+
+    # The person's phone got it; they open it and answer "I need help", and the page shows it at once.
+    [received] = wait_for(lambda: fcm.messages(phone), timeout=10)
+    message_id = received["message"]["data"]["message_id"]
+    assert to_person.get_attribute("data-notification-id") == message_id
+    shown = app.get(f"/v1/me/messages/{message_id}")
+    assert shown.status_code == 200 and shown.json()["status"] == "opened"
+    expect(to_person).to_have_attribute("data-status", "opened", timeout=10_000)
+    expect(page.locator("#d-chips .urgent-yes")).to_have_count(0)
+    answer = app.post(f"/v1/me/messages/{message_id}/reply", json={"answer": "help"})
+    assert answer.status_code == 200 and answer.json()["answer"] == "help"
+    expect(page.locator("#d-chips .urgent-yes")).to_have_text("Asked for help", timeout=10_000)
+    expect(page.locator("#d-urgent")).to_contain_text("The member answered “I need help”")
+    expect(page.locator("#d-urgent")).to_contain_text("Call them now")
+    expect(page.locator("#timeline li[data-action='person_replied']")).to_contain_text("Answer: “I need help”")
+    expect(to_person).to_have_attribute("data-status", "answered")
+    expect(to_person.locator(".n-asked")).to_have_text("answer: “I need help”")
+    expect(hr_item.locator(".urgent-yes")).to_be_visible()
+    expect(hr_item).to_have_class(re.compile(r"\burgent\b"))
+    expect(page.locator("#queue .queue-item").first).to_have_attribute("data-alert-id", hr_id)
+    # The assigned agent is told at once; nurse-1 has no staff app registered, so that push is a dead letter.
+    to_staff = page.locator("#notifications tbody tr[data-recipient-kind='staff']")
+    expect(to_staff).to_have_attribute("data-status", "failed", timeout=10_000)
+    expect(to_staff).to_contain_text("staff nurse-1")
+    expect(to_staff.locator(".n-call-instead")).to_have_text("Push did not reach them — call instead")
+    expect(to_staff).to_contain_text("no device registered")
+    page.screenshot(path=str(artifacts / "care-page.png"))
+
+    # It is now the person's quiet time (their zone is UTC): a check-in about the watch's resting heart rate
+    # (a high alert, not critical) is held until quiet hours end, shown in the agent's own time (Shanghai).
+    now = datetime.now(timezone.utc)
+    quiet = {"start": (now - timedelta(hours=1)).strftime("%H:%M"), "end": (now + timedelta(hours=2)).strftime("%H:%M")}
+    assert app.put("/v1/me/quiet-hours", json=quiet).status_code == 200
+    until = (now + timedelta(hours=2)).astimezone(ZoneInfo("Asia/Shanghai"))
+    watch_item.click()
+    expect(detail).to_have_attribute("data-alert-id", watch_item.get_attribute("data-alert-id"))
+    expect(action_error).to_be_hidden()
+    reach_out.click()
+    held = page.locator("#notifications tbody tr[data-recipient-kind='person']")
+    expect(held).to_have_attribute("data-status", "held")
+    expect(held.locator(".ns-held")).to_have_text("Held")
+    clock = rf"\b{until.strftime('%-I:%M')}\s?{until.strftime('%p')}"  # "1:17 PM" (ICU puts U+202F before PM)
+    expect(held.locator(".n-until")).to_contain_text(re.compile(rf"^until .*{clock}"))
+    expect(held).to_contain_text("the member's quiet hours")
+    expect(page.locator("#timeline li[data-action='reach_out']")).to_contain_text("held until")
+
+    # 中文: the same states in Chinese.
+    page.locator("#lang-toggle").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(reach_out).to_have_text("发送关怀问候")
+    expect(held.locator(".ns-held")).to_have_text("暂缓")
+    expect(held).to_contain_text("成员的免打扰时段")
+    hr_item.click()
+    expect(detail).to_have_attribute("data-alert-id", hr_id)
+    expect(page.locator("#d-chips .urgent-yes")).to_have_text("请求帮助")
+    expect(page.locator("#d-urgent")).to_contain_text("我需要帮助")
+    expect(page.locator("#timeline li[data-action='person_replied']")).to_contain_text("我需要帮助")
+    expect(to_staff.locator(".n-call-instead")).to_have_text("推送未送达——请改为电话联系")
+    expect(to_staff).to_contain_text("未注册接收推送的设备")
+    # The Chinese screenshot shows the lower half: the timeline and the notifications' delivery states.
+    page.locator(".detail-pane").evaluate("pane => { pane.scrollTop = pane.scrollHeight; }")
+    page.screenshot(path=str(artifacts / "care-page-zh.png"))
+    page.locator("#lang-toggle").click()
+
+    assert page.evaluate("window.notReloaded") is True
     assert [p for p in page.problems if "Failed to load resource" not in p] == []
