@@ -139,8 +139,8 @@ def validate(raw: bytes | Item, *, now: datetime, limits: Limits = Limits()) -> 
         raise Rejected("time_in_future", f"`time` {item.time.isoformat()} is in the future")
     if item.time < now - limits.max_past:
         raise Rejected("time_too_old", f"`time` {item.time.isoformat()} is older than {limits.max_past.days} days")
-    if not item.source or len(item.source) > limits.max_source_len:
-        raise Rejected("invalid", f"`source` must be 1–{limits.max_source_len} characters")
+    if not item.source or len(item.source) > limits.max_source_len or not item.source.isprintable():
+        raise Rejected("invalid", f"`source` must be 1–{limits.max_source_len} printable characters")
     convert = metric.units.get(item.unit or metric.unit)
     if convert is None:
         raise Rejected("unknown_unit", f"unit {item.unit!r} is not accepted for {metric.name}; "

@@ -13,11 +13,11 @@ from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import repository as repo
 from alerts import service
-from alerts.policy import DEFAULT_POLICY, EscalationPolicy
+from alerts.policy import DEFAULT_POLICY, EscalationPolicy, EscalationStep
 from app.api.deps import Principal, Services, services, staff
 from app.core.errors import Conflict, Forbidden, NotFound
 from consent.catalog import DATA_TYPES
@@ -102,6 +102,7 @@ class AlertDetail(AlertSummary):
 
 
 class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     note: str | None = Field(None, max_length=2000, description="Free text, kept in the timeline.")
 
 
@@ -128,7 +129,19 @@ class Series(BaseModel):
     points: list[SeriesPoint]
 
 
+class EscalationStepIn(EscalationStep):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EscalationPolicyIn(EscalationPolicy):
+    """The policy as a tenant admin sends it: a field the policy does not have is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: list[EscalationStepIn] = Field(default_factory=list, max_length=20)
+
+
 class OnDutyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     on_duty: bool
 
 
@@ -290,8 +303,9 @@ async def get_policy(who: Principal = Depends(staff), svc: Services = Depends(se
 @router.put("/escalation-policy", summary="Replace the escalation policy (tenant admins)",
             response_model=EscalationPolicy,
             description="Applies to alerts opened from now on; alerts in flight keep the policy they opened with.")
-async def put_policy(policy: EscalationPolicy, who: Principal = Depends(staff),
+async def put_policy(body: EscalationPolicyIn, who: Principal = Depends(staff),
                      svc: Services = Depends(services)) -> EscalationPolicy:
+    policy = EscalationPolicy.model_validate(body.model_dump())
     if who.staff.role != "tenant_admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only a tenant admin can change the policy")
     async with svc.db.transaction(tenant_id=who.tenant_id) as conn:

@@ -6,11 +6,13 @@ import logging
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.api import care, care_live, consents, health, me, outreach, readings, stream, web
 from app.api.deps import PrincipalCache, Services
+from app.api.limits import BodySizeLimit
 from alerts.repository import ALERT_CHANNEL
 from app.auth import TokenVerifier
 from app.core.db import Database
@@ -82,6 +84,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
             await db.close()
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     for module in (readings, stream, consents, me, care, care_live, outreach, health, web):
         app.include_router(module.router)
 
@@ -98,8 +101,36 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc) or "not found"}, status_code=404)
 
+    @app.exception_handler(psycopg.DataError)
+    async def _data_error(_: Request, exc: psycopg.DataError) -> JSONResponse:
+        if not _unstorable_text(exc):
+            raise exc
+        return _unstorable_text_answer()
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unencodable(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        if not _unstorable_text(exc):
+            raise exc
+        return _unstorable_text_answer()
+
     _document_raw_bodies(app)
     return app
+
+
+def _unstorable_text(exc: Exception) -> bool:
+    """Input text PostgreSQL cannot hold: a NUL character (refused by psycopg, or by the server inside jsonb)
+    or an unpaired UTF-16 surrogate (JSON allows ``"\\ud800"``; UTF-8 cannot encode it)."""
+    if isinstance(exc, UnicodeEncodeError):
+        return exc.reason == "surrogates not allowed"
+    if isinstance(exc, psycopg.errors.UntranslatableCharacter | psycopg.errors.CharacterNotInRepertoire):
+        return True
+    return isinstance(exc, psycopg.DataError) and "NUL" in str(exc)
+
+
+def _unstorable_text_answer() -> JSONResponse:
+    # The failing statement ran inside the request's transaction, which rolled back: nothing was stored.
+    return JSONResponse({"detail": "text with a NUL character or an unpaired surrogate cannot be stored; "
+                                   "nothing was stored", "code": "invalid_text"}, status_code=422)
 
 
 def _document_raw_bodies(app: FastAPI) -> None:
@@ -115,7 +146,45 @@ def _document_raw_bodies(app: FastAPI) -> None:
             components = doc.setdefault("components", {}).setdefault("schemas", {})
             components.update(schema.pop("$defs", {}))
             components["ReadingBatch"] = schema
+            _document_common_answers(doc)
             app.openapi_schema = doc
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+# What any route behind a bearer token may answer, whatever the route: its own `responses=` say the rest.
+_COMMON_ANSWERS = {
+    "401": "No bearer token, or one that is invalid, expired, for another audience or issuer, or for an unknown "
+           "insurer (`WWW-Authenticate: Bearer`).",
+    "403": "The token's role may not use this route (policyholder routes, care-team routes, tenant_admin routes).",
+    "503": "The database is unavailable; nothing was stored. Retry after `Retry-After` seconds.",
+}
+
+
+def _document_common_answers(doc: dict) -> None:
+    """Document the answers the auth dependencies and the error handlers give on every protected route."""
+    from app.api.schemas import Problem
+
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}"))
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security"):
+                for code, description in _COMMON_ANSWERS.items():
+                    responses.setdefault(code, {"description": description, "content": problem})
+            if "requestBody" in operation:
+                # Starlette cannot even read a body that is not UTF-8 text: 400 before any validation.
+                responses.setdefault("400", {"description": "The body could not be read as JSON text.",
+                                             "content": problem})
+                responses.setdefault("413", {"description": "The body is larger than BEIDOU_MAX_BODY_BYTES.",
+                                             "content": problem})
+            invalid = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if invalid.get("schema") == {"$ref": "#/components/schemas/HTTPValidationError"}:
+                # Besides the framework's list of field errors, routes refuse some valid-looking input with a
+                # sentence of their own (an unreadable page token, too long a time range).
+                invalid["schema"] = {"anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"},
+                                               {"$ref": "#/components/schemas/Problem"}]}
+                responses["422"]["description"] = "The request is invalid: `detail` lists the fields or says why."

@@ -2,22 +2,23 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from alerts import outreach
 from alerts.messages import text_for
 from app.api.care import AlertDetail, _actor, get_alert
-from app.api.deps import Principal, Services, policyholder, principal, services, staff
+from app.api.deps import Principal, Services, policyholder, services, staff
 from app.core.errors import Conflict
 
 router = APIRouter(tags=["outreach"])
 
 
 class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     token: str = Field(min_length=1, max_length=4096, description="The push token the app got from FCM.")
     platform: Literal["android", "ios", "web"]
     token_kind: Literal["registration", "installation"] = "registration"
@@ -33,6 +34,7 @@ class DeviceOut(BaseModel):
 
 
 class DeviceRemove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     token: str = Field(min_length=1, max_length=4096)
 
 
@@ -50,17 +52,30 @@ class MessageOut(BaseModel):
 
 
 class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     answer: Literal["fine", "help", "call"] = Field(description='"I\'m fine", "I need help" or "please call me".')
 
 
 @router.post("/v1/me/devices", summary="Register this app for push notifications", response_model=DeviceOut,
              status_code=201)
+async def register_device(body: DeviceIn, who: Principal = Depends(policyholder),
+                          svc: Services = Depends(services)) -> DeviceOut:
+    return await _register(body, who, svc)
+
+
 @router.post("/v1/care/me/devices", summary="Register a staff app for escalation pushes", response_model=DeviceOut,
              status_code=201, tags=["care team"])
-async def register_device(body: DeviceIn, who: Principal = Depends(principal),
-                          svc: Services = Depends(services)) -> DeviceOut:
-    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-        # A token that moved to another account (a phone changing hands) follows its new owner.
+async def register_staff_device(body: DeviceIn, who: Principal = Depends(staff),
+                                svc: Services = Depends(services)) -> DeviceOut:
+    return await _register(body, who, svc)
+
+
+async def _register(body: DeviceIn, who: Principal, svc: Services) -> DeviceOut:
+    # A token that moved to another account (a phone changing hands) follows its new owner. The row it
+    # conflicts with may belong to someone else, whom a person-scoped transaction cannot see (row-level
+    # security then refuses the update: a 500), so this one statement runs tenant-scoped; the owner it
+    # writes comes from the token, never from the body.
+    async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
         cur = await conn.execute(
             """INSERT INTO devices (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
@@ -76,10 +91,19 @@ async def register_device(body: DeviceIn, who: Principal = Depends(principal),
 
 
 @router.delete("/v1/me/devices", summary="Stop push notifications to this app", status_code=204)
+async def remove_device(body: DeviceRemove, who: Principal = Depends(policyholder),
+                        svc: Services = Depends(services)) -> Response:
+    return await _remove(body, who, svc)
+
+
 @router.delete("/v1/care/me/devices", summary="Stop escalation pushes to a staff app", status_code=204,
                tags=["care team"])
-async def remove_device(body: DeviceRemove, who: Principal = Depends(principal),
-                        svc: Services = Depends(services)) -> Response:
+async def remove_staff_device(body: DeviceRemove, who: Principal = Depends(staff),
+                              svc: Services = Depends(services)) -> Response:
+    return await _remove(body, who, svc)
+
+
+async def _remove(body: DeviceRemove, who: Principal, svc: Services) -> Response:
     column = "staff_id" if who.staff else "person_id"
     owner = who.staff.id if who.staff else who.person_id
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
@@ -132,9 +156,16 @@ async def reply(message_id: UUID, body: ReplyIn, who: Principal = Depends(policy
     return _message(row)
 
 
+# Wall-clock times in the person's own time zone, without a UTC offset: JSON Schema's `time` format (RFC 3339
+# full-time) requires an offset, so the answers ("22:00:00") would not match it.
+_LOCAL_TIME = {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$"}
+
+
 class QuietHours(BaseModel):
-    start: time = Field(description="Local time quiet hours begin, e.g. 22:00.")
-    end: time = Field(description="Local time they end, e.g. 08:00. Equal to `start`: no quiet hours.")
+    model_config = ConfigDict(extra="forbid")
+    start: Annotated[time, WithJsonSchema({**_LOCAL_TIME, "description": "Local time quiet hours begin, e.g. 22:00."})]
+    end: Annotated[time, WithJsonSchema({**_LOCAL_TIME, "description": "Local time they end, e.g. 08:00. Equal to "
+                                                                        "`start`: no quiet hours."})]
 
 
 @router.get("/v1/me/quiet-hours", summary="When the care team's check-ins wait", response_model=QuietHours)

@@ -186,3 +186,19 @@ def test_the_openapi_document_describes_the_ingest_contract(service):
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ReadingBatch")
     assert {"413", "422", "503"} <= set(post["responses"])
     assert "ReadingIn" in doc["components"]["schemas"]
+
+
+def test_an_oversized_body_is_refused_before_anything_reads_it_even_without_a_token(service):
+    import httpx
+    for path in ("/v1/me/consents/heart_rate/monitoring", "/v1/care/escalation-policy", "/v1/readings"):
+        response = httpx.put(service.base_url + path, content=b"x" * 3_000_000,
+                             headers={"content-type": "application/json"})
+        assert response.status_code == 413, path
+
+    def chunks():
+        for _ in range(40):
+            yield b"y" * 100_000
+    chunked = httpx.post(service.base_url + "/v1/me/devices", content=chunks(),
+                         headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
+    assert httpx.get(service.base_url + "/healthz").status_code == 200

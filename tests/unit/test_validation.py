@@ -59,6 +59,7 @@ def test_units_convert_to_the_canonical_one(metric, value, unit, expected):
     (dict(metric="heart_rate", value=60, unit="kPa"), "unknown_unit"),
     (dict(metric="mood", value=3), "unknown_metric"),
     (dict(metric="heart_rate", value=60, source=""), "invalid"),
+    (dict(metric="heart_rate", value=60, source="watch\x00"), "invalid"),
     (dict(metric="heart_rate", value=60, person="someone-else"), "invalid"),
     (dict(metric="sleep", time="2026-11-25T07:00:00+08:00", end="2026-11-24T23:00:00+08:00"), "implausible_value"),
     (dict(metric="sleep", time="2026-11-24T23:00:00+08:00", end="2026-11-25T07:00:00+08:00",
