@@ -171,7 +171,7 @@ async def notifications_for(conn: psycopg.AsyncConnection, alert_id: UUID) -> li
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         """SELECT n.id, n.recipient_kind, coalesce(p.external_id, s.external_id) AS recipient, n.purpose, n.status,
-                  n.status_detail, n.not_before, n.attempts, n.created_at, n.updated_at
+                  n.status_detail, n.held_reason, n.not_before, n.attempts, n.created_at, n.updated_at
              FROM notifications n LEFT JOIN people p ON p.id = n.person_id LEFT JOIN staff s ON s.id = n.staff_id
             WHERE n.alert_id = %s ORDER BY n.created_at""",
         (alert_id,),

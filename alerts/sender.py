@@ -34,10 +34,17 @@ class Claimed:
 
 
 class NotificationSender:
-    def __init__(self, db: Database, provider: PushProvider | None, *, max_attempts: int = 6, lease_s: float = 60,
+    def __init__(self, db: Database, providers: dict[str, PushProvider] | PushProvider | None, *,
+                 max_attempts: int = 6, lease_s: float = 60,
                  batch: int = 50, backoff_base_s: float = 2.0, backoff_cap_s: float = 600.0):
         self.db = db
-        self.provider = provider
+        # Devices name their provider ("fcm", or one for phones without Google services); each is a PushProvider
+        # registered here by the process that wires the sender, so adding one never touches this package.
+        if providers is None:
+            providers = {}
+        elif not isinstance(providers, dict):
+            providers = {"fcm": providers}
+        self.providers = providers
         self.max_attempts = max_attempts
         self.lease = timedelta(seconds=lease_s)
         self.batch = batch
@@ -79,7 +86,8 @@ class NotificationSender:
                 if not devices:
                     await _set(conn, n, status="failed", status_detail=f"no device registered: {CALL_INSTEAD}")
                     continue
-                if self.provider is None:
+                devices = [d for d in devices if d["provider"] in self.providers]
+                if not devices:
                     await _set(conn, n, status="failed", status_detail=f"push is not configured: {CALL_INSTEAD}")
                     continue
                 await conn.execute(
@@ -120,7 +128,7 @@ class NotificationSender:
                 priority="high" if n["critical"] or n["recipient_kind"] == "staff" else "normal",
                 ttl_seconds=24 * 3600)
             try:
-                result = await asyncio.to_thread(self.provider.send, message)
+                result = await asyncio.to_thread(self.providers[device["provider"]].send, message)
             except Exception as exc:  # a provider bug must not lose the row: treat as retryable
                 log.exception("push.send_crashed notification=%s", n["id"])
                 result = SendResult.failed("PROVIDER_ERROR", retryable=True, detail=str(exc)[:200])
@@ -168,7 +176,7 @@ async def _set(conn, n: dict, *, status: str, status_detail: str | None, not_bef
 async def _devices(conn, n: dict) -> list[dict]:
     cur = conn.cursor(row_factory=dict_row)
     column = "person_id" if n["recipient_kind"] == "person" else "staff_id"
-    await cur.execute(f"""SELECT id, token, token_kind, platform, language FROM devices
+    await cur.execute(f"""SELECT id, provider, token, token_kind, platform, language FROM devices
                            WHERE {column} = %s AND disabled_at IS NULL ORDER BY last_seen DESC LIMIT 10""",
                       (n[column],))
     return await cur.fetchall()

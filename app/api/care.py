@@ -88,6 +88,7 @@ class NotificationView(BaseModel):
     purpose: str
     status: str
     status_detail: str | None
+    held_reason: str | None = Field(None, description="Why a held message waits: quiet_hours or weekly_cap.")
     not_before: datetime
     attempts: int
     created_at: datetime
