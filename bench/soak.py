@@ -112,7 +112,6 @@ async def run(args, svc, tenant, emulator) -> dict:
     from app.demo.simulator import CareAgent, Clock, Phone, Stats
 
     counters = Counters()
-    stop_at = time.monotonic() + args.minutes * 60
     settings = svc.settings
     token = lambda subject, role="policyholder": issue_token(settings, tenant_id=tenant.id, subject=subject,  # noqa: E731
                                                              role=role, ttl_s=24 * 3600)
@@ -127,6 +126,7 @@ async def run(args, svc, tenant, emulator) -> dict:
                 r.raise_for_status()
         await asyncio.gather(*(consent(i) for i in range(background)))
 
+    stop_at = time.monotonic() + args.minutes * 60  # the soak's clock starts once every stream may send
     rng = random.Random(7)
     sentinels = [synthetic_person(f"sentinel-{i:03d}", seed=rng.randrange(1 << 30), days=args.days,
                                   ill=i % 3 == 0) for i in range(args.sentinels)]
