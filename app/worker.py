@@ -87,8 +87,10 @@ class Worker:
             tenants = await self.detection.tenants()
             self._dirty.update(tenants)
             self._anomalies.update(tenants)
+            self._outbox.update(tenants)  # pushes left due by a crash, or queued while we were not listening
             self._wake.set()
             self._anomaly_wake.set()
+            self._outbox_wake.set()
         except DatabaseUnavailable as exc:
             log.warning("worker.sweep_failed error=%s", exc)
 
@@ -122,8 +124,11 @@ class Worker:
                 except Exception:
                     log.exception("detection.pass_crashed tenant=%s", tenant_id)
                     continue
-                if result.people >= self.detection.config.batch_people:
-                    self._dirty.add(tenant_id)  # more waiting: go round again
+                config = self.detection.config
+                if result.people >= config.batch_people or result.readings >= config.max_readings_per_pass:
+                    # More waiting: more people than one pass takes, or someone's backlog is longer than one
+                    # pass reads (else the rest would wait for the next sweep). Go round again.
+                    self._dirty.add(tenant_id)
 
 
     async def _alert_loop(self) -> None:
@@ -174,8 +179,8 @@ def build_sender(db: Database, settings) -> NotificationSender:
         from alerts.push.fcm import FcmProvider
         provider = FcmProvider.from_settings(settings.fcm_project_id, settings.fcm_credentials_file,
                                              settings.fcm_endpoint, settings.push_timeout_s)
-    return NotificationSender(db, provider, max_attempts=settings.push_max_attempts,
-                              backoff_base_s=settings.push_backoff_base_s)
+    return NotificationSender(db, {"fcm": provider} if provider else None, max_attempts=settings.push_max_attempts,
+                              backoff_base_s=settings.push_backoff_base_s, lease_s=settings.push_lease_s)
 
 
 async def run_worker(url: str, *, pool_max: int = 5) -> None:

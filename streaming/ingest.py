@@ -126,6 +126,7 @@ class IngestWriter:
 
     async def _write(self, tenant_id: UUID, jobs: list[_Job]) -> list[list[str]]:
         outcomes: list[list[str]] = [[NO_CONSENT] * len(job.readings) for job in jobs]
+        staged_now = None
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             people = list({job.person_id for job in jobs})
             allowed: dict[UUID, set[str]] = defaultdict(set)
@@ -147,8 +148,10 @@ class IngestWriter:
                 return outcomes
             INGEST_GROUP_ROWS.observe(len(rows))
             if conn not in self._staged:
+                # Created inside this transaction: a rollback (statement timeout, deadlock) undoes it, so the
+                # connection counts as staged only once the transaction has committed.
                 await conn.execute(_STAGE)
-                self._staged.add(conn)
+                staged_now = conn
             async with conn.cursor() as cur:
                 async with cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
@@ -166,6 +169,8 @@ class IngestWriter:
                 await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
                 await cur.execute(_QUEUE, (tenant_id, sorted({row[3] for row in rows})))
                 await cur.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
+        if staged_now is not None:
+            self._staged.add(staged_now)
         return outcomes
 
 

@@ -8,9 +8,12 @@ Protocol (JSON text frames):
   that arrive at the same time, so acks may come back out of order; match them by ``seq``.
 * server → client: ``{"type": "error", "seq": 17 | null, "code": ..., "detail": ...}`` for a malformed,
   oversized or over-long frame (nothing of it is stored; the connection stays open), or ``code:
-  "unavailable"`` with ``retry_after`` when the database is down (resend that frame later).
+  "unavailable"`` with ``retry_after`` when the database is down (resend that frame later; the connection
+  stays open), or ``code: "rate_limited"`` with ``retry_after`` (seconds) for a frame beyond
+  BEIDOU_WS_MAX_FRAMES_PER_S (burst BEIDOU_WS_FRAME_BURST): nothing of it is stored, resend it later.
 * server → client: ``{"type": "consent", "data_type": ..., "purpose": ..., "granted": false}`` when the
   person's consent changes, from any device or process.
+* A stream opened while the database is down is refused with HTTP 503 and ``Retry-After`` (a bad token: 403).
 
 At most BEIDOU_WS_MAX_INFLIGHT_FRAMES frames per connection wait for their commit; beyond that the server
 stops reading the socket, so a slow database slows the client instead of growing memory.
@@ -19,11 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import defaultdict
 from uuid import UUID
 
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi.responses import JSONResponse
 
 from app.api.deps import Services, authenticate, websocket_token
 from app.auth import AuthError
@@ -36,6 +42,41 @@ from streaming.receive import receive, summarise
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["readings"])
 _encoder = msgspec.json.Encoder()
+
+
+class _SeqOnly(msgspec.Struct):
+    seq: int | None = None
+
+
+_seq_decoder = msgspec.json.Decoder(_SeqOnly)
+# Stop reading a client that does not read its answers (a flood of bad frames) once this many wait to be sent.
+_MAX_OUTBOX = 256
+
+
+class FrameRate:
+    """Token bucket per connection: ``rate`` frames per second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, max(1, burst)
+        self.tokens = float(self.burst)
+        self.at = time.monotonic()
+
+    def take(self) -> float:
+        """0 if a frame may pass now (and count it), else the seconds until one may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+def _seq_of(data: str | bytes) -> int | None:
+    try:
+        return _seq_decoder.decode(data).seq
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 class StreamRegistry:
@@ -76,8 +117,8 @@ async def stream(ws: WebSocket) -> None:
     except AuthError as exc:
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
         return
-    except DatabaseUnavailable:
-        await ws.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="database unavailable")
+    except DatabaseUnavailable as exc:
+        await _refuse_unavailable(ws, exc)
         return
     if who.person is None:
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="streaming is for policyholders")
@@ -88,9 +129,12 @@ async def stream(ws: WebSocket) -> None:
     registry.add(who.person_id, outbox)
     sender = asyncio.create_task(_send_loop(ws, outbox))
     inflight = asyncio.Semaphore(svc.settings.ws_max_inflight_frames)
+    rate = FrameRate(svc.settings.ws_max_frames_per_s, svc.settings.ws_frame_burst)
     pending: set[asyncio.Task] = set()
     try:
         while True:
+            while outbox.qsize() > _MAX_OUTBOX and not sender.done():  # a client not reading its answers
+                await asyncio.sleep(0.01)
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 break
@@ -100,6 +144,13 @@ async def stream(ws: WebSocket) -> None:
             if len(data) > svc.settings.max_frame_bytes:
                 outbox.put_nowait(_error(None, "frame_too_large",
                                          f"frame larger than {svc.settings.max_frame_bytes} bytes; nothing stored"))
+                continue
+            wait = rate.take()
+            if wait:
+                outbox.put_nowait(_error(_seq_of(data), "rate_limited",
+                                         f"more than {svc.settings.ws_max_frames_per_s:g} frames per second on this "
+                                         "connection; nothing stored, resend after retry_after seconds",
+                                         retry_after=math.ceil(wait * 10) / 10))
                 continue
             try:
                 frame = validation.decode_frame(data)
@@ -123,6 +174,17 @@ async def stream(ws: WebSocket) -> None:
             await asyncio.gather(*pending, return_exceptions=True)
         sender.cancel()
         WS_CONNECTIONS.dec()
+
+
+async def _refuse_unavailable(ws: WebSocket, exc: DatabaseUnavailable) -> None:
+    """Refuse the handshake with a real 503 and Retry-After (a close before accepting reaches the client as a bare
+    HTTP 403, which reads as "your token is bad"); 1013 where the server cannot send an HTTP answer."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(JSONResponse(
+            {"detail": f"database unavailable, try again later: {exc}", "code": "unavailable"},
+            status_code=503, headers={"Retry-After": str(exc.retry_after_s)}))
+    else:
+        await ws.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="database unavailable")
 
 
 def _error(seq: int | None, code: str, detail: str, **extra) -> dict:

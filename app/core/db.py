@@ -3,10 +3,17 @@
 Row-level security reads ``beidou.tenant_id`` and ``beidou.person_id``; both are set with
 ``set_config(..., is_local => true)`` so they vanish at commit or rollback, and a pooled connection
 is additionally ``RESET ALL`` before reuse.
+
+When the database goes away, callers should hear so at once (503 with Retry-After), not after waiting the
+pool's full timeout for a connection that cannot come: once a connection has failed, transactions wait at most
+``down_wait_s`` for one until a transaction succeeds again. The pool gives up a reconnection attempt after
+``reconnect_timeout_s`` (psycopg_pool otherwise backs off exponentially for five minutes, so a long outage
+could leave it asleep long after the database is back); the next request then starts a fresh attempt at once.
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -29,8 +36,12 @@ class Database:
     """A process-wide pool of connections as the service role."""
 
     def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15000,
-                 application_name: str = "beidou"):
+                 application_name: str = "beidou", wait_s: float = 10.0, down_wait_s: float = 1.0,
+                 reconnect_timeout_s: float = 5.0):
         self.url = url
+        self.wait_s = wait_s
+        self.down_wait_s = down_wait_s
+        self.down_since: float | None = None  # monotonic time of the first failure since the last success
         options = f"-c statement_timeout={int(statement_timeout_ms)} -c application_name={application_name}"
         self.pool = AsyncConnectionPool(
             url,
@@ -39,7 +50,8 @@ class Database:
             kwargs={"autocommit": True, "options": options, "connect_timeout": 5},
             reset=_reset,
             open=False,
-            timeout=10,
+            timeout=wait_s,
+            reconnect_timeout=reconnect_timeout_s,
             name=application_name,
         )
 
@@ -58,22 +70,37 @@ class Database:
         pool exhaustion surface as :class:`DatabaseUnavailable`.
         """
         try:
-            async with self.pool.connection() as conn:
+            async with self.pool.connection(timeout=self._wait()) as conn:
                 async with conn.transaction():
                     await conn.execute(_SET_CONTEXT, (_text(tenant_id), _text(person_id)))
                     yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             if isinstance(exc, psycopg.errors.QueryCanceled):
-                raise DatabaseUnavailable("the database took too long to answer") from exc
+                raise DatabaseUnavailable("the database took too long to answer (statement timeout)") from exc
+            self._failed(exc)
             raise DatabaseUnavailable(str(exc).strip() or "database unavailable") from exc
+        self.down_since = None
+
+    def _wait(self) -> float:
+        return self.wait_s if self.down_since is None else self.down_wait_s
+
+    def _failed(self, exc: Exception) -> None:
+        # A connection that broke or could not be made means the server is gone; a pool timeout alone may just
+        # be load, so it only keeps an outage going, never starts one.
+        if self.down_since is None and not isinstance(exc, PoolTimeout):
+            self.down_since = time.monotonic()
+            log.warning("db.unavailable pool=%s error=%s", self.pool.name, str(exc).strip()[:200])
 
     async def ping(self) -> bool:
         try:
-            async with self.pool.connection(timeout=2) as conn:
+            async with self.pool.connection(timeout=min(2.0, self._wait())) as conn:
                 await conn.execute("SELECT 1")
-            return True
-        except Exception:  # any failure means "not ready"
+        except Exception as exc:  # any failure means "not ready"
+            if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+                self._failed(exc)
             return False
+        self.down_since = None
+        return True
 
 
 def _text(value: UUID | str | None) -> str:

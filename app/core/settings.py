@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     max_future_skew_s: int = Field(default=300, description="How far in the future a reading's time may be.")
     max_past_days: int = Field(default=3650, description="How far in the past a reading's time may be.")
     ws_max_inflight_frames: int = Field(default=32, description="Unacknowledged frames per connection before reading pauses.")
+    ws_max_frames_per_s: float = Field(default=50.0, description="Frames one WebSocket connection may send per second "
+                                       "on average; a faster frame gets a `rate_limited` error (nothing of it stored, "
+                                       "resend after `retry_after`) and the connection stays open.")
+    ws_frame_burst: int = Field(default=100, description="Frames a connection may send at once before "
+                                "BEIDOU_WS_MAX_FRAMES_PER_S applies.")
     ws_compression: bool = Field(default=False, description="Offer permessage-deflate on WebSocket streams.")
     ingest_writers: int = Field(default=3, description="Concurrent group-commit writers per API process.")
 
@@ -67,6 +72,8 @@ class Settings(BaseSettings):
                                      "of Google (the local emulator: `beidou fcm-emulator`).")
     push_timeout_s: float = Field(default=10.0, description="Timeout of one push request.")
     push_max_attempts: int = Field(default=6, description="Sends tried before a notification is a dead letter.")
+    push_lease_s: float = Field(default=60.0, description="How long a claimed push stays claimed: a sender that dies "
+                                "mid-send leaves it to be sent again after this (keep it above BEIDOU_PUSH_TIMEOUT_S).")
     push_backoff_base_s: float = Field(default=2.0, description="First retry delay of a failed push (doubles, "
                                        "with jitter; Retry-After is honoured).")
     outreach_weekly_cap: int = Field(default=3, description="Non-critical check-ins per person per 7 days.")
