@@ -72,9 +72,12 @@ async def reach_out(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: ser
         raise Conflict("the alert is resolved")
     if await repo.consent_event_for(conn, alert["person_id"], alert["metric"], "outreach") is None:
         raise Conflict("the person has not agreed to be contacted about this data (no outreach consent)")
+    # Pressing twice sends once: a check-in still pending, or sent in the last ten minutes, is the answer.
     cur = await conn.execute(
-        "SELECT id FROM notifications WHERE alert_id = %s AND recipient_kind = 'person' AND status = ANY(%s)",
-        (alert_id, list(PENDING)),
+        """SELECT id FROM notifications WHERE alert_id = %s AND recipient_kind = 'person'
+              AND (status = ANY(%s) OR (status IN ('sent', 'opened') AND created_at > %s - interval '10 minutes'))
+            ORDER BY created_at DESC LIMIT 1""",
+        (alert_id, list(PENDING), now),
     )
     pending = await cur.fetchone()
     if pending:

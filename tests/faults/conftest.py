@@ -33,7 +33,7 @@ def pytest_collection_finish(session) -> None:
 
 def pytest_runtest_logreport(report) -> None:
     if report.nodeid in REPORT.selected:
-        REPORT.outcome(report.nodeid, report.when, report.outcome)
+        REPORT.outcome(report.nodeid, report.when, report.outcome, report.duration)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
