@@ -26,7 +26,7 @@ class DeviceIn(BaseModel):
     language: str | None = Field(None, max_length=16, description="zh-CN or en; defaults to the person's language.")
 
 
-class DeviceOut(BaseModel):
+class RegisteredDevice(BaseModel):
     id: UUID
     platform: str
     app_version: str | None
@@ -56,21 +56,21 @@ class ReplyIn(BaseModel):
     answer: Literal["fine", "help", "call"] = Field(description='"I\'m fine", "I need help" or "please call me".')
 
 
-@router.post("/v1/me/devices", summary="Register this app for push notifications", response_model=DeviceOut,
+@router.post("/v1/me/devices", summary="Register this app for push notifications", response_model=RegisteredDevice,
              status_code=201)
 async def register_device(body: DeviceIn, who: Principal = Depends(policyholder),
-                          svc: Services = Depends(services)) -> DeviceOut:
+                          svc: Services = Depends(services)) -> RegisteredDevice:
     return await _register(body, who, svc)
 
 
-@router.post("/v1/care/me/devices", summary="Register a staff app for escalation pushes", response_model=DeviceOut,
+@router.post("/v1/care/me/devices", summary="Register a staff app for escalation pushes", response_model=RegisteredDevice,
              status_code=201, tags=["care team"])
 async def register_staff_device(body: DeviceIn, who: Principal = Depends(staff),
-                                svc: Services = Depends(services)) -> DeviceOut:
+                                svc: Services = Depends(services)) -> RegisteredDevice:
     return await _register(body, who, svc)
 
 
-async def _register(body: DeviceIn, who: Principal, svc: Services) -> DeviceOut:
+async def _register(body: DeviceIn, who: Principal, svc: Services) -> RegisteredDevice:
     # A token that moved to another account (a phone changing hands) follows its new owner. The row it
     # conflicts with may belong to someone else, whom a person-scoped transaction cannot see (row-level
     # security then refuses the update: a 500), so this one statement runs tenant-scoped; the owner it
@@ -87,7 +87,7 @@ async def _register(body: DeviceIn, who: Principal, svc: Services) -> DeviceOut:
             (who.tenant_id, who.person_id, who.staff.id if who.staff else None, body.token, body.token_kind,
              body.platform, body.app_version, body.language))
         row = await cur.fetchone()
-    return DeviceOut(id=row[0], platform=row[1], app_version=row[2], created_at=row[3])
+    return RegisteredDevice(id=row[0], platform=row[1], app_version=row[2], created_at=row[3])
 
 
 @router.delete("/v1/me/devices", summary="Stop push notifications to this app", status_code=204)

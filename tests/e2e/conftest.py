@@ -19,7 +19,7 @@ def playwright_driver():
     module calls asyncio.run(), so it lives for one module only."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/setup.sh")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)")
     with sync_api.sync_playwright() as driver:
         yield driver
 
