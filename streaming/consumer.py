@@ -86,10 +86,12 @@ class DetectionConsumer:
                 await repo.mark_feedback_applied(conn, [row[0] for row in feedback])
                 log.info("detection.feedback_applied person=%s count=%s", person_id, len(feedback))
             rows = await repo.readings_after(conn, person_id, cursor, sorted(metrics), self.config.max_readings_per_pass)
+            complete = len(rows) < self.config.max_readings_per_pass
+            if not complete:
+                rows = _whole_instants(rows)  # the next pass starts after the cursor: never split an instant
             events, received = await asyncio.to_thread(_feed, detector, rows)
             if rows:
                 cursor = rows[-1][0]
-            complete = len(rows) < self.config.max_readings_per_pass
             await repo.save_state(
                 conn, tenant_id=tenant_id, person_id=person_id, state=detector.to_bytes(), state_version=STATE_VERSION,
                 cursor_time=cursor, readings_seen=seen + len(rows),
@@ -162,6 +164,15 @@ class DetectionConsumer:
                                   state_version=STATE_VERSION, cursor_time=stored.cursor_time,
                                   readings_seen=stored.readings_seen)
         log.info("detection.consent_dropped person=%s metric=%s features=%s", person_id, metric, dropped)
+
+
+def _whole_instants(rows: list[tuple]) -> list[tuple]:
+    """Drop the trailing readings that share the last timestamp (heart rate and steps often do), so a pass
+    that stops at its row limit never leaves part of an instant behind the cursor."""
+    last, cut = rows[-1][0], len(rows)
+    while cut > 0 and rows[cut - 1][0] == last:
+        cut -= 1
+    return rows[:cut] if cut else rows
 
 
 def _sync_consent(detector: PersonDetector, monitored: set[str]) -> None:
