@@ -6,6 +6,7 @@ creates. Passwords are generated once and kept in ``credentials.json`` (mode 600
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +38,15 @@ class LocalCluster:
     root: Path  # e.g. .data/pg — holds data/, run/, log, credentials.json
     port: int
 
+    def __post_init__(self) -> None:
+        # As root the cluster runs as `postgres`, which must be able to walk down to its folder. A checkout in a
+        # private home (mode 700) is not reachable: keep the cluster in a folder of its own under /var/tmp.
+        if os.geteuid() == 0 and not _reachable_by_others(self.root):
+            digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:12]
+            moved = Path("/var/tmp/beidou") / f"{self.root.name}-{digest}"
+            log.info("localdb.relocated from=%s to=%s", self.root, moved)
+            object.__setattr__(self, "root", moved)
+
     @property
     def data(self) -> Path:
         return self.root / "data"
@@ -62,6 +72,14 @@ class LocalCluster:
 
     def admin_url(self, dbname: str = DB_NAME) -> str:
         return self.url(ADMIN_ROLE, dbname)
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """True if every existing folder above ``path`` lets other users through (o+x)."""
+    for parent in path.resolve().parents:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            return False
+    return True
 
 
 def _run_as() -> list[str]:
