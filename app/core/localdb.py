@@ -166,7 +166,7 @@ def start(cluster: LocalCluster, *, timeout_s: int = 60) -> LocalCluster:
             _chown_to_runner(cluster.logfile)
         result = subprocess.run(
             [*_run_as(), str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-l", str(cluster.logfile),
-             "-w", "-t", str(timeout_s), "start"],
+             "-o", f"-p {int(cluster.port)}", "-w", "-t", str(timeout_s), "start"],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
