@@ -10,6 +10,9 @@ export class ApiError extends Error {
   }
 }
 
+/** True for an error the service answered with (as opposed to a bug in the page). */
+export const isApiError = (err) => ApiError.prototype.isPrototypeOf(err);
+
 function detailOf(body, fallback) {
   const detail = body && body.detail;
   if (typeof detail === "string") return detail;

@@ -1,7 +1,7 @@
 // The care page: sign in with a staff token, work the live alert queue, open an alert, act on it.
 
 import { renderActions, renderChartLabels, renderEvidence, renderHeader, renderTimeline } from "./alert-view.js";
-import { ApiError, careApi, peekClaims } from "./api.js";
+import { careApi, isApiError, peekClaims } from "./api.js";
 import { chartSpec, chartWindow, drawChart } from "./chart.js";
 import { $, age, errorText, show } from "./dom.js";
 import { label, language, pickLanguage, serviceText, setLanguage, t, translatePage } from "./i18n.js";
@@ -73,7 +73,7 @@ async function signIn(token) {
     await api.queue({ limit: 1 });
   } catch (err) {
     state.token = null;
-    const message = err instanceof ApiError && err.status === 403 ? t("token_not_staff") : errorText(err);
+    const message = isApiError(err) && err.status === 403 ? t("token_not_staff") : errorText(err);
     $("login-error").textContent = message;
     $("login-error").hidden = false;
     return;
@@ -326,10 +326,10 @@ function toggleForm(id) {
 
 function showActionError(err, action = null) {
   // A refused reach-out (no outreach consent, or resolved meanwhile) is not a race: say why, and to call.
-  const refusedReachOut = action === "reach-out" && err instanceof ApiError && err.status === 409;
+  const refusedReachOut = action === "reach-out" && isApiError(err) && err.status === 409;
   $("action-error").textContent = refusedReachOut
     ? t("reach_out_refused", { detail: serviceText(err.detail) }) : errorText(err);
-  $("action-error").dataset.status = err instanceof ApiError ? String(err.status) : "";
+  $("action-error").dataset.status = isApiError(err) ? String(err.status) : "";
   $("action-error").hidden = false;
 }
 
@@ -352,7 +352,7 @@ async function act(action, body) {
     if (!state.token) return;
     showActionError(err, action);
     // The alert may have moved on (someone else claimed it): show it as it is now.
-    if (err instanceof ApiError && [403, 409].includes(err.status)) {
+    if (isApiError(err) && [403, 409].includes(err.status)) {
       loadDetail(id, { quiet: true });
       loadQueue();
     }

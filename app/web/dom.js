@@ -1,7 +1,7 @@
 // Small DOM and formatting helpers shared by the page's modules. Data from the service only ever enters
 // the page as text (textContent), never as HTML.
 
-import { ApiError } from "./api.js";
+import { isApiError } from "./api.js";
 import { language, t } from "./i18n.js";
 
 export const $ = (id) => document.getElementById(id);
@@ -47,7 +47,7 @@ export function age(iso, now = Date.now()) {
 
 /** An API error in plain words: what went wrong, then the service's own explanation. */
 export function errorText(err) {
-  if (!(err instanceof ApiError)) return String(err && err.message ? err.message : err);
+  if (!isApiError(err)) return String(err && err.message ? err.message : err);
   if (err.status === 0) return t("err_network");
   const key = { 401: "err_401", 403: "err_403", 404: "err_404", 409: "err_409", 422: "err_422", 503: "err_503" }[err.status];
   return t(key || "err_other", { status: err.status, detail: err.detail });
