@@ -6,12 +6,12 @@ then fetches what it needs over the normal authenticated routes. No health data 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from uuid import UUID
 
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from app.api.fanout import Subscribers
 from app.api.deps import Services, authenticate, websocket_token
 from app.auth import AuthError
 from app.core.errors import DatabaseUnavailable
@@ -20,28 +20,15 @@ router = APIRouter(tags=["care team"])
 _encoder = msgspec.json.Encoder()
 
 
-class CareFeed:
+class CareFeed(Subscribers):
     """Open care-page connections per tenant."""
-
-    def __init__(self) -> None:
-        self._by_tenant: dict[UUID, set[asyncio.Queue]] = defaultdict(set)
 
     def publish(self, payload: str) -> None:
         tenant_id, alert_id, action = payload.split("|", 2)
         message = {"type": "alert", "alert_id": alert_id, "action": action}
-        for queue in self._by_tenant.get(UUID(tenant_id), ()):
+        for queue in self.of(UUID(tenant_id)):
             if queue.qsize() < 1000:  # a stalled page must not grow memory; it reloads on reconnect
                 queue.put_nowait(message)
-
-    def add(self, tenant_id: UUID, queue: asyncio.Queue) -> None:
-        self._by_tenant[tenant_id].add(queue)
-
-    def remove(self, tenant_id: UUID, queue: asyncio.Queue) -> None:
-        queues = self._by_tenant.get(tenant_id)
-        if queues is not None:
-            queues.discard(queue)
-            if not queues:
-                del self._by_tenant[tenant_id]
 
 
 @router.websocket("/v1/care/live")

@@ -24,13 +24,13 @@ import asyncio
 import logging
 import math
 import time
-from collections import defaultdict
 from uuid import UUID
 
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import JSONResponse
 
+from app.api.fanout import Subscribers
 from app.api.deps import Services, authenticate, websocket_token
 from app.auth import AuthError
 from app.core.errors import DatabaseUnavailable
@@ -79,30 +79,14 @@ def _seq_of(data: str | bytes) -> int | None:
         return None
 
 
-class StreamRegistry:
+class StreamRegistry(Subscribers):
     """Open streams per person, so a consent change reaches every one of them at once."""
-
-    def __init__(self) -> None:
-        self._by_person: dict[UUID, set[asyncio.Queue]] = defaultdict(set)
-
-    def add(self, person_id: UUID, outbox: asyncio.Queue) -> None:
-        self._by_person[person_id].add(outbox)
-
-    def remove(self, person_id: UUID, outbox: asyncio.Queue) -> None:
-        boxes = self._by_person.get(person_id)
-        if boxes is not None:
-            boxes.discard(outbox)
-            if not boxes:
-                del self._by_person[person_id]
 
     def consent_changed(self, change: ConsentChange) -> None:
         message = {"type": "consent", "data_type": change.data_type, "purpose": change.purpose,
                    "granted": change.granted}
-        for outbox in self._by_person.get(UUID(change.person_id), ()):
+        for outbox in self.of(UUID(change.person_id)):
             outbox.put_nowait(message)
-
-    def __len__(self) -> int:
-        return sum(len(v) for v in self._by_person.values())
 
 
 @router.websocket("/v1/stream")
