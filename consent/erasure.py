@@ -70,6 +70,7 @@ KEPT_ELSEWHERE = ("people", "audit_log")
 class ErasureBlocked(BeidouError):
     """Erasure cannot be complete in this deployment; nothing was erased."""
 
+    status = 500  # the deployment is incomplete, not the caller's fault
     code = "erasure_blocked"
 
 

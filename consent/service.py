@@ -50,6 +50,7 @@ class NoSuchDependant(NotFound):
 class PersonErased(BeidouError):
     """The person's data was erased; the row left behind is a tombstone that nothing may act on."""
 
+    status = 410
     code = "erased"
 
 

@@ -16,7 +16,7 @@ from app.api.limits import BodySizeLimit
 from alerts.repository import ALERT_CHANNEL
 from app.auth import TokenVerifier
 from app.core.db import Database
-from app.core.errors import DatabaseUnavailable, Forbidden, NotFound
+from app.core.errors import BeidouError, DatabaseUnavailable
 from app.core.listen import listen_forever
 from app.core.settings import Settings
 from consent.service import CONSENT_CHANNEL, ConsentChange
@@ -88,18 +88,9 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
     for module in (readings, stream, consents, me, care, care_live, outreach, health, web):
         app.include_router(module.router)
 
-    @app.exception_handler(DatabaseUnavailable)
-    async def _unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": f"database unavailable, nothing was stored: {exc}", "code": "unavailable"},
-                            status_code=503, headers={"Retry-After": str(exc.retry_after_s)})
-
-    @app.exception_handler(Forbidden)
-    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return JSONResponse({"detail": str(exc) or "forbidden"}, status_code=403)
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc) or "not found"}, status_code=404)
+    @app.exception_handler(BeidouError)
+    async def _domain_error(_: Request, exc: BeidouError) -> JSONResponse:
+        return problem_response(exc)
 
     @app.exception_handler(psycopg.DataError)
     async def _data_error(_: Request, exc: psycopg.DataError) -> JSONResponse:
@@ -115,6 +106,16 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 
     _document_raw_bodies(app)
     return app
+
+
+def problem_response(exc: BeidouError) -> JSONResponse:
+    """THE rendering of a domain error: ``{"detail": ..., "code": ...}`` with its status (and Retry-After on 503)."""
+    headers = None
+    detail = exc.detail
+    if isinstance(exc, DatabaseUnavailable):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        detail = f"database unavailable, nothing was stored: {exc}"
+    return JSONResponse({"detail": detail, "code": exc.code}, status_code=exc.status, headers=headers)
 
 
 def _unstorable_text(exc: Exception) -> bool:
