@@ -19,7 +19,7 @@ from alerts import repository as repo
 from alerts import service
 from alerts.policy import DEFAULT_POLICY, EscalationPolicy, EscalationStep
 from app.api.deps import Principal, Services, services, staff
-from app.core.errors import Conflict, Forbidden, NotFound
+from app.core.errors import Conflict, Forbidden, NoConsent, NotFound
 from consent.catalog import DATA_TYPES
 
 router = APIRouter(prefix="/v1/care", tags=["care team"])
@@ -257,9 +257,12 @@ _BUCKETS = {"1m": "1 minute", "5m": "5 minutes", "15m": "15 minutes", "1h": "1 h
 
 
 @router.get("/people/{person}/readings", summary="A person's readings as a time-bucketed series",
-            response_model=Series, responses={404: {"description": "No such person at your insurer"}},
+            response_model=Series, responses={404: {"description": "No such person at your insurer"},
+                                              403: {"description": "The person does not share this data type "
+                                                                   "(code `no_consent`)"}},
             description="For charts: average, minimum and maximum per bucket. `person` is the person's id as the "
-                        "insurer knows it. Every call is recorded in the audit log.")
+                        "insurer knows it. Only while the person's monitoring consent for `metric` is in force "
+                        "(403 `no_consent` otherwise). Every call is recorded in the audit log.")
 async def person_readings(
     person: str = Path(max_length=200),
     metric: Literal[DATA_TYPES] = Query(...),  # type: ignore[valid-type]
@@ -281,6 +284,9 @@ async def person_readings(
         if row is None:
             raise NotFound("no such person")
         person_id = row[0]
+        # Not shown without the person's monitoring consent in force: a withdrawal hides what was stored at once.
+        if await repo.consent_event_for(conn, person_id, metric, "monitoring") is None:
+            raise NoConsent("the member does not share this data type (no monitoring consent): nothing is shown")
         cur = await conn.execute(
             """SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
                  FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time < %s

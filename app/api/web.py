@@ -1,7 +1,9 @@
-"""The care team's web page: ``GET /care`` and its files under ``/care/static/``.
+"""The web pages: the care team's ``GET /care`` and the policyholder's own ``GET /me``, with their files under
+``/care/static/`` and ``/me/static/`` (the same directory: the pages share their chart and helpers).
 
-The page is static (plain HTML, CSS and JavaScript, no build step) and talks to the ``/v1/care`` routes
-with the staff token the agent pastes in. It holds no data itself, so serving it needs no token; every
+The pages are static (plain HTML, CSS and JavaScript, no build step) and talks to the ``/v1/care`` routes
+with the staff token the agent pastes in; ``/me`` talks to ``/v1/me`` with the token the insurer's app hands
+it (see docs/me-page.md). They hold no data themselves, so serving them needs no token; every
 answer carries a strict Content-Security-Policy (scripts, styles and fetches from this origin only, the
 live feed over ``ws:``/``wss:``) and the HTML is never cached, so a shared laptop keeps no copy of it.
 """
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from fastapi.responses import FileResponse, RedirectResponse
+
+from app.core.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,10 +53,30 @@ async def care_page_slash() -> RedirectResponse:
 
 @router.get("/care/static/{path:path}")
 async def care_static(path: str) -> FileResponse:
+    return _static(path)
+
+
+@router.get("/me")
+async def me_page() -> FileResponse:
+    return FileResponse(WEB_ROOT / "me.html", media_type="text/html; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+
+@router.get("/me/")
+async def me_page_slash() -> RedirectResponse:
+    return RedirectResponse("/me", status_code=status.HTTP_308_PERMANENT_REDIRECT)
+
+
+@router.get("/me/static/{path:path}")
+async def me_static(path: str) -> FileResponse:
+    return _static(path)
+
+
+def _static(path: str) -> FileResponse:
     file = (WEB_ROOT / path).resolve()
     media_type = MEDIA_TYPES.get(file.suffix)
     # resolve() folds any "..", so a file outside app/web can never be named here.
     if media_type is None or not file.is_relative_to(WEB_ROOT) or not file.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="not found")
+        raise NotFound("not found")
     # Revalidated on every load (cheap: ETag/Last-Modified), so a new release is picked up at once.
     return FileResponse(file, media_type=media_type, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})

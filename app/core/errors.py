@@ -76,3 +76,9 @@ class DatabaseUnavailable(BeidouError):
     status = 503
     code = "unavailable"
     retry_after_s = 5
+
+
+class NoConsent(Forbidden):
+    """The person has not agreed to this use of this data type (or has withdrawn it): nothing is shown."""
+
+    code = "no_consent"

@@ -91,16 +91,18 @@ function axisDates(u, splits, axisIdx, space, incr) {
 
 /**
  * Draw the chart into ``container`` (emptied first). Returns the uPlot instance (or null when there is
- * nothing to draw), so the caller can resize or destroy it.
+ * nothing to draw), so the caller can resize or destroy it. ``episode`` ({start, end}) may be null;
+ * ``minWidth`` and ``height`` suit a phone when smaller than the laptop defaults.
  */
-export function drawChart(container, { points, spec, evidence, episode, from, to }) {
+export function drawChart(container, { points, spec, evidence, episode, from, to, minWidth = 300, height = 210 }) {
   container.replaceChildren();
   if (!points.length || typeof window.uPlot !== "function") return null;
   const fromS = from / 1000;
   const toS = to / 1000;
   const xs = points.map((p) => Date.parse(p.time) / 1000);
   const steps = baselineSteps(evidence, fromS, toS);
-  const episodeS = [Date.parse(episode.start) / 1000, Date.parse(episode.end) / 1000];
+  // The anomalous stretch is optional: a person's own chart may have no alert to mark.
+  const episodeS = episode ? [Date.parse(episode.start) / 1000, Date.parse(episode.end) / 1000] : null;
   const fmt = (unit) => (u, v) => (v === null || v === undefined ? "—" : `${number(v)} ${unit}`);
   const when = new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "short" });
 
@@ -132,17 +134,19 @@ export function drawChart(container, { points, spec, evidence, episode, from, to
     ctx.beginPath();
     ctx.rect(left, top, width, height);
     ctx.clip();
-    const e0 = u.valToPos(episodeS[0], "x", true);
-    const e1 = Math.max(u.valToPos(episodeS[1], "x", true), e0 + 3);
-    ctx.fillStyle = COLORS.episode;
-    ctx.fillRect(e0, top, e1 - e0, height);
-    ctx.strokeStyle = COLORS.episodeEdge;
-    ctx.lineWidth = 1;
-    for (const x of [e0, e1]) {
-      ctx.beginPath();
-      ctx.moveTo(x, top);
-      ctx.lineTo(x, top + height);
-      ctx.stroke();
+    if (episodeS) {
+      const e0 = u.valToPos(episodeS[0], "x", true);
+      const e1 = Math.max(u.valToPos(episodeS[1], "x", true), e0 + 3);
+      ctx.fillStyle = COLORS.episode;
+      ctx.fillRect(e0, top, e1 - e0, height);
+      ctx.strokeStyle = COLORS.episodeEdge;
+      ctx.lineWidth = 1;
+      for (const x of [e0, e1]) {
+        ctx.beginPath();
+        ctx.moveTo(x, top);
+        ctx.lineTo(x, top + height);
+        ctx.stroke();
+      }
     }
     ctx.fillStyle = COLORS.band;
     for (const s of steps) {
@@ -172,10 +176,10 @@ export function drawChart(container, { points, spec, evidence, episode, from, to
     ctx.restore();
   }
 
-  const width = Math.max(container.clientWidth, 300);
+  const width = Math.max(container.clientWidth, minWidth);
   const opts = {
     width,
-    height: 210,
+    height,
     series,
     bands,
     cursor: { drag: { x: false, y: false } },
