@@ -235,6 +235,7 @@ function openAlert(id) {
   }
   for (const node of document.querySelectorAll(".queue-item")) {
     node.classList.toggle("selected", node.dataset.alertId === id);
+    node.setAttribute("aria-selected", String(node.dataset.alertId === id));
   }
   loadDetail(id);
 }

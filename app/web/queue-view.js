@@ -8,7 +8,10 @@ import { label, t } from "./i18n.js";
 function card(alert, selected) {
   const item = el("li", {
     cls: `queue-item sev-${alert.severity}${alert.urgent ? " urgent" : ""}${selected ? " selected" : ""}`,
-    attrs: { "data-alert-id": alert.id, "data-status": alert.status, tabindex: "0", role: "button" },
+    // A listbox of options (not a list of buttons): an <ol> may only hold list items, and the queue is where
+    // the agent picks the alert to open.
+    attrs: { "data-alert-id": alert.id, "data-status": alert.status, tabindex: "0", role: "option",
+      "aria-selected": String(selected) },
   });
   const top = el("div", { cls: "q-top" },
     chip("sev", alert.severity, label("sev", alert.severity)),

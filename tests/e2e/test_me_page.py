@@ -1,0 +1,368 @@
+"""The policyholder's own page (/me) in a real headless Chromium, against the real service, worker and database,
+on phone-sized screens in Chinese and English.
+
+One person's journey: signed in by the app through the URL fragment, they grant consent, see their readings and
+personal baseline, withdraw one data type (gone from the care team's view too), answer a check-in "I need help"
+(the care page shows it urgent), download their data and erase it. An accessibility scan (axe-core) runs on
+the page and on the care page.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from alerts.push.emulator import FcmEmulator
+from app.auth import issue_token
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.support import start_process, stop_process, wait_for
+
+expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
+Axe = pytest.importorskip("axe_playwright_python.sync_playwright", reason="axe-playwright-python is not installed").Axe
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+HR_REASON = "overnight resting HR 74 bpm vs your 28-night baseline 63 (+11), 2 nights running"
+SPO2_REASON = "SpO2 91 % vs your 28-day baseline 97 (-6), one day so far"
+
+# What the page says, per language, where the test reads the words themselves.
+WORDS = {
+    "zh-CN": {"grant_title": "开启后会发生什么", "withdraw_title": "关闭后立即停止", "on": "已开启", "off": "未开启",
+              "why": "为什么保险公司问候您", "help": "我需要帮助", "next_help": "关怀团队已收到通知",
+              "erased": "您的数据已删除", "reopen": "请从应用中重新打开此页面", "saved": "已保存。",
+              "access_none": "此服务暂时无法显示查看记录。", "tab_data": "我的数据"},
+    "en": {"grant_title": "What will happen", "withdraw_title": "What stops at once", "on": "On", "off": "Off",
+           "why": "Why your insurer asked how you are", "help": "I need help", "next_help": "The care team has been told",
+           "erased": "Your data was erased", "reopen": "Please reopen this page from the app", "saved": "Saved.",
+           "access_none": "This service cannot show who looked at your data yet.", "tab_data": "My data"},
+}
+PHONES = [pytest.param("zh-CN", {"width": 360, "height": 780}, id="zh-CN-360x780"),
+          pytest.param("en", {"width": 414, "height": 896}, id="en-414x896")]
+
+
+@pytest.fixture(scope="module")
+def fcm():
+    with FcmEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def worker(service, fcm):
+    process = start_process(service, "worker", BEIDOU_FCM_ENDPOINT=fcm.url, BEIDOU_FCM_PROJECT_ID="e2e")
+    yield process
+    stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver):
+    """One Chromium for the whole module; each test opens its own context (screen size, language)."""
+    chromium = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+def phone(browser, lang: str, viewport: dict):
+    context = browser.new_context(viewport=viewport, locale=lang, timezone_id="Asia/Shanghai", accept_downloads=True,
+                                  has_touch=True, is_mobile=True, device_scale_factor=2)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    tab.problems = []
+    tab.on("console", lambda msg: tab.problems.append(msg.text) if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: tab.problems.append(f"uncaught: {exc}"))
+    return context, tab
+
+
+def no_horizontal_scroll(page) -> None:
+    width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"the page scrolls sideways: {width[0]} px of content in {width[1]} px"
+
+
+def no_serious_violations(page, what: str) -> None:
+    results = Axe().run(page)
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in results.response["violations"]
+           if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{what}: {bad}"
+
+
+def open_tab(page, name: str) -> None:
+    page.locator(f".tab[data-tab='{name}']").click()
+    expect(page.locator(f"#tab-{name}")).to_be_visible()
+
+
+def decide(page, data_type: str, purpose: str, *, grant: bool, words: dict) -> str:
+    """Flip one switch and confirm; returns the receipt id the page shows."""
+    row = page.locator(f"#consent-list .consent-card[data-type='{data_type}'] .consent-row[data-purpose='{purpose}']")
+    row.locator("input[role=switch]").click()
+    confirm = row.locator(".confirm")
+    expect(confirm).to_contain_text(words["grant_title"] if grant else words["withdraw_title"])
+    expect(row.locator("input[role=switch]")).to_be_checked(checked=not grant)  # nothing changed yet
+    confirm.locator("button[data-action]").click()
+    expect(page.locator("#receipt")).to_have_attribute("data-action", "grant" if grant else "withdraw")
+    row = page.locator(f"#consent-list .consent-card[data-type='{data_type}'] .consent-row[data-purpose='{purpose}']")
+    expect(row).to_have_attribute("data-granted", "true" if grant else "false")
+    expect(row.locator(".switch-state")).to_have_text(words["on"] if grant else words["off"])
+    return page.locator("#receipt").get_attribute("data-receipt-id")
+
+
+def stream(app: httpx.Client, metric: str, every_h: int, value) -> None:
+    readings = [{"metric": metric, "time": (NOW - timedelta(hours=h, minutes=7)).isoformat(), "value": value(h)}
+                for h in range(0, 30 * 24, every_h)]
+    answer = app.post("/v1/readings", json={"readings": readings})
+    assert answer.status_code == 200, answer.text
+    assert {r["status"] for r in answer.json()["results"]} == {"accepted"}, answer.text[:300]
+
+
+def anomaly(tenant, person: str, feature: str, metric: str, reason: str, value: float, baseline: float) -> None:
+    """What the detector stores; NOTIFY wakes the worker as the detector does."""
+    start = NOW - timedelta(days=1)
+    with tenant.service.admin_conn() as conn:
+        person_id = conn.execute("SELECT id FROM people WHERE tenant_id = %s AND external_id = %s",
+                                 (tenant.id, person)).fetchone()[0]
+        conn.execute(
+            """INSERT INTO anomaly_events (tenant_id, person_id, kind, feature, metric, tier, start_time, end_time,
+                                           value, baseline, reason)
+               VALUES (%s, %s, 'health', %s, %s, 'alert', %s, %s, %s, %s, %s)""",
+            (tenant.id, person_id, feature, metric, start, start + timedelta(hours=6), value, baseline, reason))
+        conn.execute("SELECT pg_notify('beidou_anomaly', %s)", (str(tenant.id),))
+
+
+def test_the_page_is_served_with_strict_headers(service):
+    page = httpx.get(service.base_url + "/me")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in page.text and " style=" not in page.text  # nothing inline for the policy to allow
+    assert httpx.get(service.base_url + "/me/static/me.js").headers["content-type"].startswith("text/javascript")
+    for path in ("/me/static/../api/web.py", "/me/static/%2e%2e/api/web.py", "/me/static/vendor/uplot/LICENSE"):
+        assert httpx.get(service.base_url + path).status_code == 404, path
+
+
+@pytest.mark.parametrize(("lang", "viewport"), PHONES)
+def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm, browser, artifacts, lang, viewport):
+    words = WORDS[lang]
+    tenant = service.new_tenant()
+    person = f"li-{lang}"
+    token = tenant.person_token(person)
+    app = tenant.client(token)
+    care = tenant.client(tenant.staff_token("nurse-1"))
+    shot = f"me-{lang}-{viewport['width']}"
+    context, page = phone(browser, lang, viewport)
+    try:
+        # Signed in by the app through the fragment, which is gone from the address and history at once.
+        page.goto(f"{service.base_url}/me#token={token}&lang={lang}")
+        expect(page.locator("#app-view")).to_be_visible()
+        assert token not in page.url and page.evaluate("location.hash") == ""
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+
+        # Grant: each switch says what will happen first, then shows the receipt of the change.
+        receipt = decide(page, "heart_rate", "monitoring", grant=True, words=words)
+        version = page.locator("#consent-list .consent-card[data-type='heart_rate'] .consent-row[data-purpose="
+                               "'monitoring'] .version").inner_text()
+        decide(page, "heart_rate", "outreach", grant=True, words=words)
+        decide(page, "spo2", "monitoring", grant=True, words=words)
+        history = app.get("/v1/me/consents/history").json()["events"]
+        assert receipt in [e["receipt_id"] for e in history]
+        assert history[0]["notice_version"].startswith("n1-") and history[0]["notice_version"] in version
+        expect(page.locator("#history li")).to_have_count(3)
+        page.locator("#history-box summary").click()
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(artifacts / f"{shot}-consents.png"), full_page=True)
+
+        # Readings arrive; the detector flags heart rate and SpO2; the chart shows them with the baseline band.
+        stream(app, "heart_rate", 1, lambda h: 62 + h % 5 + (11 if 24 <= h < 30 else 0))
+        stream(app, "spo2", 2, lambda h: 97 - h % 2)
+        anomaly(tenant, person, "overnight_rhr", "heart_rate", HR_REASON, 74, 63)
+        anomaly(tenant, person, "spo2", "spo2", SPO2_REASON, 91, 97)
+        alerts = wait_for(lambda: (lambda a: a if len(a) == 2 else None)(care.get("/v1/care/alerts").json()["alerts"]),
+                          timeout=15)
+        hr_alert = next(a for a in alerts if a["metric"] == "heart_rate")
+        spo2_alert = next(a for a in alerts if a["metric"] == "spo2")
+        open_tab(page, "data")
+        hr_card = page.locator("#data-list .data-card[data-type='heart_rate']")
+        expect(hr_card.locator("canvas").first).to_be_visible()
+        assert hr_card.locator("canvas").first.evaluate("c => c.toDataURL().length") > 5000  # something was drawn
+        assert int(hr_card.get_attribute("data-points")) >= 700
+        expect(hr_card.locator(".lg-band")).to_be_visible()
+        why = hr_card.locator(f".why[data-alert-id='{hr_alert['id']}']")
+        expect(why).to_contain_text(words["why"])
+        expect(why.locator(".reason")).to_have_text(HR_REASON)
+        expect(page.locator("#data-list .data-card[data-type='spo2'] canvas").first).to_be_visible()
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(artifacts / f"{shot}-data.png"), full_page=True)
+        if lang == "zh-CN":
+            no_serious_violations(page, "/me, my data")
+
+        # Withdraw SpO2: it leaves the page, and the care team can no longer see its readings either.
+        assert care.get(f"/v1/care/people/{person}/readings", params={"metric": "spo2"}).status_code == 200
+        open_tab(page, "consents")
+        decide(page, "spo2", "monitoring", grant=False, words=words)
+        open_tab(page, "data")
+        expect(hr_card.locator("canvas").first).to_be_visible()
+        expect(page.locator("#data-list .data-card[data-type='spo2']")).to_have_count(0)
+        assert app.get("/v1/me/data/spo2").json()["code"] == "no_consent"
+        hidden = care.get(f"/v1/care/people/{person}/readings", params={"metric": "spo2"})
+        assert hidden.status_code == 403 and hidden.json()["code"] == "no_consent"
+        assert care.get(f"/v1/care/people/{person}/readings", params={"metric": "heart_rate"}).json()["points"]
+        every = {"status": ["open", "claimed", "contacted", "resolved"], "kind": ["health", "data_gap"]}
+        queue = care.get("/v1/care/alerts", params=every).json()["alerts"]
+        assert spo2_alert["id"] not in [a["id"] for a in queue]  # gone from the queue, whatever its status
+        wait_for(lambda: care.get(f"/v1/care/alerts/{spo2_alert['id']}").json()["resolution"] == "consent_withdrawn",
+                 timeout=10)
+
+        # Quiet hours off and the time zone set on the page; then a check-in arrives and they ask for help.
+        open_tab(page, "messages")
+        expect(page.locator("#messages-none")).to_be_visible()
+        page.locator("#quiet-start").fill("00:00")
+        page.locator("#quiet-end").fill("00:00")
+        page.locator("#time-zone").select_option("Asia/Shanghai")
+        page.locator("#quiet-form button[type=submit]").click()
+        expect(page.locator("#quiet-status")).to_have_text(words["saved"])
+        assert app.get("/v1/me/quiet-hours").json() == {"start": "00:00:00", "end": "00:00:00"}
+        assert app.get("/v1/me").json()["time_zone"] == "Asia/Shanghai"
+        assert care.post(f"/v1/care/alerts/{hr_alert['id']}/reach-out").status_code == 200
+        wait_for(lambda: app.get("/v1/me/messages").json()["messages"], timeout=10)
+        open_tab(page, "messages")
+        message = page.locator("#message-list .message").first
+        expect(message).to_contain_text(HR_REASON)
+        message.locator("button[data-answer='help']").click()
+        expect(message.locator(".answer-help")).to_contain_text(words["help"])
+        expect(message.locator(".next-text")).to_contain_text(words["next_help"])
+        assert care.get(f"/v1/care/alerts/{hr_alert['id']}").json()["urgent"] is True
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(artifacts / f"{shot}-messages.png"), full_page=True)
+        if lang == "zh-CN":
+            no_serious_violations(page, "/me, messages")
+
+        # The care page shows it urgent (and passes the same accessibility scan).
+        care_tab = context.new_page()
+        care_tab.set_viewport_size({"width": 1366, "height": 768})
+        care_tab.goto(service.base_url + "/care")
+        care_tab.locator("#token-input").fill(tenant.staff_token("nurse-1"))
+        care_tab.locator("#login-button").click()
+        item = care_tab.locator("#queue .queue-item", has_text=HR_REASON)
+        expect(item.locator(".urgent-yes")).to_be_visible()
+        expect(item).to_have_class(re.compile(r"\burgent\b"))
+        if lang == "zh-CN":
+            no_serious_violations(care_tab, "/care, queue view")
+        care_tab.close()
+
+        # My rights: download (JSON and FHIR), then erase in two steps, with a receipt shown and downloadable.
+        open_tab(page, "rights")
+        with page.expect_download() as got:
+            page.locator("#export-json").click()
+        exported = json.loads(open(got.value.path()).read())
+        assert exported["counts"]["readings"] >= 1000
+        with page.expect_download() as got:
+            page.locator("#export-fhir").click()
+        assert json.loads(open(got.value.path()).read())["resourceType"] == "Bundle"
+        page.locator("#erase-start").click()
+        expect(page.locator("#erase-now")).to_be_disabled()
+        page.locator("#erase-understand").check()
+        page.screenshot(path=str(artifacts / f"{shot}-erase-confirm.png"), full_page=True)
+        page.locator("#erase-now").click()
+        expect(page.locator("#erase-receipt")).to_contain_text(words["erased"])
+        receipt_id = page.locator("#erase-receipt").get_attribute("data-receipt-id")
+        with page.expect_download() as got:
+            page.locator("#receipt-download").click()
+        assert json.loads(open(got.value.path()).read())["receipt_id"] == receipt_id
+        expect(page.locator("#erased-banner")).to_be_visible()
+        expect(page.locator("#erased-banner")).to_contain_text(words["erased"])
+        assert app.get("/v1/me").status_code == 410
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(artifacts / f"{shot}-erased.png"), full_page=True)
+        if lang == "zh-CN":
+            no_serious_violations(page, "/me, my rights after erasure")
+        assert [p for p in page.problems if "Failed to load resource" not in p] == []
+    finally:
+        context.close()
+
+
+def test_signing_in_from_the_app_and_when_it_fails(service, browser, artifacts):
+    tenant = service.new_tenant()
+    context, page = phone(browser, "zh-CN", {"width": 360, "height": 780})
+    try:
+        # An expired token: a clear "reopen from the app" view, nothing else.
+        leeway = service.settings.jwt_leeway_s
+        expired = issue_token(service.settings, tenant_id=tenant.id, subject="zhao", role="policyholder",
+                              ttl_s=-(leeway + 60))
+        page.goto(f"{service.base_url}/me#token={expired}")
+        expect(page.locator("#signed-out")).to_be_visible()
+        expect(page.locator("#signed-out")).to_contain_text(WORDS["zh-CN"]["reopen"])
+        expect(page.locator("#signed-out")).to_have_attribute("data-reason", "signed_out_expired")
+        expect(page.locator("#app-view")).to_be_hidden()
+        page.screenshot(path=str(artifacts / "me-reopen-from-app.png"))
+        page.locator("#lang-toggle").click()
+        expect(page.locator("#signed-out")).to_contain_text(WORDS["en"]["reopen"])
+        page.locator("#lang-toggle").click()
+
+        # The host app hands the token over by postMessage instead (no URL at all).
+        page.goto(f"{service.base_url}/me")
+        expect(page.locator("#boot")).to_be_visible()
+        page.evaluate("t => window.postMessage({type: 'beidou:token', token: t, lang: 'en'}, '*')",
+                      tenant.person_token("zhao"))
+        expect(page.locator("#app-view")).to_be_visible()
+        expect(page.locator("#consent-list .consent-card")).to_have_count(10)
+        expect(page.locator(".tab[data-tab='data']")).to_have_text(WORDS["en"]["tab_data"])
+        no_horizontal_scroll(page)
+        assert [p for p in page.problems if "Failed to load resource" not in p] == []
+    finally:
+        context.close()
+
+
+def test_a_guardian_manages_a_dependants_consents(service, browser):
+    tenant = service.new_tenant()
+    admin = tenant.client(tenant.staff_token("admin", role="tenant_admin"))
+    link = admin.post("/v1/admin/guardianships", json={"guardian": "mother", "minor": "kid",
+                                                       "minor_birth_date": str((NOW - timedelta(days=365 * 8)).date())})
+    assert link.status_code == 201, link.text
+    context, page = phone(browser, "en", {"width": 360, "height": 780})
+    try:
+        page.goto(f"{service.base_url}/me#token={tenant.person_token('mother')}")
+        expect(page.locator("#whose-row")).to_be_visible()
+        page.locator("#whose-select").select_option("kid")
+        expect(page.locator("#consent-list .consent-card")).to_have_count(10)
+        decide(page, "steps", "monitoring", grant=True, words=WORDS["en"])
+        kid = tenant.client(tenant.person_token("kid"))
+        [steps] = [c for c in kid.get("/v1/me/consents").json()["consents"]
+                   if c["data_type"] == "steps" and c["purpose"] == "monitoring"]
+        assert steps["granted"] and steps["actor"] == "guardian"
+        own = tenant.client(tenant.person_token("mother")).get("/v1/me/consents").json()["consents"]
+        assert not any(c["granted"] for c in own)  # the guardian's own consents are untouched
+    finally:
+        context.close()
+
+
+def test_who_looked_at_my_data(service, browser, artifacts):
+    """The access log renders GET /v1/me/access-log exactly as the service answers it; until that endpoint
+    exists the section says so in a sentence."""
+    tenant = service.new_tenant()
+    app = tenant.client(tenant.person_token("sun"))
+    assert app.put("/v1/me/consents/heart_rate/monitoring", json={"notice_version": "test"}).status_code == 200
+    stream(app, "heart_rate", 6, lambda h: 60 + h % 3)
+    care = tenant.client(tenant.staff_token("nurse-7"))
+    assert care.get("/v1/care/people/sun/readings", params={"metric": "heart_rate", "why": "e2e look"}).status_code == 200
+    context, page = phone(browser, "en", {"width": 360, "height": 780})
+    try:
+        page.goto(f"{service.base_url}/me#token={tenant.person_token('sun')}")
+        open_tab(page, "rights")
+        if app.get("/v1/me/access-log").status_code == 404:
+            expect(page.locator("#access-status")).to_have_attribute("data-state", "unavailable")
+            expect(page.locator("#access-status")).to_have_text(WORDS["en"]["access_none"])
+            pytest.skip("GET /v1/me/access-log answers 404 in this build (the privacy branch adds it); "
+                        "the page's sentence for that case was checked")
+        log = app.get("/v1/me/access-log").json()
+        assert log["items"], log
+        first = log["items"][0]
+        item = page.locator("#access-list .access-item").first
+        expect(item).to_have_attribute("data-role", first["role"])
+        expect(item).to_contain_text(first["what"])
+        if first["why"]:
+            expect(item).to_contain_text(first["why"])
+        expect(page.locator("#access-list .access-item")).to_have_count(len(log["items"]))
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(artifacts / "me-access-log.png"), full_page=True)
+    finally:
+        context.close()
