@@ -68,7 +68,7 @@ function alertBox(ctx, alert) {
   let status = t(`alert_status_${alert.status}`);
   if (alert.status === "resolved" && alert.resolution) status += `: ${t(`res_${alert.resolution}`)}`;
   return el("div", { cls: "why", attrs: { "data-alert-id": alert.id, "data-status": alert.status } },
-    el("h4", { text: t("why_asked") }),
+    el("h4", { text: t(alert.kind === "data_gap" ? "why_gap" : "why_asked") }),
     el("p", { cls: "reason", text: alert.reason }),
     el("p", { cls: "muted", text: `${formatTime(alert.opened_at)} · ${status}` }),
     alert.urgent && alert.status !== "resolved" ? el("p", { cls: "urgent", text: t("urgent_yes") }) : null);

@@ -132,11 +132,19 @@ async function loadTab(tab) {
     button.setAttribute("aria-pressed", String(button.dataset.tab === tab));
   }
   for (const name of Object.keys(LOADERS)) show($(`tab-${name}`), name === tab);
+  // What is on screen may be replaced in a moment: it takes no taps until the fresh copy is drawn, so a
+  // switch or a reply button never changes under the person's finger.
+  const panel = $(`tab-${tab}`);
+  panel.inert = true;
+  panel.setAttribute("aria-busy", "true");
   try {
     await LOADERS[tab](ctx);
   } catch (err) {
     const node = $(`${tab}-error`) || $("access-status");
     if (node) showError(node, err);
+  } finally {
+    panel.inert = false;
+    panel.setAttribute("aria-busy", "false");
   }
 }
 

@@ -169,7 +169,7 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         expect(page.locator("#history li")).to_have_count(3)
         page.locator("#history-box summary").click()
         no_horizontal_scroll(page)
-        page.screenshot(path=str(artifacts / f"{shot}-consents.png"), full_page=True)
+        page.screenshot(path=str(artifacts / f"{shot}-consents.png"))
 
         # Readings arrive; the detector flags heart rate and SpO2; the chart shows them with the baseline band.
         stream(app, "heart_rate", 1, lambda h: 62 + h % 5 + (11 if 24 <= h < 30 else 0))
