@@ -56,7 +56,14 @@ function waitForApp() {
       // Only the host app: a native postWebMessage has no source window; evaluateJavascript posts from this
       // window itself. Nothing another window could send is accepted.
       if (event.source !== null && event.source !== window) return;
-      const data = event.data;
+      let data = event.data;
+      if (typeof data === "string") {  // Android's postWebMessage carries a string: JSON text
+        try {
+          data = JSON.parse(data);
+        } catch {
+          return;
+        }
+      }
       if (!data || data.type !== "beidou:token" || typeof data.token !== "string") return;
       window.clearTimeout(timer);
       window.removeEventListener("message", onMessage);

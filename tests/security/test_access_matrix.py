@@ -150,6 +150,9 @@ POLICY: dict[str, Policy] = {
     "GET /care": Policy("public"),
     "GET /care/": Policy("public", ok=308),
     "GET /care/static/{path:path}": Policy("public", params={"path": "app.js"}),
+    "GET /me": Policy("public"),
+    "GET /me/": Policy("public", ok=308),
+    "GET /me/static/{path:path}": Policy("public", params={"path": "me.js"}),
     # a policyholder's own
     "POST /v1/readings": Policy("person", body=_reading),
     "WS /v1/stream": Policy("person", ok=101),
@@ -176,6 +179,9 @@ POLICY: dict[str, Policy] = {
     "DELETE /v1/me/devices": Policy("person", ok=204, body=_device_token),
     "GET /v1/me/messages/{message_id}": Policy("person", target="message"),
     "POST /v1/me/messages/{message_id}/reply": Policy("person", target="message", body=lambda i: {"answer": "help"}),
+    "GET /v1/me/notices": Policy("person"),
+    "GET /v1/me/data/{data_type}": Policy("person", params={"data_type": "heart_rate"}),
+    "GET /v1/me/messages": Policy("person"),
     "GET /v1/me/quiet-hours": Policy("person"),
     "PUT /v1/me/quiet-hours": Policy("person", body=lambda i: {"start": "22:00:00", "end": "08:00:00"}),
     # the care team
