@@ -169,6 +169,7 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         expect(page.locator("#history li")).to_have_count(3)
         page.locator("#history-box summary").click()
         no_horizontal_scroll(page)
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(artifacts / f"{shot}-consents.png"))
 
         # Readings arrive; the detector flags heart rate and SpO2; the chart shows them with the baseline band.
@@ -307,6 +308,12 @@ def test_signing_in_from_the_app_and_when_it_fails(service, browser, artifacts):
         expect(page.locator("#consent-list .consent-card")).to_have_count(10)
         expect(page.locator(".tab[data-tab='data']")).to_have_text(WORDS["en"]["tab_data"])
         no_horizontal_scroll(page)
+        # A large system font (here 150 %) scales the page (rem units) and still fits the width.
+        tab_height = page.locator(".tab").first.bounding_box()["height"]
+        page.evaluate("document.documentElement.style.fontSize = '150%'")
+        assert page.locator(".tab").first.bounding_box()["height"] > tab_height * 1.3
+        no_horizontal_scroll(page)
+        page.screenshot(path=str(artifacts / "me-large-font.png"))
         assert [p for p in page.problems if "Failed to load resource" not in p] == []
     finally:
         context.close()
@@ -366,3 +373,49 @@ def test_who_looked_at_my_data(service, browser, artifacts):
         page.screenshot(path=str(artifacts / "me-access-log.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_the_pages_own_routes_answer_plainly(service):
+    """The routes behind /me: notices with versions, my data only with consent, my messages with a cursor."""
+    tenant = service.new_tenant()
+    app = tenant.client(tenant.person_token("qian"))
+    notices = app.get("/v1/me/notices", params={"language": "zh-CN"}).json()
+    assert notices["language"] == "zh-CN" and len(notices["notices"]) == 30
+    versions = {n["version"] for n in notices["notices"]}
+    assert len(versions) == 30  # each notice has its own version...
+    english = app.get("/v1/me/notices", params={"language": "en"}).json()["notices"]
+    assert {n["version"] for n in english} == versions  # ...the same in every language it is shown in
+    assert app.get("/v1/me/notices", params={"language": "fr"}).status_code == 422
+
+    refused = app.get("/v1/me/data/heart_rate")
+    assert refused.status_code == 403 and refused.json()["code"] == "no_consent"
+    assert app.get("/v1/me/data/nonsense").status_code == 422
+    assert app.get("/v1/me/data/heart_rate", params={"days": 0}).status_code == 422
+    assert app.put("/v1/me/consents/heart_rate/monitoring", json={"notice_version": english[0]["version"]}).status_code == 200
+    stream(app, "heart_rate", 3, lambda h: 60 + h % 4)
+    mine = app.get("/v1/me/data/heart_rate", params={"bucket": "1d"}).json()
+    assert mine["bucket"] == "1d" and 29 <= len(mine["points"]) <= 31 and mine["findings"] == mine["alerts"] == []
+    assert sum(p["count"] for p in mine["points"]) == 240
+
+    assert app.get("/v1/me/messages").json() == {"messages": [], "next": None}
+    for garbage in ("nope", "bm9wZQ==", "fA==", "MjAyNi0wMS0wMXxub3QtYS11dWlk", "\u0000"):
+        answer = app.get("/v1/me/messages", params={"before": garbage})
+        assert answer.status_code == 422 and answer.json()["code"] == "invalid", garbage
+
+    with service.admin_conn() as conn:
+        person_id = conn.execute("SELECT id FROM people WHERE tenant_id = %s AND external_id = 'qian'",
+                                 (tenant.id,)).fetchone()[0]
+        for status in ("sent", "answered", "cancelled", "opened"):
+            conn.execute("""INSERT INTO notifications (tenant_id, recipient_kind, person_id, purpose, metric, status)
+                            VALUES (%s, 'person', %s, 'check_in', 'heart_rate', %s)""", (tenant.id, person_id, status))
+    first = app.get("/v1/me/messages", params={"limit": 2}).json()
+    assert len(first["messages"]) == 2 and first["next"]
+    rest = app.get("/v1/me/messages", params={"limit": 2, "before": first["next"]}).json()
+    assert len(rest["messages"]) == 1 and rest["next"] is None  # the cancelled one is not listed
+    listed = first["messages"] + rest["messages"]
+    assert len({m["id"] for m in listed}) == 3 and {m["status"] for m in listed} == {"sent", "answered", "opened"}
+    assert all(m["title"] == "Checking in" and m["data_type"] == "heart_rate" for m in listed)
+
+    assert app.delete("/v1/me").status_code == 200
+    for path in ("/v1/me/data/heart_rate", "/v1/me/messages"):
+        assert app.get(path).json()["code"] == "erased", path
