@@ -103,6 +103,13 @@ function askToConfirm(ctx, row, item, notice) {
         : await ctx.api.withdraw(whose || null, item.data_type, item.purpose, body);
       showReceipt(ctx, change, item);
       await loadConsents(ctx);
+      // The receipt also under the switch just turned, where the person is looking.
+      const changed = document.querySelector(`#consent-list .consent-card[data-type="${item.data_type}"] `
+        + `.consent-row[data-purpose="${item.purpose}"]`);
+      if (changed) {
+        changed.append(el("p", { cls: "row-receipt", attrs: { role: "status" },
+          text: `${t("receipt_id")}: ${change.receipt.receipt_id} · ${formatTime(change.receipt.recorded_at)}` }));
+      }
     } catch (err) {
       ctx.showError(error, err);
       go.disabled = false;

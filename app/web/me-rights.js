@@ -76,6 +76,14 @@ async function download(ctx, format) {
   }
 }
 
+/** What erasure kept, in words: the receipt names tables ("people (tombstone: …)" for the person's row). */
+function keptName(ctx, what) {
+  const table = what.split(" ")[0];
+  const key = `kept_${table}`;
+  const words = ctx.t(key);
+  return words === key ? what : words;
+}
+
 function renderErasure(ctx, receipt) {
   const { t } = ctx;
   const rows = Object.values(receipt.erased).reduce((a, b) => a + b, 0);
@@ -91,7 +99,7 @@ function renderErasure(ctx, receipt) {
       el("dt", { text: t("receipt_id") }), el("dd", { cls: "mono", text: receipt.receipt_id }),
       el("dt", { text: t("recorded_at") }), el("dd", { text: formatTime(receipt.erased_at) })),
     el("p", { text: t("erased_rows", { n: rows }) }),
-    el("p", { cls: "muted", text: t("kept", { what: receipt.kept.join(", ") }) }),
+    el("p", { cls: "muted", text: t("kept", { what: receipt.kept.map((what) => keptName(ctx, what)).join(t("list_sep")) }) }),
     button);
   show(box, true);
 }

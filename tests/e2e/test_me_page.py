@@ -32,11 +32,12 @@ WORDS = {
     "zh-CN": {"grant_title": "开启后会发生什么", "withdraw_title": "关闭后立即停止", "on": "已开启", "off": "未开启",
               "why": "为什么保险公司问候您", "help": "我需要帮助", "next_help": "关怀团队已收到通知",
               "erased": "您的数据已删除", "reopen": "请从应用中重新打开此页面", "saved": "已保存。",
-              "access_none": "此服务暂时无法显示查看记录。", "tab_data": "我的数据"},
+              "access_none": "此服务暂时无法显示查看记录。", "tab_data": "我的数据", "kept_audit": "审计记录"},
     "en": {"grant_title": "What will happen", "withdraw_title": "What stops at once", "on": "On", "off": "Off",
            "why": "Why your insurer asked how you are", "help": "I need help", "next_help": "The care team has been told",
            "erased": "Your data was erased", "reopen": "Please reopen this page from the app", "saved": "Saved.",
-           "access_none": "This service cannot show who looked at your data yet.", "tab_data": "My data"},
+           "access_none": "This service cannot show who looked at your data yet.", "tab_data": "My data",
+           "kept_audit": "the audit log"},
 }
 PHONES = [pytest.param("zh-CN", {"width": 360, "height": 780}, id="zh-CN-360x780"),
           pytest.param("en", {"width": 414, "height": 896}, id="en-414x896")]
@@ -103,7 +104,9 @@ def decide(page, data_type: str, purpose: str, *, grant: bool, words: dict) -> s
     row = page.locator(f"#consent-list .consent-card[data-type='{data_type}'] .consent-row[data-purpose='{purpose}']")
     expect(row).to_have_attribute("data-granted", "true" if grant else "false")
     expect(row.locator(".switch-state")).to_have_text(words["on"] if grant else words["off"])
-    return page.locator("#receipt").get_attribute("data-receipt-id")
+    receipt = page.locator("#receipt").get_attribute("data-receipt-id")
+    expect(row.locator(".row-receipt")).to_contain_text(receipt)  # also under the switch just turned
+    return receipt
 
 
 def stream(app: httpx.Client, metric: str, every_h: int, value) -> None:
@@ -271,6 +274,7 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         assert json.loads(open(got.value.path()).read())["receipt_id"] == receipt_id
         expect(page.locator("#erased-banner")).to_be_visible()
         expect(page.locator("#erased-banner")).to_contain_text(words["erased"])
+        expect(page.locator("#erase-receipt")).to_contain_text(words["kept_audit"])
         assert app.get("/v1/me").status_code == 410
         no_horizontal_scroll(page)
         page.screenshot(path=str(artifacts / f"{shot}-erased.png"), full_page=True)
