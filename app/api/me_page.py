@@ -42,7 +42,8 @@ class NoticeList(BaseModel):
 
 @router.get("/v1/me/notices", summary="The consent notices and their versions", response_model=NoticeList,
             description="What each data type × purpose means, in `language` (default: your profile's), with the "
-                        "notice's version. The version is derived from the words themselves in every language.")
+                        "notice's version. The version is derived from the words themselves in every language.",
+            responses=_GONE)
 async def my_notices(language: Literal[LANGUAGES] | None = Query(None, description="`en` or `zh-CN`."),  # type: ignore[valid-type]
                      who: Principal = Depends(policyholder), svc: Services = Depends(services)) -> NoticeList:
     if language is None:

@@ -35,10 +35,10 @@ async function loadAccess(ctx) {
     show($("access-more"), false);
     return;
   }
-  const items = page.items.map((item) => el("li", { cls: "access-item", attrs: { "data-role": item.role } },
-    el("p", { cls: "strong", text: `${formatTime(item.at)} · ${t(`access_role_${item.role}`) === `access_role_${item.role}`
-      ? item.role : t(`access_role_${item.role}`)}` }),
-    el("p", { text: item.what }),
+  const items = page.items.map((item) => el("li", { cls: "access-item",
+    attrs: { "data-role": item.role, "data-what": item.what, "data-at": item.at } },
+    el("p", { cls: "strong", text: `${formatTime(item.at)} · ${inWords(ctx, "access_role_", item.role)}` }),
+    el("p", { text: whatInWords(ctx, item.what) }),
     item.why ? el("p", { cls: "muted", text: t("access_why", { why: item.why }) }) : null,
     item.staff ? el("p", { cls: "muted", text: t("access_staff", { staff: item.staff }) }) : null));
   $("access-list").append(...items);
@@ -49,6 +49,24 @@ async function loadAccess(ctx) {
   }
   accessNext = page.next;
   show($("access-more"), Boolean(accessNext));
+}
+
+/** A code in words when the page knows it, else as the service wrote it. */
+function inWords(ctx, prefix, code) {
+  const words = ctx.t(`${prefix}${code}`);
+  return words === `${prefix}${code}` ? code : words;
+}
+
+/** "readings:heart_rate" → "your heart rate readings"; anything else as written. */
+function whatInWords(ctx, what) {
+  const [kind, dataType] = String(what).split(":");
+  const name = ctx.t(`dt_${dataType}`);
+  if (dataType && name !== `dt_${dataType}`) {
+    const key = `access_what_${kind}`;
+    const words = ctx.t(key, { name });
+    if (words !== key) return words;
+  }
+  return inWords(ctx, "access_what_", what);
 }
 
 function saveFile(blob, name) {

@@ -73,6 +73,7 @@ function waitForApp() {
 }
 
 async function boot() {
+  document.body.dataset.started = "true";  // the watchdog (me-watchdog.js) stands down
   let handed = takeFragment();
   setLanguage(pickLanguage(handed.lang, localStorage.getItem(LANG_KEY), navigator.language));
   translatePage();

@@ -370,7 +370,12 @@ def test_who_looked_at_my_data(service, browser, artifacts):
         first = log["items"][0]
         item = page.locator("#access-list .access-item").first
         expect(item).to_have_attribute("data-role", first["role"])
-        expect(item).to_contain_text(first["what"])
+        expect(item).to_have_attribute("data-what", first["what"])
+        expect(item).to_have_attribute("data-at", first["at"])
+        if first["what"] == "readings:heart_rate":
+            expect(item).to_contain_text("your heart rate readings")
+        if first["role"] == "care_agent":
+            expect(item).to_contain_text("Care agent")
         if first["why"]:
             expect(item).to_contain_text(first["why"])
         expect(page.locator("#access-list .access-item")).to_have_count(len(log["items"]))
