@@ -23,6 +23,9 @@ from consent.catalog import DATA_TYPES, LANGUAGES, MONITORING
 
 router = APIRouter(tags=["my page"])
 
+Language = Literal[LANGUAGES]  # type: ignore[valid-type]
+DataType = Literal[DATA_TYPES]  # type: ignore[valid-type]
+
 _GONE = {410: {"model": Problem, "description": "This person's data was erased (code `erased`)."}}
 
 
@@ -44,7 +47,7 @@ class NoticeList(BaseModel):
             description="What each data type × purpose means, in `language` (default: your profile's), with the "
                         "notice's version. The version is derived from the words themselves in every language.",
             responses=_GONE)
-async def my_notices(language: Literal[LANGUAGES] | None = Query(None, description="`en` or `zh-CN`."),  # type: ignore[valid-type]
+async def my_notices(language: Language | None = Query(None, description="`en` or `zh-CN`."),
                      who: Principal = Depends(policyholder), svc: Services = Depends(services)) -> NoticeList:
     if language is None:
         async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
@@ -113,7 +116,7 @@ class MyData(BaseModel):
                         "(monitoring consent in force).",
             responses={403: {"model": Problem, "description": "No monitoring consent for this data type "
                                                               "(code `no_consent`)."}, **_GONE})
-async def my_data(data_type: Literal[DATA_TYPES] = Path(description="A data type, e.g. heart_rate."),  # type: ignore[valid-type]
+async def my_data(data_type: DataType = Path(description="A data type, e.g. heart_rate."),
                   days: int = Query(30, ge=1, le=90, description="How many days back from now."),
                   bucket: Literal["1h", "1d"] = Query("1h", description="`1h`, or `1d` for daily totals."),
                   who: Principal = Depends(policyholder), svc: Services = Depends(services)) -> MyData:
