@@ -53,6 +53,7 @@ export function careApi(getToken, onUnauthorized) {
     }
     if (!response.ok) {
       const error = new ApiError(response.status, detailOf(payload, response.statusText || "error"));
+      error.code = payload && payload.code;  // the service's stable code, e.g. no_consent
       if (response.status === 401) onUnauthorized(error.detail);
       throw error;
     }

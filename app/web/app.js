@@ -271,8 +271,10 @@ function renderDetail(alert) {
 
 async function loadChart(alert) {
   const spec = chartSpec(alert.metric);
-  // Re-read the series only when what it shows changes: each read is written to the audit log.
-  const key = `${alert.id}|${alert.metric}|${alert.episode_start}|${alert.episode_end}|${alert.evidence.length}`;
+  // Re-read the series only when what it shows changes: each read is written to the audit log. A withdrawn
+  // consent changes it too: the service then refuses the readings and the chart goes at once.
+  const key = `${alert.id}|${alert.metric}|${alert.episode_start}|${alert.episode_end}|${alert.evidence.length}`
+    + `|${alert.resolution === "consent_withdrawn"}`;
   if (state.chartKey === key) return;
   state.chartKey = key;
   const { from, to } = chartWindow(alert);
@@ -289,7 +291,12 @@ async function loadChart(alert) {
   } catch (err) {
     state.chartKey = null;
     if (!state.token) return;
-    $("chart-empty").textContent = errorText(err);
+    if (state.chart) state.chart.destroy();  // nothing of a withdrawn data type stays on screen
+    state.chart = null;
+    state.chartData = null;
+    $("chart").replaceChildren();
+    const withdrawn = isApiError(err) && err.status === 403 && err.code === "no_consent";
+    $("chart-empty").textContent = withdrawn ? t("chart_no_consent", { metric: label("m", alert.metric) }) : errorText(err);
     show($("chart-empty"), true);
   }
 }

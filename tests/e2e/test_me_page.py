@@ -43,6 +43,7 @@ _WORDS = {  # key: (Chinese, English)
     "access_unavailable": ("此服务暂时无法显示查看记录。",
                            "This service cannot show who looked at your data yet."),
     "tab_data": ("我的数据", "My data"),
+    "care_no_consent": ("已不再共享", "no longer shares"),  # on the care page, which follows the browser's language
 }
 WORDS = {lang: {key: pair[i] for key, pair in _WORDS.items()} for i, lang in enumerate(("zh-CN", "en"))}
 PHONES = [pytest.param("zh-CN", {"width": 360, "height": 780}, id="zh-CN-360x780"),
@@ -205,6 +206,15 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         if lang == "zh-CN":
             no_serious_violations(page, "/me, my data")
 
+        # The care team has the SpO2 alert open, with its chart.
+        care_tab = context.new_page()
+        care_tab.set_viewport_size({"width": 1366, "height": 768})
+        care_tab.goto(service.base_url + "/care")
+        care_tab.locator("#token-input").fill(tenant.staff_token("nurse-1"))
+        care_tab.locator("#login-button").click()
+        care_tab.locator("#queue .queue-item", has_text=SPO2_REASON).click()
+        expect(care_tab.locator("#chart canvas").first).to_be_visible()
+
         # Withdraw SpO2: it leaves the page, and the care team can no longer see its readings either.
         assert care.get(f"/v1/care/people/{person}/readings", params={"metric": "spo2"}).status_code == 200
         open_tab(page, "consents")
@@ -221,6 +231,10 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         assert spo2_alert["id"] not in [a["id"] for a in queue]  # gone from the queue, whatever its status
         wait_for(lambda: care.get(f"/v1/care/alerts/{spo2_alert['id']}").json()["resolution"] == "consent_withdrawn",
                  timeout=10)
+        # The open alert's chart is gone from the care page by itself (live), with the reason in words.
+        expect(care_tab.locator("#chart-empty")).to_contain_text(words["care_no_consent"], timeout=10_000)
+        expect(care_tab.locator("#chart canvas")).to_have_count(0)
+        expect(care_tab.locator("#queue .queue-item", has_text=SPO2_REASON)).to_have_count(0)
 
         # Quiet hours off and the time zone set on the page; then a check-in arrives and they ask for help.
         open_tab(page, "messages")
@@ -246,12 +260,7 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         if lang == "zh-CN":
             no_serious_violations(page, "/me, messages")
 
-        # The care page shows it urgent (and passes the same accessibility scan).
-        care_tab = context.new_page()
-        care_tab.set_viewport_size({"width": 1366, "height": 768})
-        care_tab.goto(service.base_url + "/care")
-        care_tab.locator("#token-input").fill(tenant.staff_token("nurse-1"))
-        care_tab.locator("#login-button").click()
+        # The care page shows it urgent, live (and passes the same accessibility scan).
         item = care_tab.locator("#queue .queue-item", has_text=HR_REASON)
         expect(item.locator(".urgent-yes")).to_be_visible()
         expect(item).to_have_class(re.compile(r"\burgent\b"))
