@@ -14,8 +14,10 @@ export async function loadConsents(ctx) {
   const { api, state, t } = ctx;
   renderWhose(ctx);
   show($("consents-error"), false);
-  if (state.erased) {
+  if (state.erased) {  // the consent routes answer 410 now; the erasure receipt is under My rights
     $("consent-list").replaceChildren();
+    $("history").replaceChildren();
+    show($("receipt"), false);
     return;
   }
   const [overview, notices, history] = await Promise.all([
@@ -24,8 +26,11 @@ export async function loadConsents(ctx) {
   const byKey = new Map(notices.notices.map((n) => [`${n.data_type}/${n.purpose}`, n]));
   const types = [...new Set(overview.consents.map((c) => c.data_type))];
   const cards = types.map((type) => {
+    const granted = new Set(overview.consents.filter((c) => c.data_type === type && c.granted).map((c) => c.purpose));
     const rows = PURPOSES.map((purpose) => overview.consents.find((c) => c.data_type === type && c.purpose === purpose))
-      .filter(Boolean).map((item) => consentRow(ctx, item, byKey.get(`${type}/${item.purpose}`)));
+      .filter(Boolean)
+      .map((item) => consentRow(ctx, { ...item, needsMet: item.needs.every((need) => granted.has(need)) },
+        byKey.get(`${type}/${item.purpose}`)));
     return el("section", { cls: "card consent-card", attrs: { "data-type": type, "aria-labelledby": `ct-${type}` } },
       el("h3", { text: t(`dt_${type}`), attrs: { id: `ct-${type}` } }), ...rows);
   });
@@ -89,6 +94,7 @@ function askToConfirm(ctx, row, item, notice) {
     "aria-label": granting ? t("confirm_grant_title") : t("confirm_withdraw_title") } },
     el("h4", { text: granting ? t("confirm_grant_title") : t("confirm_withdraw_title") }),
     el("p", { text: t(`${granting ? "grant" : "withdraw"}_${item.purpose}`, { name }) }),
+    granting && !item.needsMet ? el("p", { cls: "note", text: t("needs_monitoring") }) : null,
     el("div", { cls: "buttons" }, go, cancel), error);
   row.append(panel);
   cancel.addEventListener("click", () => panel.remove());

@@ -34,8 +34,7 @@ export function showError(node, err) {
   if (isApiError(err) && err.status === 410) markErased();
 }
 
-const ctx = { api, state, t, errorText, showError, refresh: () => loadTab(state.tab, { force: true }),
-  markErased: () => markErased() };
+const ctx = { api, state, t, errorText, showError, markErased: () => markErased() };
 
 // ------------------------------------------------------------------------------------------------ sign-in
 
@@ -96,6 +95,7 @@ async function boot() {
       show($("boot"), false);
       show($("app-view"), true);
       markErased();
+      await loadTab("rights");  // what is left to see: the erasure's effects and who looked
       return;
     }
     $("boot").textContent = errorText(err);

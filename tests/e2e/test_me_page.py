@@ -351,6 +351,13 @@ def test_a_guardian_manages_a_dependants_consents(service, browser):
         expect(page.locator("#whose-row")).to_be_visible()
         page.locator("#whose-select").select_option("kid")
         expect(page.locator("#consent-list .consent-card")).to_have_count(10)
+        # Outreach before monitoring: the panel says it would not take effect yet; cancelling changes nothing.
+        outreach = page.locator("#consent-list .consent-card[data-type='steps'] .consent-row[data-purpose='outreach']")
+        outreach.locator("input[role=switch]").click()
+        expect(outreach.locator(".confirm .note")).to_have_text("Takes effect once Monitoring is on.")
+        outreach.locator(".confirm button:not([data-action])").click()
+        expect(outreach.locator(".confirm")).to_have_count(0)
+        expect(outreach).to_have_attribute("data-granted", "false")
         decide(page, "steps", "monitoring", grant=True, words=WORDS["en"])
         kid = tenant.client(tenant.person_token("kid"))
         [steps] = [c for c in kid.get("/v1/me/consents").json()["consents"]
