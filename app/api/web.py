@@ -1,7 +1,7 @@
 """The web pages: the care team's ``GET /care`` and the policyholder's own ``GET /me``, with their files under
 ``/care/static/`` and ``/me/static/`` (the same directory: the pages share their chart and helpers).
 
-The pages are static (plain HTML, CSS and JavaScript, no build step) and talks to the ``/v1/care`` routes
+The pages are static (plain HTML, CSS and JavaScript, no build step). ``/care`` talks to the ``/v1/care`` routes
 with the staff token the agent pastes in; ``/me`` talks to ``/v1/me`` with the token the insurer's app hands
 it (see docs/me-page.md). They hold no data themselves, so serving them needs no token; every
 answer carries a strict Content-Security-Policy (scripts, styles and fetches from this origin only, the
