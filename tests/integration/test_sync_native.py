@@ -1,0 +1,245 @@
+"""Native sync (Health Connect, HealthKit, Huawei) against the running service: records that change and vanish."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+START = (datetime.now(timezone.utc) - timedelta(hours=3)).replace(microsecond=0, second=0)
+NS = 10**9
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def hc_heart_rate(record_id: str, n: int, modified: datetime, app: str = "com.example.watch", bpm: float = 70,
+                  start: datetime = START) -> dict:
+    return {"upsertionChange": {"record": {
+        "recordType": "HeartRateRecord",
+        "metadata": {"id": record_id, "dataOrigin": {"packageName": app}, "lastModifiedTime": iso(modified),
+                     "clientRecordVersion": 0, "device": {"type": 2}, "someFutureField": True},
+        "startTime": iso(start), "startZoneOffset": "+08:00",
+        "endTime": iso(start + timedelta(seconds=10 * (n - 1))), "endZoneOffset": "+08:00",
+        "samples": [{"time": iso(start + timedelta(seconds=10 * i)), "beatsPerMinute": bpm + i % 5}
+                    for i in range(n)]}}}
+
+
+def hk_heart_rate(uuid: str, n: int, version: int, bundle: str = "com.example.watch") -> dict:
+    return {"uuid": "sample-" + uuid + f"-{version}", "sampleType": "HKQuantityTypeIdentifierHeartRate",
+            "startDate": iso(START), "endDate": iso(START + timedelta(seconds=10 * (n - 1))), "unit": "count/min",
+            "sourceRevision": {"source": {"bundleIdentifier": bundle, "name": "Watch"}, "version": "11.0"},
+            "metadata": {"HKMetadataKeySyncIdentifier": uuid, "HKMetadataKeySyncVersion": version},
+            "series": [{"quantity": 70 + i % 5, "startDate": iso(START + timedelta(seconds=10 * i))}
+                       for i in range(n)]}
+
+
+def huawei_heart_rate(n: int, bpm: float = 70) -> dict:
+    start = int(START.timestamp()) * NS
+    return {"dataCollectorId": "com.huawei.health:hr:gt4", "dataType": "DT_INSTANTANEOUS_HEART_RATE",
+            "startTime": start, "endTime": start + 600 * NS, "timeZone": "+0800",
+            "samplePoints": [{"startTime": start + 10 * i * NS, "endTime": start + 10 * i * NS,
+                              "fieldValues": {"bpm": bpm + i % 5}} for i in range(n)]}
+
+
+@pytest.fixture
+def ann(tenant):
+    client = tenant.client(tenant.person_token("ann"))
+    for data_type in ("heart_rate", "steps", "sleep", "spo2", "blood_pressure", "glucose", "body_temperature",
+                      "resting_heart_rate", "respiratory_rate", "hrv_rmssd"):
+        assert client.put(f"/v1/me/consents/{data_type}").status_code == 200
+    return client
+
+
+def visible(tenant, client, person: str = "ann") -> tuple[int, int, int]:
+    """Heart-rate readings as the person, the care chart and the export see them."""
+    mine = client.get("/v1/me/readings", params={"metric": "heart_rate", "from": iso(START - timedelta(days=1))})
+    care = tenant.client(tenant.staff_token("nurse")).get(
+        f"/v1/care/people/{person}/readings",
+        params={"metric": "heart_rate", "bucket": "1m", "from": iso(START - timedelta(hours=1)),
+                "to": iso(START + timedelta(hours=2)), "why": "test"})
+    export = client.get("/v1/me/export").json()
+    assert mine.status_code == 200 and care.status_code == 200, (mine.text, care.text)
+    return (len(mine.json()["readings"]), sum(p["count"] for p in care.json()["points"]),
+            sum(1 for r in export["data"]["readings"] if r["metric"] == "heart_rate"))
+
+
+def statuses(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [r["status"] for r in response.json()["results"]]
+
+
+def test_health_connect_record_lifecycle(tenant, ann):
+    t0 = START + timedelta(minutes=30)
+    post = lambda changes: ann.post("/v1/sync/health-connect", json={"changes": changes})  # noqa: E731
+    first = post([hc_heart_rate("hr-1", 60, t0)])
+    assert statuses(first) == ["inserted"] and first.json()["results"][0]["readings"] == 60
+    assert visible(tenant, ann) == (60, 60, 60)
+    assert statuses(post([hc_heart_rate("hr-1", 60, t0)])) == ["unchanged"]
+    assert statuses(post([hc_heart_rate("hr-1", 30, t0 + timedelta(minutes=5))])) == ["replaced"]
+    assert visible(tenant, ann) == (30, 30, 30)
+    # An older version arriving late changes nothing.
+    assert statuses(post([hc_heart_rate("hr-1", 45, t0 + timedelta(minutes=1))])) == ["stale"]
+    assert visible(tenant, ann)[0] == 30
+    assert statuses(post([{"deletionChange": {"recordId": "hr-1"}}, {"deletionChange": {"recordId": "nope"}}])) \
+        == ["deleted", "not_found"]
+    assert visible(tenant, ann) == (0, 0, 0)
+    # The tombstone stays (in the export's records) and a replay of the deleted version does not bring it back.
+    export = ann.get("/v1/me/export").json()
+    assert [(r["native_id"], r["state"]) for r in export["data"]["records"]] == [("hr-1", "deleted")]
+    assert statuses(post([hc_heart_rate("hr-1", 30, t0 + timedelta(minutes=5))])) == ["stale"]
+    assert visible(tenant, ann)[0] == 0
+
+
+def test_health_connect_types_units_offsets_and_rejections(service, tenant, ann):
+    t = START + timedelta(hours=1)
+    meta = lambda i: {"id": f"r-{i}", "dataOrigin": {"packageName": "com.example.app"},  # noqa: E731
+                      "lastModifiedTime": iso(t)}
+    records = [
+        {"recordType": "BloodPressureRecord", "metadata": meta(1), "time": iso(t), "zoneOffset": "+08:00",
+         "systolic": {"inMillimetersOfMercury": 121}, "diastolic": {"inMillimetersOfMercury": 79}},
+        {"recordType": "BodyTemperatureRecord", "metadata": meta(2), "time": iso(t), "zoneOffset": None,
+         "temperature": {"inFahrenheit": 98.6}},
+        {"recordType": "BloodGlucoseRecord", "metadata": meta(3), "time": iso(t), "zoneOffset": "+08:00",
+         "level": {"inMillimolesPerLiter": 5.5}},
+        {"recordType": "OxygenSaturationRecord", "metadata": meta(4), "time": iso(t), "zoneOffset": "+08:00",
+         "percentage": {"value": 97}},
+        {"recordType": "StepsRecord", "metadata": meta(5), "startTime": iso(t - timedelta(minutes=15)),
+         "endTime": iso(t), "startZoneOffset": "+08:00", "endZoneOffset": "+08:00", "count": 1200},
+        {"recordType": "SleepSessionRecord", "metadata": meta(6), "startTime": iso(START - timedelta(hours=8)),
+         "endTime": iso(START), "startZoneOffset": "+08:00", "endZoneOffset": "+08:00",
+         "stages": [{"startTime": iso(START - timedelta(hours=8)), "endTime": iso(START - timedelta(hours=4)),
+                     "stage": 4},
+                    {"startTime": iso(START - timedelta(hours=4)), "endTime": iso(START - timedelta(hours=3)),
+                     "stage": "STAGE_TYPE_DEEP"},
+                    {"startTime": iso(START - timedelta(hours=3)), "endTime": iso(START), "stage": 1}]},
+        {"recordType": "WeightRecord", "metadata": meta(7), "time": iso(t), "weight": {"inKilograms": 70}},
+        {"recordType": "HeartRateRecord", "metadata": meta(8), "startTime": iso(t), "endTime": iso(t),
+         "samples": [{"time": iso(t), "beatsPerMinute": 70}, {"time": iso(t), "beatsPerMinute": 400}]},
+        {"recordType": "RestingHeartRateRecord", "metadata": meta(9), "time": iso(t)},
+    ]
+    response = ann.post("/v1/sync/health-connect", json={"changes": [{"upsertionChange": {"record": r}}
+                                                                      for r in records]})
+    assert statuses(response) == ["inserted"] * 6 + ["rejected"] * 3
+    results = response.json()["results"]
+    assert [r["reason"] for r in results[6:]] == ["unsupported_type", "implausible_value", "invalid"]
+    with service.admin_conn() as conn:
+        rows = {m: rest for m, *rest in conn.execute(
+            """SELECT r.metric, r.value, r.value2, r.utc_offset_min, r.source, r.time FROM readings r
+                 JOIN people p ON p.id = r.person_id WHERE p.tenant_id = %s AND p.external_id = 'ann'""",
+            (tenant.id,)).fetchall()}
+        inferred = conn.execute(
+            """SELECT native_id, offset_inferred FROM records r JOIN people p ON p.id = r.person_id
+                WHERE p.tenant_id = %s ORDER BY native_id""", (tenant.id,)).fetchall()
+    assert rows["blood_pressure"][:3] == [121, 79, 480] and rows["blood_pressure"][3] == "health-connect:com.example.app"
+    assert rows["body_temperature"][0] == pytest.approx(37.0) and rows["body_temperature"][2] == 0  # zone: UTC
+    assert rows["glucose"][0] == pytest.approx(99.1, abs=0.1)
+    assert rows["spo2"][0] == 97 and rows["steps"][0] == 1200 and rows["steps"][4] == t
+    assert rows["sleep"][0] == 300  # minutes asleep: light + deep
+    assert dict(inferred)["r-2"] is True and dict(inferred)["r-1"] is False
+    assert "heart_rate" not in rows  # nothing of a rejected record is stored
+
+
+def test_healthkit_series_versions_deletion_and_units(service, tenant, ann):
+    post = lambda body: ann.post("/v1/sync/healthkit", json=body)  # noqa: E731
+    assert statuses(post({"samples": [hk_heart_rate("hk-1", 60, 1)]})) == ["inserted"]
+    assert visible(tenant, ann) == (60, 60, 60)
+    assert statuses(post({"samples": [hk_heart_rate("hk-1", 60, 1)]})) == ["unchanged"]
+    assert statuses(post({"samples": [hk_heart_rate("hk-1", 30, 2)]})) == ["replaced"]
+    assert visible(tenant, ann) == (30, 30, 30)
+    assert statuses(post({"samples": [hk_heart_rate("hk-1", 45, 1)]})) == ["stale"]
+    # HealthKit deletes by the sample's uuid.
+    assert statuses(post({"deletedObjects": [{"uuid": "sample-hk-1-2"}]})) == ["deleted"]
+    assert visible(tenant, ann) == (0, 0, 0)
+    t = iso(START + timedelta(hours=1))
+    source = {"source": {"bundleIdentifier": "com.apple.health"}}
+    body = {"samples": [
+        {"uuid": "o2", "sampleType": "HKQuantityTypeIdentifierOxygenSaturation", "startDate": t, "endDate": t,
+         "quantity": 0.96, "unit": "%", "sourceRevision": source, "metadata": {"HKTimeZone": "Asia/Shanghai"}},
+        {"uuid": "g", "sampleType": "HKQuantityTypeIdentifierBloodGlucose", "startDate": t, "quantity": 6.0,
+         "unit": "mmol<180.15588000005408>/L", "sourceRevision": source},
+        {"uuid": "temp", "sampleType": "HKQuantityTypeIdentifierBodyTemperature", "startDate": t, "quantity": 100.4,
+         "unit": "degF", "sourceRevision": source},
+        {"uuid": "deep", "sampleType": "HKCategoryTypeIdentifierSleepAnalysis", "value": 4,
+         "startDate": iso(START - timedelta(hours=5)), "endDate": iso(START - timedelta(hours=4)),
+         "sourceRevision": source},
+        {"uuid": "bed", "sampleType": "HKCategoryTypeIdentifierSleepAnalysis", "value": 0,
+         "startDate": iso(START - timedelta(hours=6)), "endDate": iso(START), "sourceRevision": source},
+        {"uuid": "sdnn", "sampleType": "HKQuantityTypeIdentifierHeartRateVariabilitySDNN", "startDate": t,
+         "quantity": 40, "unit": "ms", "sourceRevision": source},
+        {"uuid": "x", "sampleType": "HKQuantityTypeIdentifierBodyMass", "startDate": t, "quantity": 70,
+         "sourceRevision": source},
+    ]}
+    results = post(body).json()["results"]
+    assert [r["status"] for r in results] == ["inserted"] * 5 + ["rejected"] * 2
+    assert {r["reason"] for r in results[5:]} == {"unsupported_type"}
+    with service.admin_conn() as conn:
+        rows = {m: rest for m, *rest in conn.execute(
+            """SELECT r.metric, r.value, r.utc_offset_min FROM readings r JOIN people p ON p.id = r.person_id
+                WHERE p.tenant_id = %s AND p.external_id = 'ann'""", (tenant.id,)).fetchall()}
+    assert rows["spo2"] == [pytest.approx(96.0), 480]
+    assert rows["glucose"][0] == pytest.approx(108.1, abs=0.1) and rows["glucose"][1] == 0  # inferred: UTC
+    assert rows["body_temperature"][0] == pytest.approx(38.0)
+    assert rows["sleep"][0] == 60
+
+
+def test_huawei_sample_sets_and_range_deletions(tenant, ann):
+    post = lambda body: ann.post("/v1/sync/huawei", json=body)  # noqa: E731
+    assert statuses(post({"sampleSets": [huawei_heart_rate(60)]})) == ["inserted"]
+    assert visible(tenant, ann) == (60, 60, 60)
+    assert statuses(post({"sampleSets": [huawei_heart_rate(60)]})) == ["unchanged"]
+    assert statuses(post({"sampleSets": [huawei_heart_rate(30, bpm=80)]})) == ["replaced"]
+    assert visible(tenant, ann) == (30, 30, 30)
+    start = int(START.timestamp()) * NS
+    deletion = {"dataCollectorId": "com.huawei.health:hr:gt4", "dataType": "DT_INSTANTANEOUS_HEART_RATE",
+                "startTime": start - 3600 * NS, "endTime": start + 3600 * NS}
+    assert statuses(post({"deletions": [deletion]})) == ["deleted"]
+    assert visible(tenant, ann) == (0, 0, 0)
+    assert statuses(post({"deletions": [deletion]})) == ["not_found"]
+
+
+def test_a_window_snapshot_replaces_what_we_hold_there(tenant, ann):
+    t0 = START + timedelta(minutes=30)
+    early, late = START, START + timedelta(minutes=20)
+    body = {"changes": [hc_heart_rate("a", 10, t0, start=early), hc_heart_rate("b", 10, t0, start=late)]}
+    assert statuses(ann.post("/v1/sync/health-connect", json=body)) == ["inserted", "inserted"]
+    snapshot = {"changes": [hc_heart_rate("b", 10, t0, start=late)],
+                "windows": [{"recordType": "HeartRateRecord", "dataOrigin": "com.example.watch",
+                             "startTime": iso(START - timedelta(hours=1)), "endTime": iso(START + timedelta(hours=1))}]}
+    response = ann.post("/v1/sync/health-connect", json=snapshot)
+    assert statuses(response) == ["unchanged", "deleted"] and response.json()["results"][1]["records"] == 1
+    assert visible(tenant, ann)[0] == 10
+
+
+def test_without_consent_and_for_malformed_bodies_nothing_is_stored(service, tenant):
+    bob = tenant.client(tenant.person_token("bob"))
+    t0 = START + timedelta(minutes=30)
+    response = bob.post("/v1/sync/health-connect", json={"changes": [hc_heart_rate("hr-1", 5, t0)]})
+    assert response.json()["results"][0]["reason"] == "no_consent"
+    for path, body in [("/v1/sync/health-connect", b'{"changes": [}'), ("/v1/sync/healthkit", b'{"samples": 3}'),
+                       ("/v1/sync/huawei", b'[]')]:
+        answer = bob.post(path, content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 422 and answer.json()["code"] == "invalid", answer.text
+    with service.admin_conn() as conn:
+        assert conn.execute("SELECT count(*) FROM records WHERE tenant_id = %s", (tenant.id,)).fetchone()[0] == 0
+
+
+def test_a_record_id_reused_by_another_person_or_tenant_is_their_own_record(service, tenant, ann):
+    t0 = START + timedelta(minutes=30)
+    other_tenant = service.new_tenant()
+    others = [tenant.client(tenant.person_token("cy")), other_tenant.client(other_tenant.person_token("ann"))]
+    for client in others:
+        assert client.put("/v1/me/consents/heart_rate").status_code == 200
+    assert statuses(ann.post("/v1/sync/health-connect", json={"changes": [hc_heart_rate("same", 20, t0)]})) \
+        == ["inserted"]
+    for client in others:
+        assert statuses(client.post("/v1/sync/health-connect", json={"changes": [hc_heart_rate("same", 5, t0)]})) \
+            == ["inserted"]
+        assert statuses(client.post("/v1/sync/health-connect",
+                                    json={"changes": [{"deletionChange": {"recordId": "same"}}]})) == ["deleted"]
+    assert visible(tenant, ann)[0] == 20
+
+
+def test_staff_cannot_sync(tenant):
+    response = tenant.client(tenant.staff_token("nurse")).post("/v1/sync/health-connect", json={"changes": []})
+    assert response.status_code == 403
