@@ -243,3 +243,52 @@ def test_a_record_id_reused_by_another_person_or_tenant_is_their_own_record(serv
 def test_staff_cannot_sync(tenant):
     response = tenant.client(tenant.staff_token("nurse")).post("/v1/sync/health-connect", json={"changes": []})
     assert response.status_code == 403
+
+
+def test_the_reference_client_replays_a_folder_of_platform_batches(service, tenant, ann, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+    t0 = START + timedelta(minutes=30)
+    batches = [
+        {"changes": [hc_heart_rate("c-1", 60, t0)]},
+        {"samples": [hk_heart_rate("c-2", 20, 1)]},
+        {"sampleSets": [huawei_heart_rate(10)]},
+        {"changes": [hc_heart_rate("c-1", 30, t0 + timedelta(minutes=1))]},
+        {"platform": "health-connect", "changes": [{"deletionChange": {"recordId": "c-1"}}]},
+        {"resourceType": "Observation", "status": "final", "identifier": [{"system": "urn:x", "value": "o-1"}],
+         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+         "effectiveDateTime": iso(START + timedelta(hours=2)), "valueQuantity": {"value": 66, "code": "/min"}},
+    ]
+    for i, body in enumerate(batches):
+        (tmp_path / f"{i:03d}.json").write_text(json.dumps(body))
+    run = subprocess.run([sys.executable, "-m", "app.cli", "sync-client", str(tmp_path), "--url", service.base_url,
+                          "--token", tenant.person_token("ann")], capture_output=True, text=True, cwd=ROOT,
+                         env=service.env, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("[1/6] 000.json (health-connect): inserted 1")
+    assert "(healthkit)" in lines[1] and "(huawei)" in lines[2] and "replaced 1" in lines[3]
+    assert "deleted 1" in lines[4] and "(fhir-observation): inserted 1" in lines[5]
+    assert lines[-1].startswith("6 batches in")
+    assert visible(tenant, ann)[0] == 20 + 10 + 1
+    # A second replay changes nothing: the deleted record stays deleted, everything else is unchanged.
+    again = subprocess.run([sys.executable, "-m", "app.cli", "sync-client", str(tmp_path), "--url", service.base_url,
+                            "--token", tenant.person_token("ann")], capture_output=True, text=True, cwd=ROOT,
+                           env=service.env, timeout=60)
+    assert "inserted" not in again.stdout and "replaced" not in again.stdout, again.stdout
+    assert visible(tenant, ann)[0] == 31
+
+
+def test_erasure_deletes_records_and_their_tombstones(service, tenant, ann):
+    t0 = START + timedelta(minutes=30)
+    ann.post("/v1/sync/health-connect", json={"changes": [hc_heart_rate("e-1", 10, t0), hc_heart_rate("e-2", 5, t0,
+                                                                                                         app="other")]})
+    ann.post("/v1/sync/health-connect", json={"changes": [{"deletionChange": {"recordId": "e-2"}}]})
+    receipt = ann.delete("/v1/me").json()
+    assert receipt["erased"]["records"] == 2 and receipt["erased"]["readings"] == 10
+    with service.admin_conn() as conn:
+        assert conn.execute("SELECT count(*) FROM records r JOIN people p ON p.id = r.person_id "
+                            "WHERE p.tenant_id = %s", (tenant.id,)).fetchone()[0] == 0
