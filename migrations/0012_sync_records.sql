@@ -42,3 +42,36 @@ CREATE POLICY isolation ON records TO beidou_app
   WITH CHECK (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()));
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON records TO beidou_app;
+
+-- Several apps counting the same steps are never added up: per person and hour, one steps source is read —
+-- the first of the person's ranked sources that has steps in that hour, else the one that counted the most.
+CREATE TABLE source_priority (
+  tenant_id   uuid NOT NULL,
+  person_id   uuid NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+  metric      text NOT NULL CHECK (metric IN ('steps')),
+  sources     text[] NOT NULL CHECK (cardinality(sources) BETWEEN 1 AND 20),
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (person_id, metric)
+);
+ALTER TABLE source_priority ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY isolation ON source_priority TO beidou_app
+  USING (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()))
+  WITH CHECK (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()));
+GRANT SELECT, INSERT, UPDATE, DELETE ON source_priority TO beidou_app;
+
+-- Runs as the caller: row-level security applies to every row it reads.
+CREATE FUNCTION beidou_steps_merged(p_person uuid, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE ("time" timestamptz, value double precision, source text) LANGUAGE sql STABLE AS $$
+  WITH r AS (
+    SELECT r.time, r.value, r.source, date_trunc('hour', r.time) AS hour FROM readings r
+     WHERE r.person_id = p_person AND r.metric = 'steps' AND r.time >= p_from AND r.time < p_to),
+  ranked AS (
+    SELECT r.hour, r.source,
+           row_number() OVER (PARTITION BY r.hour ORDER BY coalesce(array_position(sp.sources, r.source), 2147483647),
+                              sum(r.value) DESC, r.source) AS n
+      FROM r LEFT JOIN source_priority sp ON sp.person_id = p_person AND sp.metric = 'steps'
+     GROUP BY r.hour, r.source, sp.sources)
+  SELECT r.time, r.value, r.source FROM r JOIN ranked k ON k.hour = r.hour AND k.source = r.source WHERE k.n = 1
+$$;
+REVOKE ALL ON FUNCTION beidou_steps_merged(uuid, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION beidou_steps_merged(uuid, timestamptz, timestamptz) TO beidou_app;

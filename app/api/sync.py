@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.api.deps import Principal, Services, policyholder, services
 from app.api.readings import read_body
@@ -13,6 +14,7 @@ from app.api.schemas import Problem
 from app.core.errors import Invalid, TooLarge
 from streaming import records
 from streaming.records import Operation, Upsert, healthconnect, healthkit, huawei
+from streaming.records import repository as records_repo
 
 router = APIRouter(tags=["sync"])
 
@@ -114,3 +116,38 @@ async def sync_healthkit(request: Request, who: Principal = Depends(policyholder
 async def sync_huawei(request: Request, who: Principal = Depends(policyholder),
                       svc: Services = Depends(services)) -> Response:
     return await _sync(request, who, svc, huawei.operations)
+
+
+class SourcePriority(BaseModel):
+    """Sources ranked first to last, as stored in readings' `source` (e.g. `health-connect:com.example.watch`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(min_length=1, max_length=20)
+
+
+class SourcePriorities(BaseModel):
+    steps: list[str] | None = Field(None, description="Ranked steps sources; none: the one that counted the most "
+                                                      "in each hour is read.")
+
+
+@router.get("/v1/me/source-priority", summary="My ranking of sources that count the same thing",
+            response_model=SourcePriorities)
+async def get_source_priority(who: Principal = Depends(policyholder),
+                              svc: Services = Depends(services)) -> SourcePriorities:
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        return SourcePriorities(**await records_repo.source_priorities(conn, who.person_id))
+
+
+@router.put("/v1/me/source-priority/{metric}", summary="Rank the sources of a data type", response_model=SourcePriorities,
+            description="Several apps counting the same steps are never added up: charts and detection read one "
+                        "source per hour — the first of this ranking that has steps in that hour (without a ranking, "
+                        "the one that counted the most).")
+async def put_source_priority(metric: Literal["steps"], ranking: SourcePriority,
+                              who: Principal = Depends(policyholder),
+                              svc: Services = Depends(services)) -> SourcePriorities:
+    if len(set(ranking.sources)) != len(ranking.sources) or not all(s.isprintable() for s in ranking.sources):
+        raise Invalid("`sources` must be distinct printable names")
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        await records_repo.set_source_priority(conn, who.tenant_id, who.person_id, metric, ranking.sources)
+        return SourcePriorities(**await records_repo.source_priorities(conn, who.person_id))

@@ -194,3 +194,21 @@ async def records_of(conn: psycopg.AsyncConnection, person_id: UUID) -> list[dic
              FROM records WHERE person_id = %s ORDER BY start_time, id""", (person_id,))
     names = [c.name for c in cur.description]
     return [dict(zip(names, row)) for row in await cur.fetchall()]
+
+
+async def source_priorities(conn: psycopg.AsyncConnection, person_id: UUID) -> dict[str, list[str]]:
+    cur = await conn.execute("SELECT metric, sources FROM source_priority WHERE person_id = %s ORDER BY metric",
+                             (person_id,))
+    return {metric: sources for metric, sources in await cur.fetchall()}
+
+
+async def set_source_priority(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID, metric: str,
+                              sources: list[str]) -> None:
+    await conn.execute(
+        """INSERT INTO source_priority (tenant_id, person_id, metric, sources) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (person_id, metric) DO UPDATE SET sources = EXCLUDED.sources, updated_at = now()""",
+        (tenant_id, person_id, metric, sources))
+
+
+STEPS_MERGED = "beidou_steps_merged(%s, %s, %s)"
+"""Steps as readers must see them (one source per person and hour): ``FROM`` this with (person, from, to)."""

@@ -292,3 +292,31 @@ def test_erasure_deletes_records_and_their_tombstones(service, tenant, ann):
     with service.admin_conn() as conn:
         assert conn.execute("SELECT count(*) FROM records r JOIN people p ON p.id = r.person_id "
                             "WHERE p.tenant_id = %s", (tenant.id,)).fetchone()[0] == 0
+
+
+def test_two_apps_counting_the_same_steps_are_never_added_up(tenant, ann):
+    end = START + timedelta(minutes=45)
+
+    def steps(app: str, count: int) -> dict:
+        return {"upsertionChange": {"record": {
+            "recordType": "StepsRecord", "metadata": {"id": f"s-{app}", "dataOrigin": {"packageName": app},
+                                                      "lastModifiedTime": iso(end)},
+            "startTime": iso(end - timedelta(minutes=15)), "endTime": iso(end), "count": count}}}
+
+    assert statuses(ann.post("/v1/sync/health-connect", json={"changes": [steps("phone", 1000),
+                                                                          steps("watch", 1200)]})) == ["inserted"] * 2
+    nurse = tenant.client(tenant.staff_token("nurse"))
+
+    def chart() -> list[tuple[float, int]]:
+        points = nurse.get("/v1/care/people/ann/readings", params={
+            "metric": "steps", "bucket": "1d", "from": iso(START - timedelta(days=1)),
+            "to": iso(START + timedelta(days=1)), "why": "test"}).json()["points"]
+        return [(p["avg"], p["count"]) for p in points]
+
+    assert chart() == [(1200, 1)]  # without a ranking: the source that counted the most in that hour
+    answer = ann.put("/v1/me/source-priority/steps", json={"sources": ["health-connect:phone", "health-connect:watch"]})
+    assert answer.status_code == 200 and answer.json() == {"steps": ["health-connect:phone", "health-connect:watch"]}
+    assert chart() == [(1000, 1)]
+    assert ann.get("/v1/me/source-priority").json()["steps"][0] == "health-connect:phone"
+    assert ann.put("/v1/me/source-priority/steps", json={"sources": ["a", "a"]}).status_code == 422
+    assert ann.put("/v1/me/source-priority/heart_rate", json={"sources": ["a"]}).status_code == 422
