@@ -186,6 +186,9 @@ POLICY: dict[str, Policy] = {
     "POST /v1/sync/healthkit": Policy("person", body=_hk_samples),
     "POST /v1/sync/huawei": Policy("person", body=_huawei_set),
     "POST /fhir/r4/Observation": Policy("person", ok=201, body=_observation),
+    "GET /v1/me/source-priority": Policy("person"),
+    "PUT /v1/me/source-priority/{metric}": Policy("person", params={"metric": "steps"},
+                                                  body=lambda i: {"sources": ["health-connect:matrix"]}),
     "POST /fhir/r4": Policy("person", body=lambda i: {"resourceType": "Bundle", "type": "batch", "entry": [
         {"resource": _observation(i), "request": {"method": "POST", "url": "Observation"}}]}),
     "WS /v1/stream": Policy("person", ok=101),
