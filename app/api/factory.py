@@ -29,7 +29,8 @@ DESCRIPTION = """
 Health Beidou lets an insurer look after its policyholders' health **with their consent**.
 
 * **Policyholders** (the mobile app) send readings over `POST /v1/readings` or the `GET /v1/stream`
-  WebSocket, and manage their consent under `/v1/me/consents`.
+  WebSocket, and manage their consent under `/v1/me/consents`. Apps forwarding the phone's health store
+  (Health Connect, HealthKit, Huawei Health) use `/v1/sync/...`; partners send FHIR R4 to `/fhir/r4`.
 * Every request carries a bearer JWT from the insurer's identity provider: claims `iss`, `aud`, `exp`,
   `sub` (the person or staff id as the insurer knows it), `tid` (tenant id) and `role`
   (`policyholder`, `care_agent`, `care_supervisor` or `tenant_admin`).
