@@ -111,10 +111,22 @@ def metric_or_invalid(metric: str, kind: str) -> Invalid | None:
     return None
 
 
+MAX_VERSION = 2**63 - 1
+
+
 def as_utc(value: datetime, what: str) -> datetime:
     if value.tzinfo is None:
         raise Rejected("time_without_offset", f"`{what}` must be an instant with a UTC offset or Z")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise Rejected("invalid", f"`{what}` is out of range") from None
+
+
+def version(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_VERSION:
+        raise Rejected("invalid", f"`{what}` must be an integer from 0 to {MAX_VERSION}")
+    return value
 
 
 @dataclass(slots=True)
@@ -165,10 +177,13 @@ def _prepare(op: Upsert, *, person_zone: ZoneInfo, now: datetime, limits: Limits
         zone = person_zone
     rows = []
     for sample in op.samples:
-        local = sample.time.astimezone(zone)
+        try:
+            local = sample.time.astimezone(zone)
+            end = sample.end.astimezone(zone) if sample.end else None
+        except OverflowError:
+            raise Rejected("invalid", "a sample's time is out of range") from None
         raw = RawReading(metric=op.metric, time=local, value=sample.value, unit=sample.unit, source=source,
-                         systolic=sample.systolic, diastolic=sample.diastolic,
-                         end=sample.end.astimezone(zone) if sample.end else None, stages=sample.stages)
+                         systolic=sample.systolic, diastolic=sample.diastolic, end=end, stages=sample.stages)
         reading = validate(raw, now=now, limits=limits)
         rows.append((reading.time.astimezone(timezone.utc), reading.metric, reading.value, reading.value2,
                      reading.details, reading.utc_offset_min))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -81,7 +82,9 @@ def _observation(resource: Any) -> Operation:
     try:
         obs = Observation.model_validate({k: v for k, v in resource.items() if k != "valueAttachment"})
         point = None if attachment is None else _omh(Attachment.model_validate(attachment))
-    except ValidationError as exc:
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        if not isinstance(exc, ValidationError):
+            raise Rejected("invalid", f"not a valid FHIR Observation: {exc}") from None
         raise Rejected("invalid", "not a valid FHIR Observation: " + "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])) from None
     if obs.status not in ("final", "amended", "corrected", "preliminary"):
@@ -102,14 +105,17 @@ def _observation(resource: Any) -> Operation:
     else:
         start, end, at = _effective(obs, metric)
         sample = _sample(obs, metric, start, end, at)
-    version_seq = int(obs.meta.versionId) if obs.meta and obs.meta.versionId and obs.meta.versionId.isdigit() else 0
+    version_id = obs.meta.versionId if obs.meta else None
+    version_seq = int(version_id) if version_id and re.fullmatch(r"[0-9]{1,18}", version_id) else 0
     version_time = as_utc(obs.meta.lastUpdated, "meta.lastUpdated") if obs.meta and obs.meta.lastUpdated else None
     offset = int(at.utcoffset().total_seconds() // 60)
     return Upsert(PLATFORM, system, identifier.value, "Observation", metric, start, end, [sample], offset,
-                  version_time=version_time, version_seq=min(version_seq, 2**62))
+                  version_time=version_time, version_seq=version_seq)
 
 
 def _data_type(obs: Observation) -> str:
+    if obs.code is None:
+        raise Rejected("invalid", "Observation.code is required")
     for coding in obs.code.coding or []:
         if coding.system == DATA_TYPE_SYSTEM and coding.code in METRICS:
             return coding.code
@@ -148,7 +154,7 @@ def _sample(obs: Observation, metric: str, start: datetime, end: datetime, at: d
     if metric == "blood_pressure":
         parts: dict[str, Any] = {}
         for component in obs.component or []:
-            for coding in component.code.coding or []:
+            for coding in (component.code.coding if component.code else None) or []:
                 if coding.system == LOINC and coding.code in (SYSTOLIC[0], DIASTOLIC[0]):
                     parts[coding.code] = component.valueQuantity
         if SYSTOLIC[0] not in parts or DIASTOLIC[0] not in parts:

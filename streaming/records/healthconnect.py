@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from streaming.records import (Delete, Invalid, Operation, Sample, Upsert, Window, as_utc, metric_or_invalid,
-                               unsupported)
+                               unsupported, version)
 from streaming.records.shapes import convert, measure, offset_minutes
 from streaming.validation import Rejected
 
@@ -146,7 +146,7 @@ def _record(item: dict) -> Operation:
     samples = _samples(kind, r, start, end)
     return Upsert(PLATFORM, meta.dataOrigin.packageName, meta.id, kind, metric, start, end, samples, offset,
                   version_time=as_utc(meta.lastModifiedTime, "lastModifiedTime") if meta.lastModifiedTime else None,
-                  version_seq=meta.clientRecordVersion)
+                  version_seq=version(meta.clientRecordVersion, "metadata.clientRecordVersion"))
 
 
 def _samples(kind: str, r: _Record, start: datetime, end: datetime) -> list[Sample]:

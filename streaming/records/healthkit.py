@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from streaming.records import (Delete, Invalid, Operation, Sample, Upsert, Window, as_utc, metric_or_invalid,
-                               unsupported)
+                               unsupported, version)
 from streaming.records.shapes import convert
 from streaming.validation import Rejected
 
@@ -115,9 +115,7 @@ def _sample(item: Any) -> Operation:
         if zone is not None and not isinstance(zone, str):
             raise Rejected("invalid", "`metadata.HKTimeZone` must be a time zone name")
         sync_id = metadata.get("HKMetadataKeySyncIdentifier")
-        sync_version = metadata.get("HKMetadataKeySyncVersion", 0)
-        if not isinstance(sync_version, int) or isinstance(sync_version, bool):
-            raise Rejected("invalid", "`metadata.HKMetadataKeySyncVersion` must be an integer")
+        sync_version = version(metadata.get("HKMetadataKeySyncVersion", 0), "metadata.HKMetadataKeySyncVersion")
         if sync_id is not None and (not isinstance(sync_id, str) or not 0 < len(sync_id) <= 255):
             raise Rejected("invalid", "`metadata.HKMetadataKeySyncIdentifier` must be 1–255 characters")
         start = as_utc(s.startDate, "startDate")
@@ -161,8 +159,10 @@ def _samples(kind: str, metric: str, s: _Sample, start: datetime, end: datetime)
         units = {parts[_SYSTOLIC].get("unit", "mmHg"), parts[_DIASTOLIC].get("unit", "mmHg")}
         if len(units) != 1 or not all(isinstance(u, str) for u in units):
             raise Rejected("invalid", "systolic and diastolic must share one unit")
-        return [Sample(start, None, units.pop(), systolic=parts[_SYSTOLIC].get("quantity"),
-                       diastolic=parts[_DIASTOLIC].get("quantity"))]
+        values = [parts[t].get("quantity") for t in (_SYSTOLIC, _DIASTOLIC)]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            raise Rejected("invalid", "systolic and diastolic need a numeric `quantity`")
+        return [Sample(start, None, units.pop(), systolic=float(values[0]), diastolic=float(values[1]))]
     unit = _unit(metric, s.unit)
     if s.series is not None:  # a quantity series sample: one value per interval
         points = [convert(p, _SeriesPoint, "series[]") for p in s.series]

@@ -320,3 +320,50 @@ def test_two_apps_counting_the_same_steps_are_never_added_up(tenant, ann):
     assert ann.get("/v1/me/source-priority").json()["steps"][0] == "health-connect:phone"
     assert ann.put("/v1/me/source-priority/steps", json={"sources": ["a", "a"]}).status_code == 422
     assert ann.put("/v1/me/source-priority/heart_rate", json={"sources": ["a"]}).status_code == 422
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/sync/health-connect", {"changes": [{"upsertionChange": {"record": {
+        "recordType": "RestingHeartRateRecord", "time": "0001-01-01T00:00:00+08:00", "beatsPerMinute": 60,
+        "metadata": {"id": "x", "dataOrigin": {"packageName": "a"}, "clientRecordVersion": 2**70}}}}]}),
+    ("/v1/sync/health-connect", {"changes": [{"upsertionChange": {"record": {
+        "recordType": "RestingHeartRateRecord", "time": "0001-01-01T00:00:00+08:00", "beatsPerMinute": 60,
+        "zoneOffset": 99999, "metadata": {"id": "x", "dataOrigin": {"packageName": "a"}}}}},
+        {"deletionChange": []}, 5, {"upsertionChange": {"record": {"recordType": "StepsRecord", "metadata": 3}}}]}),
+    ("/v1/sync/healthkit", {"samples": [
+        {"uuid": "b", "sampleType": "HKCorrelationTypeIdentifierBloodPressure", "startDate": iso(START),
+         "sourceRevision": {"source": {"bundleIdentifier": "a"}},
+         "objects": [{"sampleType": "HKQuantityTypeIdentifierBloodPressureSystolic", "quantity": "high"},
+                     {"sampleType": "HKQuantityTypeIdentifierBloodPressureDiastolic", "quantity": 80}]},
+        {"uuid": "c", "sampleType": "HKQuantityTypeIdentifierHeartRate", "startDate": "9999-12-31T23:59:59-08:00",
+         "quantity": 70, "sourceRevision": {"source": {"bundleIdentifier": "a"}},
+         "metadata": {"HKTimeZone": "../../etc/passwd", "HKMetadataKeySyncVersion": -1}}],
+        "deletedObjects": [{"uuid": 5}]}),
+    ("/v1/sync/huawei", {"sampleSets": [{"dataCollectorId": "a", "dataType": "DT_INSTANTANEOUS_HEART_RATE",
+                                         "startTime": -1, "endTime": 2**80, "samplePoints": [{}]}],
+                         "deletions": [{"dataCollectorId": "", "dataType": "DT_X", "startTime": 0, "endTime": 1}]}),
+    ("/fhir/r4", {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": {"resourceType": "Observation", "status": "final", "meta": {"versionId": "²"},
+                      "identifier": [{"value": "v"}], "code": {"coding": [{"system": "http://loinc.org",
+                                                                           "code": "8867-4"}]},
+                      "effectiveDateTime": "0001-01-01T00:00:00+14:00", "valueQuantity": {"value": 70}}},
+        {"resource": {"resourceType": "Observation", "status": "final", "identifier": [{"value": "w"}],
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                      "effectiveDateTime": iso(START), "component": [{"valueQuantity": {"value": 1}}]}},
+        {"resource": {"resourceType": "Observation", "status": "final", "identifier": [{"value": "z"}],
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                      "effectiveDateTime": iso(START), "valueAttachment": {"contentType": "application/json",
+                                                                           "data": "bm90IGpzb24="}}},
+        "nonsense", {"request": {"method": "DELETE"}, "resource": {}}]}),
+])
+def test_hostile_items_are_rejected_one_by_one_and_never_reach_a_500(service, tenant, ann, path, body):
+    response = ann.post(path, json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    if "entry" in answer:
+        assert all(e["response"]["status"][:3] in ("403", "422") if "response" in e else e["status"][:3] in
+                   ("403", "422") for e in answer["entry"]), answer
+    else:
+        assert {r["status"] for r in answer["results"]} == {"rejected"}, answer
+    with service.admin_conn() as conn:
+        assert conn.execute("SELECT count(*) FROM records WHERE tenant_id = %s", (tenant.id,)).fetchone()[0] == 0
