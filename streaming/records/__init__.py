@@ -16,19 +16,24 @@ sample rejects its whole record and nothing of it is stored.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import msgspec
+import psycopg
 
 from consent import repository as consent_repo
 from consent.catalog import MONITORING
 from app.core.db import Database
+from app.core.errors import DatabaseUnavailable
 from streaming.metrics import METRICS
 from streaming.records import repository as repo
 from streaming.validation import Limits, RawReading, Rejected, validate
+
+log = logging.getLogger(__name__)
 
 INSERTED, REPLACED, UNCHANGED, STALE = "inserted", "replaced", "unchanged", "stale"
 DELETED, NOT_FOUND, REJECTED = "deleted", "not_found", "rejected"
@@ -205,7 +210,21 @@ def _order(version_time: datetime | None, version_seq: int) -> tuple[datetime, i
 
 async def apply(db: Database, *, tenant_id: UUID, person_id: UUID, operations: list[Operation],
                 limits: Limits) -> SyncResult:
-    """Carry out a person's operations in one transaction; one result per operation, in order, after the commit."""
+    """Carry out a person's operations in one transaction; one result per operation, in order, after the commit.
+
+    Two requests of the same person racing to create the same record, or locking records in different orders,
+    make one transaction fail; it is simply run again (it then sees the other's records)."""
+    for attempt in range(3):
+        try:
+            return await _apply_once(db, tenant_id=tenant_id, person_id=person_id, operations=operations,
+                                     limits=limits)
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as exc:
+            log.warning("sync.conflict_retry attempt=%s error=%s", attempt, type(exc).__name__)
+    raise DatabaseUnavailable("write conflict, please retry")
+
+
+async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operations: list[Operation],
+                      limits: Limits) -> SyncResult:
     now = datetime.now(timezone.utc)
     out = SyncResult()
     async with db.transaction(tenant_id=tenant_id, person_id=person_id) as conn:

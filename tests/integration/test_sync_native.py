@@ -367,3 +367,23 @@ def test_hostile_items_are_rejected_one_by_one_and_never_reach_a_500(service, te
         assert {r["status"] for r in answer["results"]} == {"rejected"}, answer
     with service.admin_conn() as conn:
         assert conn.execute("SELECT count(*) FROM records WHERE tenant_id = %s", (tenant.id,)).fetchone()[0] == 0
+
+
+def test_the_same_new_record_sent_concurrently_is_stored_once(service, tenant, ann):
+    from concurrent.futures import ThreadPoolExecutor
+    t0 = START + timedelta(minutes=30)
+    body = {"changes": [hc_heart_rate("race", 60, t0), hc_heart_rate("race-2", 10, t0, app="other")]}
+    token = tenant.person_token("ann")
+
+    def send(_: int) -> list[str]:
+        with tenant.client(token) as client:
+            return statuses(client.post("/v1/sync/health-connect", json=body))
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(8)))
+    assert sorted(a[0] for a in answers) == ["inserted"] + ["unchanged"] * 7
+    assert visible(tenant, ann)[0] == 70
+    with service.admin_conn() as conn:
+        queued = conn.execute("SELECT count(*) FROM detection_work w JOIN people p ON p.id = w.person_id "
+                              "WHERE p.tenant_id = %s", (tenant.id,)).fetchone()[0]
+    assert queued >= 1  # the commit that stored the readings queued the person for detection
