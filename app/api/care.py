@@ -70,6 +70,8 @@ class Evidence(BaseModel):
     baseline: float | None
     reason: str
     created_at: datetime
+    withdrawn: bool = Field(False, description="The records behind this event were deleted on the person's phone "
+                                               "and none of its readings is left.")
 
 
 class TimelineEntry(BaseModel):

@@ -387,3 +387,32 @@ def test_the_same_new_record_sent_concurrently_is_stored_once(service, tenant, a
         queued = conn.execute("SELECT count(*) FROM detection_work w JOIN people p ON p.id = w.person_id "
                               "WHERE p.tenant_id = %s", (tenant.id,)).fetchone()[0]
     assert queued >= 1  # the commit that stored the readings queued the person for detection
+
+
+def test_an_alert_whose_evidence_was_deleted_says_so(service, tenant, ann):
+    from tests.support import start_process, stop_process, wait_for
+    t0 = START + timedelta(minutes=30)
+    assert statuses(ann.post("/v1/sync/health-connect", json={"changes": [hc_heart_rate("ev", 60, t0)]})) \
+        == ["inserted"]
+    with service.admin_conn() as conn:
+        person_id = conn.execute("SELECT id FROM people WHERE tenant_id = %s AND external_id = 'ann'",
+                                 (tenant.id,)).fetchone()[0]
+        conn.execute(
+            """INSERT INTO anomaly_events (tenant_id, person_id, kind, feature, metric, tier, start_time, end_time,
+                                           value, baseline, reason)
+               VALUES (%s, %s, 'health', 'overnight_rhr', 'heart_rate', 'alert', %s, %s, 74, 65, 'raised')""",
+            (tenant.id, person_id, START, START + timedelta(minutes=10)))
+    worker = start_process(service, "worker")
+    try:
+        def opened():
+            with service.admin_conn() as conn:
+                row = conn.execute("SELECT id FROM alerts WHERE person_id = %s", (person_id,)).fetchone()
+            return row and str(row[0])
+        alert_id = wait_for(opened, timeout=30)
+    finally:
+        stop_process(worker)
+    nurse = tenant.client(tenant.staff_token("nurse"))
+    assert [e["withdrawn"] for e in nurse.get(f"/v1/care/alerts/{alert_id}").json()["evidence"]] == [False]
+    assert statuses(ann.post("/v1/sync/health-connect", json={"changes": [{"deletionChange": {"recordId": "ev"}}]})) \
+        == ["deleted"]
+    assert [e["withdrawn"] for e in nurse.get(f"/v1/care/alerts/{alert_id}").json()["evidence"]] == [True]
