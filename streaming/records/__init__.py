@@ -227,6 +227,7 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
                       limits: Limits) -> SyncResult:
     now = datetime.now(timezone.utc)
     out = SyncResult()
+    operations = [_printable_names(op) for op in operations]
     async with db.transaction(tenant_id=tenant_id, person_id=person_id) as conn:
         allowed = {t for _, t in await consent_repo.granted_pairs(conn, [person_id], MONITORING)}
         person_zone = _person_zone(await repo.person_time_zone(conn, person_id))
@@ -293,6 +294,14 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
             earliest = min(touched + [rows[0][0] for _, rows in pending.values() if rows], default=None)
             await repo.request_rescore(conn, tenant_id, person_id, earliest)
     return out
+
+
+def _printable_names(op: Operation) -> Operation:
+    """Ids and app names PostgreSQL can store and people can read (no NUL, no lone surrogate, no control)."""
+    names = [getattr(op, a, None) for a in ("native_id", "source_app", "alias_id", "zone")]
+    if any(isinstance(n, str) and not n.isprintable() for n in names):
+        return Invalid("invalid", "record ids, app names and zone names must be printable text")
+    return op
 
 
 def _person_zone(name: str | None) -> ZoneInfo:

@@ -420,3 +420,11 @@ def test_an_alert_whose_evidence_was_deleted_says_so(service, tenant, ann):
     assert statuses(ann.post("/v1/sync/health-connect", json={"changes": [{"deletionChange": {"recordId": "ev"}}]})) \
         == ["deleted"]
     assert [e["withdrawn"] for e in nurse.get(f"/v1/care/alerts/{alert_id}").json()["evidence"]] == [True]
+
+
+def test_a_record_id_with_a_nul_character_is_rejected_on_its_own(service, tenant, ann):
+    t0 = START + timedelta(minutes=30)
+    bad = hc_heart_rate("bad\u0000id", 5, t0)
+    response = ann.post("/v1/sync/health-connect", json={"changes": [bad, hc_heart_rate("good", 5, t0, app="b")]})
+    assert statuses(response) == ["rejected", "inserted"]
+    assert visible(tenant, ann)[0] == 5
