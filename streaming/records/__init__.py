@@ -31,7 +31,7 @@ from app.core.db import Database
 from app.core.errors import DatabaseUnavailable
 from streaming.metrics import METRICS
 from streaming.records import repository as repo
-from streaming.validation import Limits, RawReading, Rejected, validate
+from streaming.validation import Limits, RawReading, Rejected, validate, validate_series
 
 log = logging.getLogger(__name__)
 
@@ -180,26 +180,24 @@ def _prepare(op: Upsert, *, person_zone: ZoneInfo, now: datetime, limits: Limits
         inferred = False
     else:
         zone = person_zone
-    rows = []
-    for sample in op.samples:
-        try:
-            local = sample.time.astimezone(zone)
-            end = sample.end.astimezone(zone) if sample.end else None
-        except OverflowError:
-            raise Rejected("invalid", "a sample's time is out of range") from None
-        raw = RawReading(metric=op.metric, time=local, value=sample.value, unit=sample.unit, source=source,
-                         systolic=sample.systolic, diastolic=sample.diastolic, end=end, stages=sample.stages)
-        reading = validate(raw, now=now, limits=limits)
-        rows.append((reading.time.astimezone(timezone.utc), reading.metric, reading.value, reading.value2,
-                     reading.details, reading.utc_offset_min))
-    rows.sort(key=lambda r: r[0])
+    try:
+        local = [(s.time.astimezone(zone), s.end.astimezone(zone) if s.end else None) for s in op.samples]
+    except OverflowError:
+        raise Rejected("invalid", "a sample's time is out of range") from None
+    if op.metric in ("blood_pressure", "sleep") or len({s.unit for s in op.samples}) > 1:
+        readings = [validate(RawReading(metric=op.metric, time=at, value=s.value, unit=s.unit, source=source,
+                                        systolic=s.systolic, diastolic=s.diastolic, end=end, stages=s.stages),
+                             now=now, limits=limits) for s, (at, end) in zip(op.samples, local)]
+    else:  # a series of plain values (60 heart-rate samples): the per-metric work once
+        readings = validate_series(op.metric, op.samples[0].unit if op.samples else None, source,
+                                   [(at, s.value) for s, (at, _) in zip(op.samples, local)], now=now, limits=limits)
+    rows = sorted(((r.time.astimezone(timezone.utc), r.metric, r.value, r.value2, r.details, r.utc_offset_min)
+                   for r in readings), key=lambda r: r[0])
     start = min([as_utc(op.start, "start")] + [r[0] for r in rows[:1]])
     end = max([as_utc(op.end, "end")] + [r[0] for r in rows[-1:]])
     if end - start > timedelta(days=31):
         raise Rejected("invalid", "a record may span at most 31 days")
-    digest = hashlib.sha256(msgspec.json.encode(
-        [op.record_type, start.isoformat(), end.isoformat(),
-         [(t.isoformat(), m, v, v2, d, o) for t, m, v, v2, d, o in rows]])).hexdigest()[:32]
+    digest = hashlib.sha256(msgspec.json.encode([op.record_type, start, end, rows])).hexdigest()[:32]
     offset = op.offset_min if op.offset_min is not None else _zone_offset(zone, start)  # type: ignore[arg-type]
     return _Prepared(op, source, rows, start, end, offset, inferred, digest)
 

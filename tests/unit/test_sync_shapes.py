@@ -85,3 +85,19 @@ def test_fhir_rmssd_uses_the_projects_code_system_and_loinc_sdnn_is_its_own_type
     broken = fhir.observation({**base, "status": 7, "code": {"coding": [{"system": "http://loinc.org",
                                                                           "code": "8867-4"}]}})
     assert isinstance(broken, Invalid) and broken.reason == "invalid" and "status" in broken.detail
+
+
+@pytest.mark.parametrize("bad, reason", [(400.0, "implausible_value"), (None, "invalid"), (float("nan"), "invalid"),
+                                         ("future", "time_in_future")])
+def test_a_series_fails_on_its_bad_point_with_the_reason_a_single_reading_gets(bad, reason):
+    from datetime import timedelta
+
+    from streaming.validation import validate_series
+    now = datetime.now(timezone.utc)
+    tz = timezone(timedelta(hours=8))
+    points = [((now - timedelta(minutes=10 - i)).astimezone(tz), 70.0) for i in range(5)]
+    assert [r.utc_offset_min for r in validate_series("heart_rate", "bpm", "s", points, now=now)] == [480] * 5
+    points[3] = ((now + timedelta(hours=1)).astimezone(tz), 70.0) if bad == "future" else (points[3][0], bad)
+    with pytest.raises(Rejected) as caught:
+        validate_series("heart_rate", "bpm", "s", points, now=now)
+    assert caught.value.reason == reason
