@@ -33,6 +33,11 @@ class _Metadata(msgspec.Struct):
     clientRecordVersion: int = 0
 
 
+class _HeartRateSample(msgspec.Struct):
+    time: datetime
+    beatsPerMinute: float
+
+
 class _Record(msgspec.Struct):
     recordType: str
     metadata: _Metadata
@@ -42,7 +47,7 @@ class _Record(msgspec.Struct):
     startZoneOffset: Any = None
     endTime: datetime | None = None
     endZoneOffset: Any = None
-    samples: list[dict] | None = None
+    samples: list[_HeartRateSample] | None = None
     stages: list[dict] | None = None
     beatsPerMinute: float | None = None
     heartRateVariabilityMillis: float | None = None
@@ -53,11 +58,6 @@ class _Record(msgspec.Struct):
     level: Any = None
     temperature: Any = None
     rate: float | None = None
-
-
-class _HeartRateSample(msgspec.Struct):
-    time: datetime
-    beatsPerMinute: float
 
 
 class _Stage(msgspec.Struct):
@@ -151,8 +151,7 @@ def _record(item: dict) -> Operation:
 
 def _samples(kind: str, r: _Record, start: datetime, end: datetime) -> list[Sample]:
     if kind == "HeartRateRecord":
-        points = [convert(s, _HeartRateSample, "samples[]") for s in r.samples or []]
-        return [Sample(as_utc(p.time, "samples[].time"), p.beatsPerMinute, "bpm") for p in points]
+        return [Sample(as_utc(p.time, "samples[].time"), p.beatsPerMinute, "bpm") for p in r.samples or []]
     if kind == "RestingHeartRateRecord":
         return [Sample(start, r.beatsPerMinute, "bpm")]
     if kind == "HeartRateVariabilityRmssdRecord":
