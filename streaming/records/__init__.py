@@ -235,6 +235,7 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
         sent: set[tuple[str, str, str]] = set()
         pending: dict[int, tuple[str, list[tuple]]] = {}   # record id -> (source, rows), inserted after the loop
         touched: list[datetime] = []
+        created: dict[int, tuple[_Prepared, repo.StoredRecord]] = {}  # placeholder id -> new record
         for index, op in enumerate(operations):
             result: dict = {"index": index}
             if isinstance(op, Invalid):
@@ -253,7 +254,7 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
                         result.update(status=REJECTED, reason=exc.reason, detail=exc.detail)
                     else:
                         sent.add((op.platform, op.source_app, op.native_id))
-                        status, record_id, earliest = await _upsert(conn, tenant_id, person_id, prepared, known)
+                        status, record_id, earliest = await _upsert(conn, person_id, prepared, known, created)
                         result.update(status=status, readings=len(prepared.rows) if record_id else 0)
                         if record_id is not None:
                             pending[record_id] = (prepared.source, prepared.rows)
@@ -268,7 +269,9 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
                 else:
                     for record in matches:
                         pending.pop(record.id, None)
-                        if record.state == "live":
+                        if record.state == "live" and record.id < 0:
+                            record.state = "deleted"  # created and deleted by this request: a tombstone only
+                        elif record.state == "live":
                             await repo.withdraw(conn, person_id, record)
                             touched.append(record.start_time)
                     result.update(status=DELETED)
@@ -284,6 +287,9 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
                     gone += 1
                 result.update(status=DELETED if gone else (NOT_FOUND if op.deletion else UNCHANGED), records=gone)
             out.results.append(result)
+        if created:
+            ids = await repo.insert_records(conn, tenant_id, person_id, list(created.values()))
+            pending = {ids.get(key, key): value for key, value in pending.items()}
         if any(rows for _, rows in pending.values()):
             await repo.insert_readings(conn, tenant_id, person_id, pending)
             await repo.note_sources(conn, tenant_id, person_id, sorted({src for src, _ in pending.values()}))
@@ -309,13 +315,20 @@ def _person_zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-async def _upsert(conn, tenant_id: UUID, person_id: UUID, p: _Prepared, known: dict
+async def _upsert(conn, person_id: UUID, p: _Prepared, known: dict, created: dict
                   ) -> tuple[str, int | None, datetime | None]:
-    """Insert or replace one record; (status, record id whose rows to insert or None, earliest time re-scored)."""
+    """Insert or replace one record; (status, record id whose rows to insert or None, earliest time re-scored).
+
+    New records are inserted together at the end of the request (one statement): until then they carry a
+    negative placeholder id and live only in ``created``."""
     op = p.op
     existing = [r for r in known.get((op.platform, op.native_id), []) if r.source_app == op.source_app]
     if not existing:
-        record = await repo.insert_record(conn, tenant_id, person_id, p)
+        record = repo.StoredRecord(
+            id=-(len(created) + 1), platform=op.platform, source_app=op.source_app, native_id=op.native_id,
+            alias_id=op.alias_id, metric=op.metric, version_time=op.version_time, version_seq=op.version_seq,
+            content_hash=p.content_hash, state="live", start_time=p.start, end_time=p.end)
+        created[record.id] = (p, record)
         known.setdefault((op.platform, op.native_id), []).append(record)
         return INSERTED, record.id, None
     record = existing[0]
@@ -326,11 +339,16 @@ async def _upsert(conn, tenant_id: UUID, person_id: UUID, p: _Prepared, known: d
         return (UNCHANGED if record.state == "live" else STALE), None, None
     if incoming == stored and record.state == "deleted" and (op.version_time or op.version_seq):
         return STALE, None, None  # a replay of a version that was deleted since
+    status = REPLACED if record.state == "live" else INSERTED
+    if record.id < 0:  # created earlier in this request: nothing in the database yet
+        record.version_time, record.version_seq, record.content_hash = op.version_time, op.version_seq, p.content_hash
+        record.state, record.start_time, record.end_time, record.metric = "live", p.start, p.end, op.metric
+        created[record.id] = (p, record)
+        return status, record.id, None
     earliest = None
     if record.state == "live":
         await repo.delete_readings(conn, person_id, record)
         earliest = min(record.start_time, p.start)
-    status = REPLACED if record.state == "live" else INSERTED
     updated = await repo.update_record(conn, record.id, p)
     known[(op.platform, op.native_id)] = [updated if r is record else r for r in known[(op.platform, op.native_id)]]
     return status, updated.id, earliest

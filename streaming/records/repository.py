@@ -67,19 +67,31 @@ async def find_records(conn: psycopg.AsyncConnection, person_id: UUID, identitie
     return found
 
 
-async def insert_record(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID, p: _Prepared
-                        ) -> StoredRecord:
-    op = p.op
-    cur = conn.cursor(row_factory=class_row(StoredRecord))
-    await cur.execute(
-        f"""INSERT INTO records (tenant_id, person_id, platform, source_app, native_id, alias_id, record_type, metric,
-                                 version_time, version_seq, content_hash, state, start_time, end_time,
-                                 utc_offset_min, offset_inferred, reading_count)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'live', %s, %s, %s, %s, %s)
-            RETURNING {_COLUMNS}""",
-        (tenant_id, person_id, op.platform, op.source_app, op.native_id, op.alias_id, op.record_type, op.metric,
-         op.version_time, op.version_seq, p.content_hash, p.start, p.end, p.offset_min, p.inferred, len(p.rows)))
-    return await cur.fetchone()
+async def insert_records(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID,
+                         new: list[tuple[_Prepared, StoredRecord]]) -> dict[int, int]:
+    """The records a request created, in one statement; placeholder id -> the id the database gave."""
+    columns = [[] for _ in range(15)]
+    for p, record in new:
+        op = p.op
+        for column, value in zip(columns, (
+                op.platform, op.source_app, op.native_id, op.alias_id, op.record_type, op.metric, op.version_time,
+                op.version_seq, p.content_hash, record.state, p.start, p.end, p.offset_min, p.inferred,
+                len(p.rows) if record.state == "live" else 0)):
+            column.append(value)
+    cur = await conn.execute(
+        """INSERT INTO records (tenant_id, person_id, platform, source_app, native_id, alias_id, record_type, metric,
+                                version_time, version_seq, content_hash, state, start_time, end_time,
+                                utc_offset_min, offset_inferred, reading_count, deleted_at)
+           SELECT %s, %s, u.*, CASE WHEN u.state = 'deleted' THEN now() END
+             FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
+                         %s::int8[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int2[],
+                         %s::bool[], %s::int4[])
+                  AS u(platform, source_app, native_id, alias_id, record_type, metric, version_time, version_seq,
+                       content_hash, state, start_time, end_time, utc_offset_min, offset_inferred, reading_count)
+           RETURNING id, platform, native_id, source_app""",
+        (tenant_id, person_id, *columns))
+    given = {(platform, native_id, app): rid for rid, platform, native_id, app in await cur.fetchall()}
+    return {record.id: given[(record.platform, record.native_id, record.source_app)] for _, record in new}
 
 
 async def update_record(conn: psycopg.AsyncConnection, record_id: int, p: _Prepared) -> StoredRecord:
@@ -128,31 +140,34 @@ async def live_in_window(conn: psycopg.AsyncConnection, person_id: UUID, platfor
     return await cur.fetchall()
 
 
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS record_stage (
+    time timestamptz, metric text, value double precision, value2 double precision, details jsonb, source text,
+    utc_offset_min smallint, record_id bigint) ON COMMIT DELETE ROWS"""
+_COPY = "COPY record_stage (time, metric, value, value2, details, source, utc_offset_min, record_id) FROM STDIN " \
+        "(FORMAT BINARY)"
+_COPY_TYPES = ["timestamptz", "text", "float8", "float8", "jsonb", "text", "int2", "int8"]
+
+
 async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID,
                           pending: dict[int, tuple[str, list[tuple]]]) -> int:
-    """Store the readings of the records written by this transaction, in one statement.
+    """Store the readings of the records written by this transaction: binary COPY into a stage, then one
+    INSERT … SELECT under row-level security (COPY cannot write a table with RLS, as in ingest).
 
     A reading whose natural key another live record of the same app already holds is kept once."""
-    times, metrics, values, values2, details, sources, offsets, record_ids = [], [], [], [], [], [], [], []
-    for record_id, (source, rows) in pending.items():
-        for time, metric, value, value2, detail, offset in rows:
-            times.append(time)
-            metrics.append(metric)
-            values.append(value)
-            values2.append(value2)
-            details.append(None if detail is None else Jsonb(detail))
-            sources.append(source)
-            offsets.append(offset)
-            record_ids.append(record_id)
-    cur = await conn.execute(
-        """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source, utc_offset_min,
-                                 record_id)
-           SELECT t, %s, %s, m, v, v2, d, s, o, r
-             FROM unnest(%s::timestamptz[], %s::text[], %s::float8[], %s::float8[], %s::jsonb[], %s::text[],
-                         %s::int2[], %s::int8[]) AS u(t, m, v, v2, d, s, o, r)
-           ON CONFLICT DO NOTHING""",
-        (tenant_id, person_id, times, metrics, values, values2, details, sources, offsets, record_ids))
-    return cur.rowcount
+    await conn.execute(_STAGE)
+    async with conn.cursor() as cur:
+        async with cur.copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for record_id, (source, rows) in pending.items():
+                for time, metric, value, value2, detail, offset in rows:
+                    await copy.write_row((time, metric, value, value2, None if detail is None else Jsonb(detail),
+                                          source, offset, record_id))
+        await cur.execute(
+            """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source,
+                                     utc_offset_min, record_id)
+               SELECT time, %s, %s, metric, value, value2, details, source, utc_offset_min, record_id
+                 FROM record_stage ON CONFLICT DO NOTHING""", (tenant_id, person_id))
+        return cur.rowcount
 
 
 async def note_sources(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID, sources: list[str]) -> None:
@@ -179,11 +194,13 @@ async def request_rescore(conn: psycopg.AsyncConnection, tenant_id: UUID, person
                                WHERE table_name = 'detection_work' AND column_name = 'earliest_time')""")
         _has_earliest = bool((await cur.fetchone())[0])
     if _has_earliest:
-        await conn.execute("INSERT INTO detection_work (tenant_id, person_id, earliest_time) VALUES (%s, %s, %s)",
-                           (tenant_id, person_id, earliest))
+        await conn.execute(
+            """WITH queued AS (INSERT INTO detection_work (tenant_id, person_id, earliest_time) VALUES (%s, %s, %s))
+               SELECT pg_notify(%s, %s)""", (tenant_id, person_id, earliest, INGEST_CHANNEL, str(tenant_id)))
     else:
-        await conn.execute("INSERT INTO detection_work (tenant_id, person_id) VALUES (%s, %s)", (tenant_id, person_id))
-    await conn.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
+        await conn.execute(
+            """WITH queued AS (INSERT INTO detection_work (tenant_id, person_id) VALUES (%s, %s))
+               SELECT pg_notify(%s, %s)""", (tenant_id, person_id, INGEST_CHANNEL, str(tenant_id)))
 
 
 async def records_of(conn: psycopg.AsyncConnection, person_id: UUID) -> list[dict]:

@@ -428,3 +428,18 @@ def test_a_record_id_with_a_nul_character_is_rejected_on_its_own(service, tenant
     response = ann.post("/v1/sync/health-connect", json={"changes": [bad, hc_heart_rate("good", 5, t0, app="b")]})
     assert statuses(response) == ["rejected", "inserted"]
     assert visible(tenant, ann)[0] == 5
+
+
+def test_one_request_may_create_change_and_delete_the_same_record(service, tenant, ann):
+    t0 = START + timedelta(minutes=30)
+    changes = [hc_heart_rate("once", 20, t0), hc_heart_rate("once", 10, t0 + timedelta(minutes=1)),
+               hc_heart_rate("kept", 15, t0, app="b"), hc_heart_rate("kept", 5, t0 + timedelta(minutes=1), app="b"),
+               {"deletionChange": {"recordId": "once"}}, hc_heart_rate("once", 20, t0)]
+    response = ann.post("/v1/sync/health-connect", json={"changes": changes})
+    assert statuses(response) == ["inserted", "replaced", "inserted", "replaced", "deleted", "stale"]
+    assert visible(tenant, ann)[0] == 5
+    with service.admin_conn() as conn:
+        rows = conn.execute("""SELECT native_id, state, reading_count, deleted_at IS NOT NULL FROM records r
+                                 JOIN people p ON p.id = r.person_id WHERE p.tenant_id = %s ORDER BY native_id""",
+                            (tenant.id,)).fetchall()
+    assert rows == [("kept", "live", 5, False), ("once", "deleted", 0, True)]
