@@ -148,8 +148,15 @@ async def alert_view(conn: psycopg.AsyncConnection, alert_id: UUID) -> dict | No
 async def evidence(conn: psycopg.AsyncConnection, alert_id: UUID) -> list[dict]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
+        # withdrawn: the person's app deleted the records behind this event and no reading of it is left.
         """SELECT e.id, e.kind, e.feature, e.metric, e.tier, e.start_time, e.end_time, e.value, e.baseline, e.reason,
-                  e.created_at
+                  e.created_at,
+                  (EXISTS (SELECT FROM records d
+                            WHERE d.person_id = e.person_id AND d.metric = e.metric AND d.state = 'deleted'
+                              AND d.start_time <= e.end_time AND d.end_time >= e.start_time)
+                   AND NOT EXISTS (SELECT FROM readings r
+                                    WHERE r.person_id = e.person_id AND r.metric = e.metric
+                                      AND r.time >= e.start_time AND r.time <= e.end_time)) AS withdrawn
              FROM alert_evidence v JOIN anomaly_events e ON e.id = v.anomaly_event_id
             WHERE v.alert_id = %s ORDER BY e.id""",
         (alert_id,),

@@ -129,6 +129,25 @@ def status(tenant_: str, as_json: bool) -> None:
     click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else "\n".join(summary.lines()))
 
 
+@main.command("sync-client", help="Replay a folder of platform-shaped change batches (Health Connect getChanges "
+                                   "pages, HealthKit anchored-query results, Huawei sample sets, FHIR Observations or "
+                                   "batch Bundles; *.json in name order) against a running service, with progress.")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The service's base URL.")
+@click.option("--token", envvar="BEIDOU_TOKEN", required=True, help="The policyholder's bearer token "
+              "(or BEIDOU_TOKEN).")
+def sync_client(folder: Path, url: str, token: str) -> None:
+    from app.sync_client import replay
+    try:
+        done = replay(folder, url=url, token=token, progress=click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    totals = ", ".join(f"{k} {v}" for k, v in sorted(done.statuses.items())) or "nothing"
+    click.echo(f"{done.files} batches in {done.seconds:.1f} s: {totals}")
+    if done.failures:
+        raise click.ClickException(f"{len(done.failures)} batches failed")
+
+
 @main.command(help="Run only the HTTP/WebSocket API (production runs several side by side).")
 @click.option("--host", default=None, help="Listen address (default BEIDOU_HOST).")
 @click.option("--port", type=int, default=None, help="Listen port (default BEIDOU_PORT).")

@@ -56,6 +56,8 @@ PERSONAL_DATA: tuple[PersonalTable, ...] = (
     PersonalTable("detector_state", "person_id"),
     PersonalTable("detection_work", "person_id", order_by="id"),
     PersonalTable("sources", "person_id", order_by="source"),
+    PersonalTable("source_priority", "person_id", order_by="metric"),
+    PersonalTable("records", "person_id", order_by="start_time, id"),
     PersonalTable("readings", "person_id", order_by="time, metric, source"),
     PersonalTable("guardianships", "guardian_id", order_by="created_at", key="guardianships_as_guardian"),
     PersonalTable("guardianships", "minor_id", order_by="created_at", key="guardianships_as_minor"),

@@ -192,3 +192,30 @@ def _sleep(item: RawReading, convert) -> tuple[float, dict]:
     if asleep > minutes + 1:
         raise Rejected("implausible_value", "minutes asleep exceed the session length")
     return asleep, {"end": item.end.astimezone(timezone.utc).isoformat(), "stages": stages}
+
+
+def validate_series(metric: str, unit: str | None, source: str, points: list[tuple[datetime, float | None]], *,
+                    now: datetime, limits: Limits = Limits()) -> list[Reading]:
+    """Plain values of one metric, unit and source (a record's samples): :func:`validate`'s checks, with the
+    per-metric work done once. A point that fails is handed to :func:`validate`, so it fails with the same
+    reason and words. Not for blood pressure or sleep, which carry more than a value."""
+    if not points:
+        return []
+    first = validate(RawReading(metric=metric, time=points[0][0], value=points[0][1], unit=unit, source=source),
+                     now=now, limits=limits)
+    spec = METRICS[first.metric]
+    convert = spec.units[unit or spec.unit]
+    # The bounds in the points' own zone: comparing datetimes of one tzinfo is several times faster.
+    zone = first.time.tzinfo
+    earliest, latest = (now - limits.max_past).astimezone(zone), (now + limits.max_future).astimezone(zone)
+    number = (float, int)
+    readings = [first]
+    for time, raw in points[1:]:
+        value = convert(raw) if isinstance(raw, number) and math.isfinite(raw) else None
+        offset = time.utcoffset()
+        if value is None or time.tzinfo is not zone or not earliest <= time <= latest \
+                or not spec.low <= value <= spec.high:
+            validate(RawReading(metric=metric, time=time, value=raw, unit=unit, source=source), now=now, limits=limits)
+        readings.append(Reading(time=time, metric=spec.name, value=float(value), value2=None, details=None,
+                                source=source, utc_offset_min=int(offset.total_seconds() // 60)))
+    return readings

@@ -21,6 +21,7 @@ from alerts.policy import DEFAULT_POLICY, EscalationPolicy, EscalationStep
 from app.api.deps import Principal, Services, services, staff
 from app.core.errors import Conflict, Forbidden, NoConsent, NotFound
 from consent.catalog import DATA_TYPES
+from streaming.records import repository as records_repo
 
 router = APIRouter(prefix="/v1/care", tags=["care team"])
 
@@ -69,6 +70,8 @@ class Evidence(BaseModel):
     baseline: float | None
     reason: str
     created_at: datetime
+    withdrawn: bool = Field(False, description="The records behind this event were deleted on the person's phone "
+                                               "and none of its readings is left.")
 
 
 class TimelineEntry(BaseModel):
@@ -287,12 +290,18 @@ async def person_readings(
         # Not shown without the person's monitoring consent in force: a withdrawal hides what was stored at once.
         if await repo.consent_event_for(conn, person_id, metric, "monitoring") is None:
             raise NoConsent("the member does not share this data type (no monitoring consent): nothing is shown")
-        cur = await conn.execute(
-            """SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
-                 FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time < %s
-                GROUP BY t ORDER BY t""",
-            (_BUCKETS[bucket], person_id, metric, from_, to),
-        )
+        if metric == "steps":  # one source per person and hour: two apps' steps are never added up
+            cur = await conn.execute(
+                f"""SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
+                      FROM {records_repo.STEPS_MERGED} GROUP BY t ORDER BY t""",
+                (_BUCKETS[bucket], person_id, from_, to))
+        else:
+            cur = await conn.execute(
+                """SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
+                     FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time < %s
+                    GROUP BY t ORDER BY t""",
+                (_BUCKETS[bucket], person_id, metric, from_, to),
+            )
         points = [SeriesPoint(time=t, avg=a, min=lo, max=hi, count=n) for t, a, lo, hi, n in await cur.fetchall()]
         await repo.audit(conn, tenant_id=who.tenant_id, actor_kind="staff", actor_id=who.claims.subject,
                          action="readings.viewed", person_id=person_id,

@@ -10,7 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api import care, care_live, consents, health, me, me_page, outreach, readings, stream, web
+from app.api import care, care_live, consents, fhir_in, health, me, me_page, outreach, readings, stream, sync, web
 from app.api.deps import PrincipalCache, Services
 from app.api.limits import BodySizeLimit
 from alerts.repository import ALERT_CHANNEL
@@ -29,7 +29,8 @@ DESCRIPTION = """
 Health Beidou lets an insurer look after its policyholders' health **with their consent**.
 
 * **Policyholders** (the mobile app) send readings over `POST /v1/readings` or the `GET /v1/stream`
-  WebSocket, and manage their consent under `/v1/me/consents`.
+  WebSocket, and manage their consent under `/v1/me/consents`. Apps forwarding the phone's health store
+  (Health Connect, HealthKit, Huawei Health) use `/v1/sync/...`; partners send FHIR R4 to `/fhir/r4`.
 * Every request carries a bearer JWT from the insurer's identity provider: claims `iss`, `aud`, `exp`,
   `sub` (the person or staff id as the insurer knows it), `tid` (tenant id) and `role`
   (`policyholder`, `care_agent`, `care_supervisor` or `tenant_admin`).
@@ -85,7 +86,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    for module in (readings, stream, consents, me, me_page, care, care_live, outreach, health, web):
+    for module in (readings, sync, fhir_in, stream, consents, me, me_page, care, care_live, outreach, health, web):
         app.include_router(module.router)
 
     @app.exception_handler(BeidouError)

@@ -80,8 +80,13 @@ export function renderEvidence(evidence) {
     el("td", { text: label("tier", e.tier) }),
     el("td", { cls: "num", text: number(e.value) }),
     el("td", { cls: "num", text: number(e.baseline) }),
-    el("td", { text: e.reason })));
+    el("td", { text: e.withdrawn ? `${e.reason} — ${t("ev_withdrawn")}` : e.reason })));
   $("evidence").tBodies[0].replaceChildren(...rows);
+  const note = $("evidence-withdrawn");
+  if (note) {
+    note.textContent = t("ev_all_withdrawn");
+    show(note, evidence.length > 0 && evidence.every((e) => e.withdrawn));
+  }
 }
 
 function timelineDetail(entry) {

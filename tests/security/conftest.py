@@ -163,6 +163,8 @@ _SNAPSHOT_SQL = {
     "guardianships": "SELECT guardian_id, minor_id, ended_at FROM guardianships WHERE tenant_id = ANY(%(t)s)",
     "devices": "SELECT id, person_id, staff_id, token, disabled_at FROM devices WHERE tenant_id = ANY(%(t)s)",
     "readings": "SELECT count(*) FROM readings WHERE tenant_id = ANY(%(t)s)",
+    "records": "SELECT count(*) FROM records WHERE tenant_id = ANY(%(t)s)",
+    "source_priority": "SELECT person_id, metric, sources FROM source_priority WHERE tenant_id = ANY(%(t)s)",
     "audit_log": "SELECT count(*) FROM audit_log WHERE tenant_id = ANY(%(t)s)",
     "policies": "SELECT tenant_id, policy, updated_at FROM escalation_policies WHERE tenant_id = ANY(%(t)s)",
 }

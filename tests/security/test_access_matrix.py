@@ -120,6 +120,36 @@ def _reading(_: Insurer) -> dict:
     return {"readings": [{"metric": "heart_rate", "time": at.isoformat(), "value": 71, "source": "matrix"}]}
 
 
+def _at() -> str:
+    return (datetime.now(timezone.utc) - timedelta(seconds=uuid.uuid4().int % 3600)).isoformat()
+
+
+def _hc_change(_: Insurer) -> dict:
+    return {"changes": [{"upsertionChange": {"record": {
+        "recordType": "RestingHeartRateRecord", "time": _at(), "zoneOffset": "+08:00", "beatsPerMinute": 60,
+        "metadata": {"id": uuid.uuid4().hex, "dataOrigin": {"packageName": "matrix"}}}}}]}
+
+
+def _hk_samples(_: Insurer) -> dict:
+    return {"samples": [{"uuid": uuid.uuid4().hex, "sampleType": "HKQuantityTypeIdentifierHeartRate", "startDate": _at(),
+                         "quantity": 61, "unit": "count/min",
+                         "sourceRevision": {"source": {"bundleIdentifier": "matrix"}}}]}
+
+
+def _huawei_set(_: Insurer) -> dict:
+    ns = int((datetime.now(timezone.utc) - timedelta(seconds=uuid.uuid4().int % 3600)).timestamp()) * 10**9
+    return {"sampleSets": [{"dataCollectorId": "matrix", "dataType": "DT_INSTANTANEOUS_HEART_RATE", "startTime": ns,
+                            "endTime": ns, "samplePoints": [{"startTime": ns, "endTime": ns,
+                                                             "fieldValues": {"bpm": 62}}]}]}
+
+
+def _observation(_: Insurer) -> dict:
+    return {"resourceType": "Observation", "status": "final", "identifier": [{"system": "urn:matrix",
+                                                                             "value": uuid.uuid4().hex}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}, "effectiveDateTime": _at(),
+            "valueQuantity": {"value": 63, "code": "/min"}}
+
+
 def _device(_: Insurer) -> dict:
     return {"token": f"tok-{uuid.uuid4().hex}", "platform": "android"}
 
@@ -155,6 +185,15 @@ POLICY: dict[str, Policy] = {
     "GET /me/static/{path:path}": Policy("public", params={"path": "me.js"}),
     # a policyholder's own
     "POST /v1/readings": Policy("person", body=_reading),
+    "POST /v1/sync/health-connect": Policy("person", body=_hc_change),
+    "POST /v1/sync/healthkit": Policy("person", body=_hk_samples),
+    "POST /v1/sync/huawei": Policy("person", body=_huawei_set),
+    "POST /fhir/r4/Observation": Policy("person", ok=201, body=_observation),
+    "GET /v1/me/source-priority": Policy("person"),
+    "PUT /v1/me/source-priority/{metric}": Policy("person", params={"metric": "steps"},
+                                                  body=lambda i: {"sources": ["health-connect:matrix"]}),
+    "POST /fhir/r4": Policy("person", body=lambda i: {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": _observation(i), "request": {"method": "POST", "url": "Observation"}}]}),
     "WS /v1/stream": Policy("person", ok=101),
     "GET /v1/me": Policy("person"),
     "PATCH /v1/me": Policy("person", body=lambda i: {"language": "en"}),

@@ -1,0 +1,134 @@
+"""Native sync beside plain ingest, in the same run: readings per second through `/v1/sync/health-connect`
+(Health Connect heart-rate records of 60 samples, 8 records a request) and through `/v1/readings` (batches of
+480 readings, the same readings per request), each with the same number of concurrent clients.
+
+    .venv/bin/python bench/sync.py                  # 15 s per path, 8 clients (about 45 s in all)
+    .venv/bin/python bench/sync.py --seconds 20 --concurrency 16
+
+Starts its own `beidou api` on a fresh database of the local test cluster (BEIDOU_TEST_PG_PORT, or
+BEIDOU_TEST_ADMIN_URL's server). Stored readings are counted at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest import body_bytes, cpu_seconds, pct, postgres_cpu  # noqa: E402
+from tests.support import TestDatabase, start_service, use_app_password  # noqa: E402
+
+SAMPLES, RECORDS = 60, 8
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hc_body(start: datetime, worker: int, k: int) -> bytes:
+    changes = []
+    for r in range(RECORDS):
+        t0 = start + timedelta(seconds=(k * RECORDS + r) * SAMPLES)
+        changes.append({"upsertionChange": {"record": {
+            "recordType": "HeartRateRecord",
+            "metadata": {"id": f"w{worker}-{k}-{r}", "dataOrigin": {"packageName": "com.example.watch"},
+                         "lastModifiedTime": _iso(t0 + timedelta(minutes=2))},
+            "startTime": _iso(t0), "endTime": _iso(t0 + timedelta(seconds=SAMPLES - 1)), "startZoneOffset": "+08:00",
+            "endZoneOffset": "+08:00",
+            "samples": [{"time": _iso(t0 + timedelta(seconds=i)), "beatsPerMinute": 60 + i % 30}
+                        for i in range(SAMPLES)]}}})
+    return json.dumps({"changes": changes}).encode()
+
+
+async def drive(base_url: str, tokens: list[str], path: str, bodies: list[list[bytes]], seconds: float) -> dict:
+    latencies: list[float] = []
+    stored = 0
+    stop_at = time.monotonic() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal stored
+        async with httpx.AsyncClient(base_url=base_url, timeout=60, headers={
+                "Authorization": f"Bearer {tokens[w]}", "content-type": "application/json"}) as client:
+            for body in bodies[w]:
+                if time.monotonic() >= stop_at:
+                    break
+                t0 = time.perf_counter()
+                response = await client.post(path, content=body)
+                latencies.append(time.perf_counter() - t0)
+                response.raise_for_status()
+                answer = response.json()
+                stored += answer["accepted"] if "accepted" in answer else sum(
+                    r.get("readings", 0) for r in answer["results"] if r["status"] == "inserted")
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker(w) for w in range(len(bodies))))
+    return {"readings": stored, "elapsed": time.monotonic() - t0, "latencies": latencies}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    from app.core import localdb, migrate
+    admin = os.environ.get("BEIDOU_TEST_ADMIN_URL")
+    if not admin:
+        cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
+                                                     int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
+        admin = cluster.admin_url("postgres")
+        use_app_password(cluster.credentials()[localdb.APP_ROLE])
+    db = TestDatabase.create(admin, f"beidou_bench_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(db.admin_url)
+    db.ensure_app_login()
+    data_dir = ROOT / ".data" / "bench"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    svc = start_service(db, "bench-" + uuid.uuid4().hex, data_dir, BEIDOU_POOL_MAX="20")
+    try:
+        tenant = svc.new_tenant("bench")
+        tokens = [tenant.person_token(f"p{i}") for i in range(args.concurrency)]
+        with httpx.Client(base_url=svc.base_url, timeout=60) as client:
+            for token in tokens:
+                client.put("/v1/me/consents/heart_rate", headers={"Authorization": f"Bearer {token}"}
+                           ).raise_for_status()
+        per_worker = int(args.seconds * 60) + 10
+        base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=300)
+        sync_bodies = [[hc_body(base + timedelta(days=w), w, k) for k in range(per_worker)]
+                       for w in range(args.concurrency)]
+        plain_bodies = [[body_bytes(base - timedelta(days=100 - w) + timedelta(seconds=k * SAMPLES * RECORDS),
+                                    SAMPLES * RECORDS) for k in range(per_worker)] for w in range(args.concurrency)]
+        results = {}
+        for name, path, bodies in (("/v1/readings", "/v1/readings", plain_bodies),
+                                   ("/v1/sync/health-connect", "/v1/sync/health-connect", sync_bodies)):
+            before = cpu_seconds(svc.process.pid), postgres_cpu()
+            result = asyncio.run(drive(svc.base_url, tokens, path, bodies, args.seconds))
+            api_cpu, pg_cpu = (a - b for a, b in zip((cpu_seconds(svc.process.pid), postgres_cpu()), before))
+            results[name] = rate = result["readings"] / result["elapsed"]
+            lat = result["latencies"]
+            print(f"{name:<26} {rate:>10,.0f} readings/s  ack p50 {pct(lat, .5) * 1000:.0f} ms, p99 "
+                  f"{pct(lat, .99) * 1000:.0f} ms  ({result['readings']:,} readings, {len(lat):,} requests; "
+                  f"CPU s: API {api_cpu:.1f}, PostgreSQL {pg_cpu:.1f})", flush=True)
+        ratio = results["/v1/sync/health-connect"] / results["/v1/readings"]
+        print(f"native sync / plain ingest: {ratio:.2f}")
+        with psycopg.connect(db.admin_url) as conn:
+            stored = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+            owned = conn.execute("SELECT count(*) FROM readings WHERE record_id IS NOT NULL").fetchone()[0]
+        print(f"stored {stored:,} readings, {owned:,} of them owned by records")
+    finally:
+        svc.stop()
+        db.drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""SQL of platform records. Every function runs inside a transaction scoped to the tenant and the person."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+if TYPE_CHECKING:
+    from streaming.records import _Prepared
+
+INGEST_CHANNEL = "beidou_ingest"  # the channel the detection worker listens on (streaming.ingest)
+
+
+@dataclass(slots=True)
+class StoredRecord:
+    id: int
+    platform: str
+    source_app: str
+    native_id: str
+    alias_id: str | None
+    metric: str
+    version_time: datetime | None
+    version_seq: int
+    content_hash: str
+    state: str
+    start_time: datetime
+    end_time: datetime
+
+
+_COLUMNS = ("id, platform, source_app, native_id, alias_id, metric, version_time, version_seq, content_hash, state, "
+            "start_time, end_time")
+
+
+async def person_time_zone(conn: psycopg.AsyncConnection, person_id: UUID) -> str | None:
+    cur = await conn.execute("SELECT time_zone FROM people WHERE id = %s", (person_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def find_records(conn: psycopg.AsyncConnection, person_id: UUID, identities: list[tuple[str, str]]
+                       ) -> dict[tuple[str, str], list[StoredRecord]]:
+    """The person's records named by (platform, native id or alias), keyed by both."""
+    if not identities:
+        return {}
+    platforms = [p for p, _ in identities]
+    ids = [i for _, i in identities]
+    cur = conn.cursor(row_factory=class_row(StoredRecord))
+    await cur.execute(
+        f"""SELECT {_COLUMNS} FROM records r
+             WHERE EXISTS (SELECT FROM unnest(%s::text[], %s::text[]) AS k(kp, kid)
+                            WHERE r.platform = k.kp AND (r.native_id = k.kid OR r.alias_id = k.kid))
+               AND r.person_id = %s ORDER BY r.id FOR UPDATE""",
+        (platforms, ids, person_id))
+    found: dict[tuple[str, str], list[StoredRecord]] = {}
+    for record in await cur.fetchall():
+        keys = {(record.platform, record.native_id)}
+        if record.alias_id:
+            keys.add((record.platform, record.alias_id))
+        for key in keys:
+            if all(r.id != record.id for r in found.get(key, [])):
+                found.setdefault(key, []).append(record)
+    return found
+
+
+async def insert_records(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID,
+                         new: list[tuple[_Prepared, StoredRecord]]) -> dict[int, int]:
+    """The records a request created, in one statement; placeholder id -> the id the database gave."""
+    columns = [[] for _ in range(15)]
+    for p, record in new:
+        op = p.op
+        for column, value in zip(columns, (
+                op.platform, op.source_app, op.native_id, op.alias_id, op.record_type, op.metric, op.version_time,
+                op.version_seq, p.content_hash, record.state, p.start, p.end, p.offset_min, p.inferred,
+                len(p.rows) if record.state == "live" else 0)):
+            column.append(value)
+    cur = await conn.execute(
+        """INSERT INTO records (tenant_id, person_id, platform, source_app, native_id, alias_id, record_type, metric,
+                                version_time, version_seq, content_hash, state, start_time, end_time,
+                                utc_offset_min, offset_inferred, reading_count, deleted_at)
+           SELECT %s, %s, u.*, CASE WHEN u.state = 'deleted' THEN now() END
+             FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
+                         %s::int8[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int2[],
+                         %s::bool[], %s::int4[])
+                  AS u(platform, source_app, native_id, alias_id, record_type, metric, version_time, version_seq,
+                       content_hash, state, start_time, end_time, utc_offset_min, offset_inferred, reading_count)
+           RETURNING id, platform, native_id, source_app""",
+        (tenant_id, person_id, *columns))
+    given = {(platform, native_id, app): rid for rid, platform, native_id, app in await cur.fetchall()}
+    return {record.id: given[(record.platform, record.native_id, record.source_app)] for _, record in new}
+
+
+async def update_record(conn: psycopg.AsyncConnection, record_id: int, p: _Prepared) -> StoredRecord:
+    """A newer version: the record becomes live with its new times and content."""
+    op = p.op
+    cur = conn.cursor(row_factory=class_row(StoredRecord))
+    await cur.execute(
+        f"""UPDATE records SET alias_id = coalesce(%s, alias_id), record_type = %s, metric = %s, version_time = %s,
+                   version_seq = %s, content_hash = %s, state = 'live', start_time = %s, end_time = %s,
+                   utc_offset_min = %s, offset_inferred = %s, reading_count = %s, updated_at = now(),
+                   deleted_at = NULL
+             WHERE id = %s RETURNING {_COLUMNS}""",
+        (op.alias_id, op.record_type, op.metric, op.version_time, op.version_seq, p.content_hash, p.start, p.end,
+         p.offset_min, p.inferred, len(p.rows), record_id))
+    return await cur.fetchone()
+
+
+async def delete_readings(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> int:
+    """Remove the readings a record owns (bounded by its time range, so only its chunks are visited)."""
+    cur = await conn.execute(
+        """DELETE FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time <= %s
+              AND record_id = %s""",
+        (person_id, record.metric, record.start_time, record.end_time, record.id))
+    return cur.rowcount
+
+
+async def withdraw(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> None:
+    """A deleted record: its readings go, the record stays as a tombstone."""
+    await delete_readings(conn, person_id, record)
+    await conn.execute(
+        "UPDATE records SET state = 'deleted', deleted_at = now(), updated_at = now(), reading_count = 0 "
+        "WHERE id = %s", (record.id,))
+    record.state = "deleted"
+
+
+async def live_in_window(conn: psycopg.AsyncConnection, person_id: UUID, platform: str, source_app: str, metric: str,
+                         start: datetime, end: datetime) -> list[StoredRecord]:
+    """Live records of one source and type that start inside [start, end)."""
+    cur = conn.cursor(row_factory=class_row(StoredRecord))
+    await cur.execute(
+        f"""SELECT {_COLUMNS} FROM records
+             WHERE person_id = %s AND platform = %s AND source_app = %s AND metric = %s
+               AND start_time >= %s AND start_time < %s AND state = 'live'
+             ORDER BY start_time FOR UPDATE""",
+        (person_id, platform, source_app, metric, start, end))
+    return await cur.fetchall()
+
+
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS record_stage (
+    time timestamptz, metric text, value double precision, value2 double precision, details jsonb, source text,
+    utc_offset_min smallint, record_id bigint) ON COMMIT DELETE ROWS"""
+_COPY = "COPY record_stage (time, metric, value, value2, details, source, utc_offset_min, record_id) FROM STDIN " \
+        "(FORMAT BINARY)"
+_COPY_TYPES = ["timestamptz", "text", "float8", "float8", "jsonb", "text", "int2", "int8"]
+
+
+async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID,
+                          pending: dict[int, tuple[str, list[tuple]]]) -> int:
+    """Store the readings of the records written by this transaction: binary COPY into a stage, then one
+    INSERT … SELECT under row-level security (COPY cannot write a table with RLS, as in ingest).
+
+    A reading whose natural key another live record of the same app already holds is kept once."""
+    await conn.execute(_STAGE)
+    async with conn.cursor() as cur:
+        async with cur.copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            for record_id, (source, rows) in pending.items():
+                for time, metric, value, value2, detail, offset in rows:
+                    await copy.write_row((time, metric, value, value2, None if detail is None else Jsonb(detail),
+                                          source, offset, record_id))
+        await cur.execute(
+            """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source,
+                                     utc_offset_min, record_id)
+               SELECT time, %s, %s, metric, value, value2, details, source, utc_offset_min, record_id
+                 FROM record_stage ON CONFLICT DO NOTHING""", (tenant_id, person_id))
+        return cur.rowcount
+
+
+async def note_sources(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID, sources: list[str]) -> None:
+    await conn.execute(
+        """INSERT INTO sources AS s (tenant_id, person_id, source) SELECT %s, %s, unnest(%s::text[])
+           ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
+           WHERE s.last_seen < now() - interval '1 minute'""",
+        (tenant_id, person_id, sources))
+
+
+_has_earliest: bool | None = None
+
+
+async def request_rescore(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID,
+                          earliest: datetime | None) -> None:
+    """Queue detection for the person; ``earliest`` = the oldest reading time a replace or delete touched.
+
+    ``detection_work.earliest_time`` exists once the late-data migration is in; before that the plain row
+    queues the person as for any new reading."""
+    global _has_earliest
+    if _has_earliest is None:
+        cur = await conn.execute(
+            """SELECT EXISTS (SELECT FROM information_schema.columns
+                               WHERE table_name = 'detection_work' AND column_name = 'earliest_time')""")
+        _has_earliest = bool((await cur.fetchone())[0])
+    if _has_earliest:
+        await conn.execute(
+            """WITH queued AS (INSERT INTO detection_work (tenant_id, person_id, earliest_time) VALUES (%s, %s, %s))
+               SELECT pg_notify(%s, %s)""", (tenant_id, person_id, earliest, INGEST_CHANNEL, str(tenant_id)))
+    else:
+        await conn.execute(
+            """WITH queued AS (INSERT INTO detection_work (tenant_id, person_id) VALUES (%s, %s))
+               SELECT pg_notify(%s, %s)""", (tenant_id, person_id, INGEST_CHANNEL, str(tenant_id)))
+
+
+async def records_of(conn: psycopg.AsyncConnection, person_id: UUID) -> list[dict]:
+    """The person's records (live and tombstones), oldest first: for export and tests of the audit trail."""
+    cur = await conn.execute(
+        """SELECT platform, source_app, native_id, record_type, metric, state, start_time, end_time, utc_offset_min,
+                  offset_inferred, reading_count, version_time, version_seq, updated_at, deleted_at
+             FROM records WHERE person_id = %s ORDER BY start_time, id""", (person_id,))
+    names = [c.name for c in cur.description]
+    return [dict(zip(names, row)) for row in await cur.fetchall()]
+
+
+async def source_priorities(conn: psycopg.AsyncConnection, person_id: UUID) -> dict[str, list[str]]:
+    cur = await conn.execute("SELECT metric, sources FROM source_priority WHERE person_id = %s ORDER BY metric",
+                             (person_id,))
+    return {metric: sources for metric, sources in await cur.fetchall()}
+
+
+async def set_source_priority(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID, metric: str,
+                              sources: list[str]) -> None:
+    await conn.execute(
+        """INSERT INTO source_priority (tenant_id, person_id, metric, sources) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (person_id, metric) DO UPDATE SET sources = EXCLUDED.sources, updated_at = now()""",
+        (tenant_id, person_id, metric, sources))
+
+
+STEPS_MERGED = "beidou_steps_merged(%s, %s, %s)"
+"""Steps as readers must see them (one source per person and hour): ``FROM`` this with (person, from, to)."""
