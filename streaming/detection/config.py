@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streaming.detection.fusion import FusionParams
+from streaming.detection.operating_points import threshold_for
+
 
 @dataclass(frozen=True, slots=True)
 class DailySpec:
@@ -53,8 +56,10 @@ DEFAULT_DAILY: tuple[DailySpec, ...] = (
     # Illness lowers activity; a lazy day is ordinary, so steps only ever raise a watch, two days running.
     DailySpec("daily_steps", "steps", "sum", -1, 0.5, "daily steps", "steps", 0.25, log=True,
               max_tier="watch", single_day_watch=False, min_hours=10),
-    DailySpec("device_rhr", "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm", 1.5),
-    DailySpec("hrv", "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True),
+    # Resting heart rate from the device and HRV alert through the evidence fusion, with the other signals.
+    DailySpec("device_rhr", "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm", 1.5,
+              max_tier="watch"),
+    DailySpec("hrv", "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True, max_tier="watch"),
     DailySpec("sleep_duration", "sleep", "sum", 0, 90.0, "sleep", "min", 20.0, max_tier="watch",
               single_day_watch=False),
     DailySpec("spo2", "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5),
@@ -123,6 +128,13 @@ class DetectorConfig:
     """Added to a feature's z thresholds while a care agent's false-alarm verdict is in force."""
     daily: tuple[DailySpec, ...] = field(default=DEFAULT_DAILY)
     """The daily features of metrics other than heart rate."""
+    fusion: FusionParams = field(default_factory=FusionParams)
+    """How the signals' daily evidence is combined (see ``fusion``); chosen by ``beidou evaluate``."""
+    fusion_threshold: float = field(default_factory=lambda: threshold_for("standard"))
+    """Accumulated evidence that raises an alert: the operating point (a tenant picks low/standard/high)."""
+    min_worn_hours: int = 10
+    """Hours of a day with heart rate before its steps count as evidence: inactivity is a signal only
+    while the watch is worn; a day without heart rate is a gap."""
 
     def daily_spec(self, metric: str) -> DailySpec | None:
         for spec in self.daily:
