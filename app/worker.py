@@ -6,6 +6,7 @@ notification would have left behind. Runs on its own (`beidou worker`) or inside
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 import logging
 from uuid import UUID
 
@@ -16,7 +17,10 @@ from app.core.errors import DatabaseUnavailable
 from app.core.listen import listen_forever
 from consent.service import CONSENT_CHANNEL, ConsentChange
 from consent.catalog import MONITORING
+from streaming import settings_repository as detection_settings
 from streaming.consumer import DetectionConsumer
+from streaming.detection import DetectorConfig
+from streaming.detection.operating_points import threshold_for
 from streaming.ingest import INGEST_CHANNEL
 from streaming.repository import ANOMALY_CHANNEL
 
@@ -32,6 +36,7 @@ class Worker:
         self.db = db
         self.listen_url = listen_url
         self.detection = DetectionConsumer(db)
+        self._base_detector_config = self.detection.detector_config
         self.alerts = AlertConsumer(db)
         self._anomalies: set[UUID] = set()
         self._anomaly_wake = asyncio.Event()
@@ -108,6 +113,12 @@ class Worker:
             except Exception:
                 log.exception("worker.periodic_failed job=%s", getattr(job, "__name__", job))
 
+    async def _detector_config(self, tenant_id: UUID) -> DetectorConfig:
+        """The detector's tunables with the insurer's chosen operating point (one pass runs per tenant)."""
+        async with self.db.transaction(tenant_id=tenant_id) as conn:
+            choice = await detection_settings.operating_point(conn)
+        return replace(self._base_detector_config, fusion_threshold=threshold_for(choice))
+
     async def _detect_loop(self) -> None:
         while True:
             await self._wake.wait()
@@ -115,6 +126,7 @@ class Worker:
             while self._dirty:
                 tenant_id = self._dirty.pop()
                 try:
+                    self.detection.detector_config = await self._detector_config(tenant_id)
                     result = await self.detection.process_tenant(tenant_id)
                 except DatabaseUnavailable as exc:
                     log.warning("detection.pass_failed tenant=%s error=%s", tenant_id, exc)
