@@ -47,7 +47,7 @@ async def open_from_anomaly(conn: psycopg.AsyncConnection, *, tenant_id: UUID, e
     consent_event = await repo.consent_event_for(conn, person_id, event.metric, "monitoring")
     if consent_event is None:
         return None
-    severity = severity_for(event.kind, event.tier, event.feature)
+    severity = severity_for(event.kind, event.tier, event.feature, event.metric)
     existing = await repo.open_alert_for_update(conn, person_id, event.kind, event.feature)
     if existing is None:
         policy = EscalationPolicy.model_validate(await repo.tenant_policy(conn) or DEFAULT_POLICY.model_dump())

@@ -36,9 +36,10 @@ THRESHOLDS = tuple(round(x, 2) for x in np.arange(1.0, 20.01, 0.25))
 NS_DELTAS = tuple(round(x, 1) for x in np.arange(2.0, 8.01, 0.5))
 TARGET_BURDENS = {"high": 1.0, "standard": 0.5, "low": 0.25}
 PARAM_GRID = tuple(
-    FusionParams(shift=shift, cap_main=cap_main, cap_support=cap_support, negative_cap=negative_cap)
-    for shift, cap_main, cap_support, negative_cap in itertools.product(
-        (1.0, 1.5, 2.0), (2.5, 3.5), (1.0, 2.0), (1.0, 2.0))
+    FusionParams(shift=shift, cap_main=cap_main, cap_support=cap_support, negative_cap=negative_cap,
+                 negative_cap_support=negative_support)
+    for shift, cap_main, cap_support, negative_cap, negative_support in itertools.product(
+        (1.0, 1.5, 2.0), (2.5, 3.5), (1.0, 2.0), (1.0, 2.0), (0.0, 0.5, 1.0))
 )
 
 
@@ -66,34 +67,34 @@ def from_day_log(person: str, day_log: list, onset: int | None = None, synthetic
 
 # -- replaying the fusion -------------------------------------------------------------------------------
 def trajectory(log: PersonLog, params: FusionParams, warmup: int = 14,
-               window: int = 28) -> list[tuple[int | None, float, float]]:
-    """``(date, score, evidence)`` per fused day (``(None, 0, 0)`` at a gap), threshold-free."""
+               window: int = 28) -> list[tuple[int | None, float, float, bool]]:
+    """``(date, score, evidence, body)`` per fused day (``(None, 0, 0, False)`` at a gap), threshold-free."""
     fusion = Fusion(params, math.inf, window, warmup)
-    out: list[tuple[int | None, float, float]] = []
+    out: list[tuple[int | None, float, float, bool]] = []
     for date, values in log.days:
         if date is None:
             fusion.close()
             if values.get("long_gap"):
                 fusion.start_probation(3)
-            out.append((None, 0.0, 0.0))
+            out.append((None, 0.0, 0.0, False))
             continue
         fusion.close_day(0.0, 0.0, values)
         if fusion.last_total is not None:  # days without a ready signal do not move the episode, as online
-            out.append((date, fusion.score, fusion.last_total))
+            out.append((date, fusion.score, fusion.last_total, fusion.body_evidence))
     return out
 
 
-def episodes(traj: list[tuple[int | None, float, float]], threshold: float) -> list[tuple[int, int]]:
+def episodes(traj: list[tuple[int | None, float, float, bool]], threshold: float) -> list[tuple[int, int]]:
     """Alert episodes ``(alert date, last date)`` at ``threshold``, by the same rule as the detector."""
     out: list[list[int]] = []
     is_open = False
     before = 0.0
-    for date, score, evidence in traj:
+    for date, score, evidence, body in traj:
         if date is None:
             is_open, before = False, 0.0
             continue
         was_open = is_open
-        is_open, opened = episode_step(is_open, before, score, evidence, threshold)
+        is_open, opened = episode_step(is_open, before, score, evidence, threshold, body)
         before = score
         if opened:
             out.append([date, date])
@@ -240,29 +241,40 @@ def build_curves(logs: list[PersonLog], grid: Iterable[FusionParams] = PARAM_GRI
 def curve(curves: Curves, people: list[str], key) -> tuple[np.ndarray, np.ndarray]:
     """``(sensitivity, burden per 30 healthy days)`` per threshold (or NightSignal delta) over ``people``.
 
-    Sensitivity counts injections into everyone; burden counts everyone's healthy days (the generated
-    people carry ordinary life's rough nights and lazy days, see :func:`ordinary_life`).
+    Sensitivity counts injections into everyone. Burden is the worse of two estimates: over everyone's
+    healthy days (the generated people carry ordinary life's rough nights and lazy days, see
+    :func:`ordinary_life`) and over the real people's alone (few days, but real lives).
     """
-    real = people
+    real = [p for p in people if p not in curves.synthetic]
     trials = sum(curves.trials[p] for p in people)
-    healthy = sum(curves.healthy_days[p] for p in real)
     hits = sum(curves.hits[(p, key)] for p in people)
-    false = sum(curves.false_eps[(p, key)] for p in real)
-    return hits / max(trials, 1), 30.0 * false / max(healthy, 1)
+
+    def burden(group: list[str]) -> np.ndarray:
+        healthy = sum(curves.healthy_days[p] for p in group)
+        return 30.0 * sum(curves.false_eps[(p, key)] for p in group) / max(healthy, 1)
+
+    worst = np.maximum(burden(people), burden(real)) if real else burden(people)
+    return hits / max(trials, 1), worst
 
 
 def allowed(params: FusionParams, thresholds: tuple[float, ...] = THRESHOLDS) -> np.ndarray:
     """Thresholds a parameter set may use: above one signal's daily cap, so one signal on one day never
-    alerts (a single signal needs strong evidence over two days or more; several signals may combine)."""
+    alerts (a single signal needs strong evidence over two days or more; several signals may combine).
+    A rule of the product, not a tuned value."""
     return np.array([h > params.cap_main for h in thresholds])
 
 
 def at_burden(sens: np.ndarray, burden: np.ndarray, target: float, ok_mask: np.ndarray | None = None) -> int:
-    """Index of the most sensitive point whose burden is at or below ``target`` (the highest threshold if none)."""
-    ok = [i for i in range(len(sens)) if burden[i] <= target + 1e-9 and (ok_mask is None or ok_mask[i])]
-    if not ok:
-        return len(sens) - 1
-    return max(ok, key=lambda i: (sens[i], -burden[i], -i))
+    """Index of the lowest threshold from which on the burden stays at or below ``target`` (the operating
+    point that alerts most within that budget); the highest threshold if none."""
+    n = len(sens)
+    best = n - 1
+    for i in range(n - 1, -1, -1):
+        if burden[i] > target + 1e-9:
+            break
+        if ok_mask is None or ok_mask[i]:
+            best = i
+    return best
 
 
 def choose(curves: Curves, people: list[str], grid: list[FusionParams] = list(PARAM_GRID),

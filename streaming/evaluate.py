@@ -256,7 +256,7 @@ def format_report(result: dict) -> str:
                      f"shift {r['params']['shift']})")
     lines.append("")
     lines.append(f"(b) {result['injections']} injected illnesses into {result['people']} real and "
-                 f"{result['generated_people']} generated people (burden on everyone's healthy days):")
+                 f"{result['generated_people']} generated people (burden: the worse of everyone's and the real people's healthy days):")
     lines.append(f"    {'operating point':18}{'threshold':>10}{'sensitivity':>13}{'episodes/30 d':>15}")
     for name, p in result["operating_points"].items():
         lines.append(f"    {name:18}{p['threshold']:>10}{p['expected_sensitivity']:>13.0%}"

@@ -62,11 +62,15 @@ DEFAULT_DAILY: tuple[DailySpec, ...] = (
     DailySpec("hrv", "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True, max_tier="watch"),
     DailySpec("sleep_duration", "sleep", "sum", 0, 90.0, "sleep", "min", 20.0, max_tier="watch",
               single_day_watch=False),
-    DailySpec("spo2", "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5),
+    # SpO2, temperature and respiratory rate alert through the fusion too (one alert per illness, not one
+    # per vital sign); the alerting layer makes an alert critical when one of them is among its signals.
+    DailySpec("spo2", "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5, max_tier="watch"),
     DailySpec("blood_pressure", "blood_pressure", "mean", +1, 10.0, "systolic blood pressure", "mmHg", 3.0),
     DailySpec("glucose", "glucose", "mean", +1, 20.0, "mean glucose", "mg/dL", 5.0),
-    DailySpec("body_temperature", "body_temperature", "max", +1, 0.5, "highest body temperature", "°C", 0.15),
-    DailySpec("respiratory_rate", "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5),
+    DailySpec("body_temperature", "body_temperature", "max", +1, 0.5, "highest body temperature", "°C", 0.15,
+              max_tier="watch"),
+    DailySpec("respiratory_rate", "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5,
+              max_tier="watch"),
 )
 
 
