@@ -141,7 +141,7 @@ def score_held_out(log: cv.PersonLog, params, threshold: float) -> dict:
 
 
 def evaluate_folder(path: str | Path, tz: str = "UTC", config: DetectorConfig | None = None,
-                    synthetic: int = 6, seeds: int = 2) -> dict:
+                    synthetic: int = 6, seeds: int = 2, grid: list | None = None) -> dict:
     """Everything ``beidou evaluate`` reports, as a dict (see the module docstring)."""
     folder = Path(path)
     labels = read_labels(folder / "labels.csv")
@@ -152,7 +152,7 @@ def evaluate_folder(path: str | Path, tz: str = "UTC", config: DetectorConfig | 
             results.append(result)
             logs.append(log)
     generated = synthetic_logs(synthetic, config=config)
-    grid = list(cv.PARAM_GRID)
+    grid = list(grid or cv.PARAM_GRID)
     curves = cv.build_curves(logs + generated, grid, seeds=seeds)
     labelled = [log.person for log in logs]
     by_name = {log.person: log for log in logs}
