@@ -79,7 +79,8 @@ class Worker:
             self._outbox_wake.set()
         elif channel == FEEDBACK_CHANNEL:
             tenant_id, person_id = payload.split("|")
-            await self.detection.apply_feedback(UUID(tenant_id), UUID(person_id))
+            consumer = await self._detection_for(UUID(tenant_id))
+            await consumer.apply_feedback(UUID(tenant_id), UUID(person_id))
         elif channel == CONSENT_CHANNEL:
             change = ConsentChange.parse(payload)
             if change.purpose == MONITORING and not change.granted:
@@ -113,11 +114,13 @@ class Worker:
             except Exception:
                 log.exception("worker.periodic_failed job=%s", getattr(job, "__name__", job))
 
-    async def _detector_config(self, tenant_id: UUID) -> DetectorConfig:
-        """The detector's tunables with the insurer's chosen operating point (one pass runs per tenant)."""
+    async def _detection_for(self, tenant_id: UUID) -> DetectionConsumer:
+        """A detection consumer with the insurer's chosen operating point (read on every pass: a change
+        applies from the next one; stored detector state does not depend on it)."""
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             choice = await detection_settings.operating_point(conn)
-        return replace(self._base_detector_config, fusion_threshold=threshold_for(choice))
+        config: DetectorConfig = replace(self._base_detector_config, fusion_threshold=threshold_for(choice))
+        return DetectionConsumer(self.db, detector_config=config, config=self.detection.config)
 
     async def _detect_loop(self) -> None:
         while True:
@@ -126,8 +129,8 @@ class Worker:
             while self._dirty:
                 tenant_id = self._dirty.pop()
                 try:
-                    self.detection.detector_config = await self._detector_config(tenant_id)
-                    result = await self.detection.process_tenant(tenant_id)
+                    consumer = await self._detection_for(tenant_id)
+                    result = await consumer.process_tenant(tenant_id)
                 except DatabaseUnavailable as exc:
                     log.warning("detection.pass_failed tenant=%s error=%s", tenant_id, exc)
                     self._dirty.add(tenant_id)
