@@ -87,3 +87,24 @@ def test_a_combined_reason_is_copied_into_the_alert_as_data(clinic):
     assert alert["summary"].startswith("several changes together")
     detail = wait_for(lambda: clinic.agent.get(f"/v1/care/alerts/{alert['id']}").json(), timeout=5)
     assert detail["details"]["signals"][1]["signal"] == "daily_steps"
+
+
+async def test_the_worker_scores_each_tenant_at_its_own_operating_point(clinic, service):
+    from app.core.db import Database
+    from app.worker import Worker
+    from streaming.detection.operating_points import threshold_for
+
+    other = service.new_tenant()
+    assert clinic.admin.put("/v1/tenant/detection", json={"operating_point": "high"}).status_code == 200
+    db = Database(service.db.app_url)
+    await db.open(wait=True)
+    try:
+        worker = Worker(db, service.db.admin_url)
+        mine = await worker._detection_for(clinic.tenant.id)
+        theirs = await worker._detection_for(other.id)
+    finally:
+        await db.close()
+    assert mine.detector_config.fusion_threshold == threshold_for("high")
+    assert theirs.detector_config.fusion_threshold == threshold_for("standard")
+    # Everything else about the detector is the same for both.
+    assert mine.detector_config.fusion == theirs.detector_config.fusion
