@@ -37,3 +37,30 @@ def test_unknown_codes_and_signals_fall_back_to_the_detectors_sentence():
     odd = {"signals": [{"signal": "unheard_of", "change": 1, "days": 1}]}
     assert reason_text("combined_evidence", odd, "zh-CN", "the English sentence") == "the English sentence"
     assert reason_text(None, None, None, "the English sentence") == "the English sentence"
+
+
+def test_the_care_page_renders_reasons_as_the_server_does(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        import pytest
+        pytest.skip("node is not installed")
+    module = tmp_path / "i18n.mjs"
+    module.write_text((Path(__file__).parents[2] / "app/web/i18n.js").read_text())
+    cases = [("combined_evidence", COMBINED), ("no_data", {"hours": 72.0}), ("nights_missing", {"nights": 3}),
+             ("feature_change", {"signals": COMBINED["signals"][:1]}), ("unknown", {})]
+    script = tmp_path / "run.mjs"
+    script.write_text(
+        f'import {{ reasonText, setLanguage }} from "{module}";\n'
+        f"const cases = {json.dumps(cases)};\nconst out = {{}};\n"
+        'for (const lang of ["en", "zh-CN"]) { setLanguage(lang); '
+        'out[lang] = cases.map(([code, d]) => reasonText(code, d, "the English sentence")); }\n'
+        "console.log(JSON.stringify(out));\n")
+    page = json.loads(subprocess.run([node, str(script)], capture_output=True, text=True, check=True).stdout)
+    for lang in ("en", "zh-CN"):
+        server = [reason_text(code, d, lang, "the English sentence") for code, d in cases]
+        assert page[lang] == server
