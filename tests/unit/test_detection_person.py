@@ -52,14 +52,16 @@ def test_three_raised_nights_give_an_alert_that_explains_itself():
 
 
 def test_nights_running_are_counted_in_the_reason():
-    person = SyntheticPerson(days=36, step_s=120, rise={30: 10, 31: 10, 32: 10}, day_rise_share=0.0)
+    # Nights only: the day's resting heart rate and the steps stay ordinary and argue against it, so the
+    # rise alerts once it has lasted (from the third night at its cap the ordinary day no longer counts).
+    person = SyntheticPerson(days=37, step_s=120, rise={d: 10 for d in range(30, 35)}, day_rise_share=0.0)
     detector, events = run(person)
     [alert] = health(events, "alert")
-    assert alert.start.date() == on_day(30) and alert.end.date() == on_day(31)
-    assert re.fullmatch(r"a clear change: overnight resting HR \+1\d bpm for 2 nights \(\d+ vs your usual 58\)",
+    assert alert.start.date() == on_day(30) and alert.end.date() == on_day(33)
+    assert re.fullmatch(r"a clear change: overnight resting HR \+\d+ bpm for 4 nights \(\d+ vs your usual 58\)",
                         alert.reason)
     [episode] = [e for e in detector.pop_finished() + detector.open_episodes() if e.tier == "alert"]
-    assert "for 3 nights" in episode.reason
+    assert "for 5 nights" in episode.reason
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -91,7 +93,7 @@ def test_warm_up_keeps_a_new_person_quiet():
 
 
 def test_flagged_nights_are_not_learned_and_normal_ones_are():
-    person = SyntheticPerson(days=30, step_s=120, rise={27: 12, 28: 12, 29: 12}, day_rise_share=0.0)
+    person = SyntheticPerson(days=32, step_s=120, rise={d: 12 for d in range(27, 32)}, day_rise_share=0.0)
     readings = person.readings()
     detector = PersonDetector("p1", "UTC")
     before_rise = datetime(2026, 2, 1, 6, 0, tzinfo=timezone.utc)  # night of day 27, before it closes
@@ -110,7 +112,7 @@ def test_flagged_nights_are_not_learned_and_normal_ones_are():
     # Score before learning: the first raised night was judged against the baseline without it.
     assert health(events)[0].baseline == pytest.approx(baseline["median"], abs=0.01)
     # Ordinary nights afterwards are learned again.
-    calm = SyntheticPerson(start=START + timedelta(days=30), days=5, step_s=120, seed=9)
+    calm = SyntheticPerson(start=START + timedelta(days=32), days=5, step_s=120, seed=9)
     run(calm, detector)
     assert detector.baselines()["overnight_rhr"]["count"] == 28  # the window filled up again
 
