@@ -26,9 +26,9 @@ class AlertConsumer:
                 events = await repo.unhandled_events(conn, self.batch)
                 for event in events:
                     alert_id = await service.open_from_anomaly(conn, tenant_id=tenant_id, event=event)
-                    await repo.mark_handled(conn, event["id"])
+                    await repo.mark_handled(conn, event.id)
                     if alert_id is None:
-                        log.info("alerts.event_dropped event=%s reason=no_monitoring_consent", event["id"])
+                        log.info("alerts.event_dropped event=%s reason=no_monitoring_consent", event.id)
             handled += len(events)
             if len(events) < self.batch:
                 return handled

@@ -28,3 +28,75 @@ def text_for(purpose: str, language: str | None) -> tuple[str, str]:
     texts = TEXTS.get(purpose, TEXTS["check_in"])
     lang = language if language in texts else ("zh-CN" if (language or "").lower().startswith("zh") else "en")
     return texts[lang]
+
+
+# -- detection reasons in the reader's language -------------------------------------------------------------
+# The detector sends a reason as data (reason_code + details, see streaming.events); these render it. The
+# English sentence the detector wrote stays the fallback for any code or signal not known here.
+SIGNAL_NAMES = {
+    "overnight_rhr": {"en": "overnight resting HR", "zh-CN": "夜间静息心率"},
+    "day_rhr": {"en": "daytime resting HR", "zh-CN": "日间静息心率"},
+    "device_rhr": {"en": "device resting HR", "zh-CN": "设备静息心率"},
+    "daily_steps": {"en": "steps", "zh-CN": "步数"},
+    "sleep_duration": {"en": "sleep", "zh-CN": "睡眠"},
+    "hrv": {"en": "HRV", "zh-CN": "心率变异性"},
+    "spo2": {"en": "SpO2", "zh-CN": "血氧"},
+    "body_temperature": {"en": "temperature", "zh-CN": "体温"},
+    "respiratory_rate": {"en": "respiratory rate", "zh-CN": "呼吸频率"},
+    "blood_pressure": {"en": "systolic blood pressure", "zh-CN": "收缩压"},
+    "glucose": {"en": "glucose", "zh-CN": "血糖"},
+}
+_RATIO_SIGNALS = ("daily_steps", "hrv")
+
+
+def _language(language: str | None) -> str:
+    return "zh-CN" if (language or "").lower().startswith("zh") else "en"
+
+
+def _signal_text(s: dict, lang: str) -> str | None:
+    names = SIGNAL_NAMES.get(s.get("signal"))
+    if names is None:
+        return None
+    name, days, change = names[lang], int(s.get("days") or 1), float(s.get("change") or 0.0)
+    night = s["signal"] == "overnight_rhr"
+    if s["signal"] in _RATIO_SIGNALS and s.get("baseline"):
+        pct = 100 * (float(s["value"]) / float(s["baseline"]) - 1)
+        amount = f"{pct:+.0f}%"
+    elif s["signal"] == "sleep_duration":
+        amount = f"{change / 60:+.1f} h" if lang == "en" else f"{change / 60:+.1f} 小时"
+    else:
+        amount = f"{change:+.1f} {s.get('unit', '')}".rstrip() if abs(change) < 10 else f"{change:+.0f} {s.get('unit', '')}"
+    if lang == "zh-CN":
+        span = f"{days} 晚" if night else f"{days} 天"
+        usual = f"（{s['value']:g}，平时 {s['baseline']:g}）" if night else ""
+        return f"{name} {amount}，持续 {span}{usual}"
+    span = f"{days} night{'s' if days != 1 else ''}" if night else f"{days} day{'s' if days != 1 else ''}"
+    usual = f" ({s['value']:g} vs usual {s['baseline']:g})" if night else ""
+    return f"{name} {amount} for {span}{usual}"
+
+
+def reason_text(reason_code: str | None, details: dict | None, language: str | None, fallback: str) -> str:
+    """A detection reason in ``language`` (en or zh-CN); ``fallback`` (the English sentence) when unknown."""
+    lang = _language(language)
+    details = details or {}
+    if reason_code == "no_data" and "hours" in details:
+        hours = float(details["hours"])
+        span = (f"{hours:.0f} 小时" if hours < 48 else f"{hours / 24:.0f} 天") if lang == "zh-CN" else (
+            f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days")
+        return (f"设备已 {span} 没有数据：手表可能未佩戴或未同步；这不是健康变化" if lang == "zh-CN" else
+                f"no data from the device for {span}: the watch may be off or not syncing; this is not a health change")
+    if reason_code == "nights_missing" and "nights" in details:
+        n = int(details["nights"])
+        return (f"连续 {n} 晚没有夜间心率（白天有数据）；夜间检测暂停，直到夜间佩戴" if lang == "zh-CN" else
+                f"no overnight heart rate for {n} nights while the device sent data by day; the overnight check "
+                f"is paused until it is worn at night")
+    if reason_code in ("combined_evidence", "feature_change") and details.get("signals"):
+        parts = [_signal_text(s, lang) for s in details["signals"]]
+        if any(p is None for p in parts):
+            return fallback
+        if lang == "zh-CN":
+            head = "多项指标同时变化：" if len(parts) > 1 else "明显变化："
+            return head + "；".join(parts)
+        head = "several changes together: " if len(parts) > 1 else "a clear change: "
+        return head + ", ".join(parts)
+    return fallback

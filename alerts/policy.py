@@ -11,12 +11,14 @@ SEVERITY_RANK = {"info": 0, "low": 1, "high": 2, "critical": 3}
 CRITICAL_FEATURES = frozenset({"spo2", "blood_pressure", "glucose", "body_temperature", "respiratory_rate"})
 
 
-def severity_for(kind: str, tier: str, feature: str) -> str:
+def severity_for(kind: str, tier: str, feature: str, metric: str | None = None) -> str:
+    """A combined alert (feature ``combined``) is critical when its leading signal is a vital sign (the
+    detector then names that vital's metric)."""
     if kind == "data_gap":
         return "info"
     if tier == "watch":
         return "low"
-    return "critical" if feature in CRITICAL_FEATURES else "high"
+    return "critical" if feature in CRITICAL_FEATURES or metric in CRITICAL_FEATURES else "high"
 
 
 class EscalationStep(BaseModel):

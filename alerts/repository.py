@@ -8,21 +8,24 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from streaming.events import AnomalyEvent
+
 ALERT_CHANNEL = "beidou_alerts"
 
 ALERT_COLUMNS = """a.id, a.person_id, p.external_id AS person, a.kind, a.feature, a.metric, a.tier, a.severity,
-    a.urgent, a.status, a.summary, a.episode_start, a.episode_end, a.opened_at, a.updated_at, s.external_id AS assignee,
+    a.urgent, a.status, a.summary, a.reason_code, a.details, a.episode_start, a.episode_end, a.opened_at, a.updated_at, s.external_id AS assignee,
     a.claimed_at, a.resolved_at, a.resolution, a.resolution_note, a.next_escalation_at, a.escalations_done"""
 
 
-async def unhandled_events(conn: psycopg.AsyncConnection, limit: int) -> list[dict]:
+async def unhandled_events(conn: psycopg.AsyncConnection, limit: int) -> list[AnomalyEvent]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        """SELECT id, person_id, kind, feature, metric, tier, start_time, end_time, value, baseline, reason
+        """SELECT id, person_id, kind, feature, metric, tier, start_time, end_time, value, baseline, reason,
+                  reason_code, details
              FROM anomaly_events WHERE handled_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
         (limit,),
     )
-    return await cur.fetchall()
+    return [AnomalyEvent.from_row(row) for row in await cur.fetchall()]
 
 
 async def mark_handled(conn: psycopg.AsyncConnection, event_id: int) -> None:
@@ -68,6 +71,8 @@ async def open_alert_for_update(conn: psycopg.AsyncConnection, person_id: UUID, 
 
 async def insert_alert(conn: psycopg.AsyncConnection, **fields) -> UUID:
     fields["policy"] = Jsonb(fields["policy"])
+    if "details" in fields:
+        fields["details"] = Jsonb(fields["details"])
     columns = ", ".join(fields)
     placeholders = ", ".join(["%s"] * len(fields))
     cur = await conn.execute(f"INSERT INTO alerts ({columns}) VALUES ({placeholders}) RETURNING id",
@@ -76,6 +81,8 @@ async def insert_alert(conn: psycopg.AsyncConnection, **fields) -> UUID:
 
 
 async def update_alert(conn: psycopg.AsyncConnection, alert_id: UUID, **fields) -> None:
+    if "details" in fields:
+        fields["details"] = Jsonb(fields["details"])
     assignments = ", ".join(f"{name} = %s" for name in fields)
     await conn.execute(f"UPDATE alerts SET {assignments}, updated_at = now() WHERE id = %s",
                        (*fields.values(), alert_id))

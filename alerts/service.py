@@ -15,11 +15,11 @@ import psycopg
 from alerts import repository as repo
 from alerts.policy import DEFAULT_POLICY, SEVERITY_RANK, EscalationPolicy, severity_for
 from app.core.errors import Conflict, Forbidden, NotFound
+from streaming.events import TIER_RANK, AnomalyEvent
 
 RESOLUTIONS = ("needed_help", "member_fine", "false_alarm", "no_response", "consent_withdrawn")
 SUPERVISING_ROLES = ("care_supervisor", "tenant_admin")
 FALSE_ALARM_QUIET = timedelta(days=14)
-TIER_RANK = {"watch": 1, "alert": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,61 +37,61 @@ class Actor:
 SYSTEM = Actor("system", "system")
 
 
-def _summary(event: dict) -> str:
-    return event["reason"]
-
-
-async def open_from_anomaly(conn: psycopg.AsyncConnection, *, tenant_id: UUID, event: dict,
+async def open_from_anomaly(conn: psycopg.AsyncConnection, *, tenant_id: UUID, event: AnomalyEvent,
                             now: datetime | None = None) -> UUID | None:
     """Open an alert for the event's person and condition, or extend the open one. Returns the alert id,
-    or None when monitoring consent for the data type is gone (nothing reaches anyone)."""
+    or None when monitoring consent for the data type is gone (nothing reaches anyone). The event's
+    structured reason is copied into the alert, next to its English summary."""
     now = now or datetime.now(timezone.utc)
-    person_id = event["person_id"]
-    consent_event = await repo.consent_event_for(conn, person_id, event["metric"], "monitoring")
+    person_id = UUID(event.person)
+    consent_event = await repo.consent_event_for(conn, person_id, event.metric, "monitoring")
     if consent_event is None:
         return None
-    severity = severity_for(event["kind"], event["tier"], event["feature"])
-    existing = await repo.open_alert_for_update(conn, person_id, event["kind"], event["feature"])
+    severity = severity_for(event.kind, event.tier, event.feature, event.metric)
+    existing = await repo.open_alert_for_update(conn, person_id, event.kind, event.feature)
     if existing is None:
         policy = EscalationPolicy.model_validate(await repo.tenant_policy(conn) or DEFAULT_POLICY.model_dump())
         try:
             async with conn.transaction():  # a savepoint: another worker may open the same alert right now
                 alert_id = await repo.insert_alert(
-                    conn, tenant_id=tenant_id, person_id=person_id, kind=event["kind"], feature=event["feature"],
-                    metric=event["metric"], tier=event["tier"], severity=severity,
-                    severity_rank=SEVERITY_RANK[severity], status="open", summary=_summary(event),
-                    episode_start=event["start_time"], episode_end=event["end_time"], opened_at=now,
+                    conn, tenant_id=tenant_id, person_id=person_id, kind=event.kind, feature=event.feature,
+                    metric=event.metric, tier=event.tier, severity=severity,
+                    severity_rank=SEVERITY_RANK[severity], status="open", summary=event.reason,
+                    reason_code=event.reason_code, details=event.details,
+                    episode_start=event.start, episode_end=event.end, opened_at=now,
                     consent_event_id=consent_event, policy=policy.model_dump(),
                     next_escalation_at=policy.next_due(severity, now, []),
                 )
         except psycopg.errors.UniqueViolation:
-            existing = await repo.open_alert_for_update(conn, person_id, event["kind"], event["feature"])
+            existing = await repo.open_alert_for_update(conn, person_id, event.kind, event.feature)
         else:
-            await repo.add_evidence(conn, alert_id=alert_id, event_id=event["id"], tenant_id=tenant_id,
+            await repo.add_evidence(conn, alert_id=alert_id, event_id=event.id, tenant_id=tenant_id,
                                     person_id=person_id)
             await repo.add_timeline(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id,
                                     actor_kind="system", actor_id="detector", action="opened", to_status="open",
-                                    detail={"severity": severity, "reason": event["reason"], "event_id": event["id"]})
+                                    detail={"severity": severity, "reason": event.reason, "event_id": event.id})
             return alert_id
     return await _extend(conn, existing, event, severity, consent_event)
 
 
-async def _extend(conn: psycopg.AsyncConnection, alert: dict, event: dict, severity: str, consent_event: int) -> UUID:
-    changes: dict = {"episode_end": max(alert["episode_end"], event["end_time"]), "consent_event_id": consent_event}
+async def _extend(conn: psycopg.AsyncConnection, alert: dict, event: AnomalyEvent, severity: str,
+                  consent_event: int) -> UUID:
+    changes: dict = {"episode_end": max(alert["episode_end"], event.end), "consent_event_id": consent_event}
     raised = SEVERITY_RANK[severity] > alert["severity_rank"]
-    if TIER_RANK[event["tier"]] > TIER_RANK[alert["tier"]]:
-        changes["tier"] = event["tier"]
+    if TIER_RANK[event.tier] > TIER_RANK[alert["tier"]]:
+        changes["tier"] = event.tier
     if raised:
         policy = EscalationPolicy.model_validate(alert["policy"])
-        changes.update(severity=severity, severity_rank=SEVERITY_RANK[severity], summary=_summary(event),
+        changes.update(severity=severity, severity_rank=SEVERITY_RANK[severity], summary=event.reason,
+                       reason_code=event.reason_code, details=event.details,
                        next_escalation_at=policy.next_due(severity, alert["opened_at"], alert["escalations_done"]))
     await repo.update_alert(conn, alert["id"], **changes)
-    await repo.add_evidence(conn, alert_id=alert["id"], event_id=event["id"], tenant_id=alert["tenant_id"],
+    await repo.add_evidence(conn, alert_id=alert["id"], event_id=event.id, tenant_id=alert["tenant_id"],
                             person_id=alert["person_id"])
     await repo.add_timeline(conn, alert_id=alert["id"], tenant_id=alert["tenant_id"], person_id=alert["person_id"],
                             actor_kind="system", actor_id="detector", action="severity_raised" if raised else "extended",
-                            detail={"severity": severity if raised else alert["severity"], "reason": event["reason"],
-                                    "event_id": event["id"]})
+                            detail={"severity": severity if raised else alert["severity"], "reason": event.reason,
+                                    "event_id": event.id})
     return alert["id"]
 
 

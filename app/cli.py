@@ -285,13 +285,20 @@ def replay(heart_rate: str, steps: str | None, person: str | None, tz: str) -> N
 
 
 @main.command(help="Judge the detector on a folder of labelled wearable data (<ID>_hr.csv.gz, <ID>_steps.csv.gz, "
-                   "labels.csv): early detection and alert burden, beside a NightSignal reference.")
+                   "labels.csv): leave-one-person-out, injected illnesses as an operating curve (PNG), and the "
+                   "labelled people as they are, each beside a NightSignal reference.")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="test-artifacts", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for detection-curve.png and detection-evaluation.json.")
+@click.option("--synthetic", default=6, show_default=True, help="Generated people added to the injections.")
+@click.option("--seeds", default=2, show_default=True, help="Injections per position.")
+@click.option("--write-operating-points", "write_points", is_flag=True,
+              help="Rewrite the committed operating points (streaming/detection/operating_points.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def evaluate(folder: str, as_json: bool) -> None:
+def evaluate(folder: str, out: str, synthetic: int, seeds: int, write_points: bool, as_json: bool) -> None:
     from streaming import evaluate as ev
-    report = ev.evaluate_folder(folder)
-    click.echo(json.dumps(report, indent=2, default=str) if as_json else ev.format_report(report))
+    ev.run(folder, out=Path(out), write_points=write_points, synthetic=synthetic, seeds=seeds, as_json=as_json,
+           command="beidou evaluate " + " ".join(sys.argv[2:]))
 
 
 @main.command("fcm-emulator", help="Run the local FCM HTTP v1 emulator (for tests and the demo).")

@@ -6,6 +6,7 @@ notification would have left behind. Runs on its own (`beidou worker`) or inside
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 import logging
 from uuid import UUID
 
@@ -16,7 +17,10 @@ from app.core.errors import DatabaseUnavailable
 from app.core.listen import listen_forever
 from consent.service import CONSENT_CHANNEL, ConsentChange
 from consent.catalog import MONITORING
+from streaming import settings_repository as detection_settings
 from streaming.consumer import DetectionConsumer
+from streaming.detection import DetectorConfig
+from streaming.detection.operating_points import threshold_for
 from streaming.ingest import INGEST_CHANNEL
 from streaming.repository import ANOMALY_CHANNEL
 
@@ -32,6 +36,7 @@ class Worker:
         self.db = db
         self.listen_url = listen_url
         self.detection = DetectionConsumer(db)
+        self._base_detector_config = self.detection.detector_config
         self.alerts = AlertConsumer(db)
         self._anomalies: set[UUID] = set()
         self._anomaly_wake = asyncio.Event()
@@ -74,7 +79,8 @@ class Worker:
             self._outbox_wake.set()
         elif channel == FEEDBACK_CHANNEL:
             tenant_id, person_id = payload.split("|")
-            await self.detection.apply_feedback(UUID(tenant_id), UUID(person_id))
+            consumer = await self._detection_for(UUID(tenant_id))
+            await consumer.apply_feedback(UUID(tenant_id), UUID(person_id))
         elif channel == CONSENT_CHANNEL:
             change = ConsentChange.parse(payload)
             if change.purpose == MONITORING and not change.granted:
@@ -108,6 +114,14 @@ class Worker:
             except Exception:
                 log.exception("worker.periodic_failed job=%s", getattr(job, "__name__", job))
 
+    async def _detection_for(self, tenant_id: UUID) -> DetectionConsumer:
+        """A detection consumer with the insurer's chosen operating point (read on every pass: a change
+        applies from the next one; stored detector state does not depend on it)."""
+        async with self.db.transaction(tenant_id=tenant_id) as conn:
+            choice = await detection_settings.operating_point(conn)
+        config: DetectorConfig = replace(self._base_detector_config, fusion_threshold=threshold_for(choice))
+        return DetectionConsumer(self.db, detector_config=config, config=self.detection.config)
+
     async def _detect_loop(self) -> None:
         while True:
             await self._wake.wait()
@@ -115,7 +129,8 @@ class Worker:
             while self._dirty:
                 tenant_id = self._dirty.pop()
                 try:
-                    result = await self.detection.process_tenant(tenant_id)
+                    consumer = await self._detection_for(tenant_id)
+                    result = await consumer.process_tenant(tenant_id)
                 except DatabaseUnavailable as exc:
                     log.warning("detection.pass_failed tenant=%s error=%s", tenant_id, exc)
                     self._dirty.add(tenant_id)

@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from streaming.detection import DetectorConfig, EpisodeSummary, PersonDetector
+from streaming.detection import DetectorConfig, PersonDetector
+from streaming.events import AnomalyEvent
 
 _STEPS, _HEART_RATE = 0, 1  # steps sort first at equal times: a step in that second means not at rest
 _METRICS = ("steps", "heart_rate")
@@ -71,7 +72,7 @@ def merged_stream(hr: tuple[np.ndarray, np.ndarray], steps: tuple[np.ndarray, np
 
 
 def run_series(hr: tuple[np.ndarray, np.ndarray], steps: tuple[np.ndarray, np.ndarray], person: str,
-               tz: str | ZoneInfo = "UTC", config: DetectorConfig | None = None) -> list[EpisodeSummary]:
+               tz: str | ZoneInfo = "UTC", config: DetectorConfig | None = None) -> list[AnomalyEvent]:
     """Every episode the detector finds in the two series, in start order (open ones included)."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     ts, codes, values = merged_stream(hr, steps, zone)
@@ -86,7 +87,7 @@ def run_series(hr: tuple[np.ndarray, np.ndarray], steps: tuple[np.ndarray, np.nd
 
 
 def run_person(heart_rate_path, steps_path, person: str, tz: str | ZoneInfo = "UTC",
-               config: DetectorConfig | None = None) -> list[EpisodeSummary]:
+               config: DetectorConfig | None = None) -> list[AnomalyEvent]:
     """:func:`run_series` on two files."""
     return run_series(read_series(heart_rate_path), read_series(steps_path), person, tz, config)
 

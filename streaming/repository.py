@@ -6,6 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from streaming.events import AnomalyEvent
 
@@ -127,11 +128,11 @@ async def insert_events(conn: psycopg.AsyncConnection, *, tenant_id: UUID, perso
         for i, e in enumerate(events):
             await cur.execute(
                 """INSERT INTO anomaly_events (tenant_id, person_id, kind, feature, metric, tier, start_time, end_time,
-                                               value, baseline, reason, source_received_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                               value, baseline, reason, reason_code, details, source_received_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (person_id, feature, kind, tier, start_time) DO NOTHING""",
                 (tenant_id, person_id, e.kind, e.feature, e.metric, e.tier, e.start, e.end, e.value, e.baseline,
-                 e.reason, received_at[i] if received_at else None),
+                 e.reason, e.reason_code, Jsonb(e.details), received_at[i] if received_at else None),
             )
             inserted += cur.rowcount
         if inserted:

@@ -39,7 +39,12 @@ class AlertSummary(BaseModel):
     severity: Severity
     urgent: bool = Field(description="The person asked for help or a call.")
     status: Status
-    summary: str = Field(description="Why, in words: the detector's reason.")
+    summary: str = Field(description="Why, in words: the detector's reason (English; the fallback).")
+    reason_code: str = Field("feature_change", description="What kind of reason `details` holds: "
+                             "combined_evidence, feature_change, no_data or nights_missing.")
+    details: dict = Field(default_factory=dict, description="The reason as data, for rendering in the reader's "
+                          "language: `signals` (signal, metric, value, baseline, change, unit, days, direction), "
+                          "and for combined evidence its `score` and `threshold`.")
     episode_start: datetime
     episode_end: datetime
     opened_at: datetime

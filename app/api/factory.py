@@ -10,7 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api import care, care_live, consents, fhir_in, health, me, me_page, outreach, readings, stream, sync, web
+from app.api import care, care_live, consents, fhir_in, health, me, me_page, outreach, readings, stream, sync, tenant, web
 from app.api.deps import PrincipalCache, Services
 from app.api.limits import BodySizeLimit
 from alerts.repository import ALERT_CHANNEL
@@ -86,7 +86,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    for module in (readings, sync, fhir_in, stream, consents, me, me_page, care, care_live, outreach, health, web):
+    for module in (readings, sync, fhir_in, stream, consents, me, me_page, care, care_live, outreach, tenant, health, web):
         app.include_router(module.router)
 
     @app.exception_handler(BeidouError)

@@ -4,7 +4,7 @@
 
 import { bandText } from "./chart.js";
 import { $, age, chip, el, formatTime, number, shortTime, show } from "./dom.js";
-import { label, t } from "./i18n.js";
+import { label, reasonText, t } from "./i18n.js";
 
 export function urgentChip() {
   const node = chip("urgent", "yes", t("urgent"));
@@ -51,7 +51,7 @@ export function renderHeader(alert) {
   show($("d-escalation-row"), Boolean(alert.next_escalation_at));
   $("d-escalation").textContent = alert.next_escalation_at
     ? `${formatTime(alert.next_escalation_at)} (${age(alert.next_escalation_at)})` : "";
-  $("d-reason").textContent = alert.summary;
+  $("d-reason").textContent = reasonText(alert.reason_code, alert.details, alert.summary);
 }
 
 /**

@@ -408,3 +408,66 @@ export function translatePage(root = document) {
   for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
   for (const el of root.querySelectorAll("[data-i18n-aria]")) el.setAttribute("aria-label", t(el.dataset.i18nAria));
 }
+
+// ---- Detection reasons (structured reason from the detector: reason_code + details) ------------------------
+// One block: the detector sends the reason as data; this renders it in the page's language. The English
+// sentence the service wrote is the fallback for any code or signal not known here.
+const SIGNALS = {
+  overnight_rhr: { en: "overnight resting HR", "zh-CN": "夜间静息心率" },
+  day_rhr: { en: "daytime resting HR", "zh-CN": "日间静息心率" },
+  device_rhr: { en: "device resting HR", "zh-CN": "设备静息心率" },
+  daily_steps: { en: "steps", "zh-CN": "步数" },
+  sleep_duration: { en: "sleep", "zh-CN": "睡眠" },
+  hrv: { en: "HRV", "zh-CN": "心率变异性" },
+  spo2: { en: "SpO2", "zh-CN": "血氧" },
+  body_temperature: { en: "temperature", "zh-CN": "体温" },
+  respiratory_rate: { en: "respiratory rate", "zh-CN": "呼吸频率" },
+  blood_pressure: { en: "systolic blood pressure", "zh-CN": "收缩压" },
+  glucose: { en: "glucose", "zh-CN": "血糖" },
+};
+en.feat_combined = "Several signals together";
+zh.feat_combined = "多项指标综合";
+const signed = (x, digits) => `${x >= 0 ? "+" : ""}${x.toFixed(digits)}`;
+
+function signalText(s, zh) {
+  const names = SIGNALS[s.signal];
+  if (!names) return null;
+  const name = names[zh ? "zh-CN" : "en"];
+  const days = Number(s.days || 1);
+  const change = Number(s.change || 0);
+  const night = s.signal === "overnight_rhr";
+  let amount;
+  if ((s.signal === "daily_steps" || s.signal === "hrv") && s.baseline) {
+    amount = `${signed(100 * (s.value / s.baseline - 1), 0)}%`;
+  } else if (s.signal === "sleep_duration") {
+    amount = `${signed(change / 60, 1)} ${zh ? "小时" : "h"}`;
+  } else {
+    amount = `${signed(change, Math.abs(change) < 10 ? 1 : 0)} ${s.unit || ""}`.trim();
+  }
+  if (zh) return `${name} ${amount}，持续 ${days} ${night ? "晚" : "天"}${night ? `（${s.value}，平时 ${s.baseline}）` : ""}`;
+  const span = `${days} ${night ? "night" : "day"}${days === 1 ? "" : "s"}`;
+  return `${name} ${amount} for ${span}${night ? ` (${s.value} vs usual ${s.baseline})` : ""}`;
+}
+
+/** An alert's reason in the page's language, from its reason_code and details; ``fallback`` when unknown. */
+export function reasonText(code, details, fallback) {
+  const zh = current === "zh-CN";
+  const d = details || {};
+  if (code === "no_data" && d.hours !== undefined) {
+    const span = d.hours < 48 ? `${Math.round(d.hours)} ${zh ? "小时" : "hours"}` : `${Math.round(d.hours / 24)} ${zh ? "天" : "days"}`;
+    return zh ? `设备已 ${span} 没有数据：手表可能未佩戴或未同步；这不是健康变化`
+      : `no data from the device for ${span}: the watch may be off or not syncing; this is not a health change`;
+  }
+  if (code === "nights_missing" && d.nights !== undefined) {
+    return zh ? `连续 ${d.nights} 晚没有夜间心率（白天有数据）；夜间检测暂停，直到夜间佩戴`
+      : `no overnight heart rate for ${d.nights} nights while the device sent data by day; the overnight check is paused until it is worn at night`;
+  }
+  if ((code === "combined_evidence" || code === "feature_change") && Array.isArray(d.signals) && d.signals.length) {
+    const parts = d.signals.map((s) => signalText(s, zh));
+    if (parts.some((p) => p === null)) return serviceText(fallback);
+    if (zh) return (parts.length > 1 ? "多项指标同时变化：" : "明显变化：") + parts.join("；");
+    return (parts.length > 1 ? "several changes together: " : "a clear change: ") + parts.join(", ");
+  }
+  return serviceText(fallback);
+}
+// ---- end of detection reasons ---------------------------------------------------------------------------

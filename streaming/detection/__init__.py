@@ -10,11 +10,11 @@
 """
 from streaming.detection.baseline import Baseline, Score
 from streaming.detection.config import DailySpec, DetectorConfig
-from streaming.detection.person import EpisodeSummary, PersonDetector
+from streaming.detection.person import PersonDetector
 from streaming.detection.reading import Reading
 from streaming.detection.state import STATE_VERSION, IncompatibleState
 
 __all__ = [
-    "STATE_VERSION", "Baseline", "DailySpec", "DetectorConfig", "EpisodeSummary", "IncompatibleState",
+    "STATE_VERSION", "Baseline", "DailySpec", "DetectorConfig", "IncompatibleState",
     "PersonDetector", "Reading", "Score",
 ]

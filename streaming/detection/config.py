@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streaming.detection.fusion import FusionParams
+from streaming.detection.operating_points import threshold_for
+
 
 @dataclass(frozen=True, slots=True)
 class DailySpec:
@@ -53,15 +56,21 @@ DEFAULT_DAILY: tuple[DailySpec, ...] = (
     # Illness lowers activity; a lazy day is ordinary, so steps only ever raise a watch, two days running.
     DailySpec("daily_steps", "steps", "sum", -1, 0.5, "daily steps", "steps", 0.25, log=True,
               max_tier="watch", single_day_watch=False, min_hours=10),
-    DailySpec("device_rhr", "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm", 1.5),
-    DailySpec("hrv", "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True),
+    # Resting heart rate from the device and HRV alert through the evidence fusion, with the other signals.
+    DailySpec("device_rhr", "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm", 1.5,
+              max_tier="watch"),
+    DailySpec("hrv", "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True, max_tier="watch"),
     DailySpec("sleep_duration", "sleep", "sum", 0, 90.0, "sleep", "min", 20.0, max_tier="watch",
               single_day_watch=False),
-    DailySpec("spo2", "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5),
+    # SpO2, temperature and respiratory rate alert through the fusion too (one alert per illness, not one
+    # per vital sign); the alerting layer makes an alert critical when one of them is among its signals.
+    DailySpec("spo2", "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5, max_tier="watch"),
     DailySpec("blood_pressure", "blood_pressure", "mean", +1, 10.0, "systolic blood pressure", "mmHg", 3.0),
     DailySpec("glucose", "glucose", "mean", +1, 20.0, "mean glucose", "mg/dL", 5.0),
-    DailySpec("body_temperature", "body_temperature", "max", +1, 0.5, "highest body temperature", "°C", 0.15),
-    DailySpec("respiratory_rate", "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5),
+    DailySpec("body_temperature", "body_temperature", "max", +1, 0.5, "highest body temperature", "°C", 0.15,
+              max_tier="watch"),
+    DailySpec("respiratory_rate", "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5,
+              max_tier="watch"),
 )
 
 
@@ -123,6 +132,13 @@ class DetectorConfig:
     """Added to a feature's z thresholds while a care agent's false-alarm verdict is in force."""
     daily: tuple[DailySpec, ...] = field(default=DEFAULT_DAILY)
     """The daily features of metrics other than heart rate."""
+    fusion: FusionParams = field(default_factory=FusionParams)
+    """How the signals' daily evidence is combined (see ``fusion``); chosen by ``beidou evaluate``."""
+    fusion_threshold: float = field(default_factory=lambda: threshold_for("standard"))
+    """Accumulated evidence that raises an alert: the operating point (a tenant picks low/standard/high)."""
+    min_worn_hours: int = 10
+    """Hours of a day with heart rate before its steps count as evidence: inactivity is a signal only
+    while the watch is worn; a day without heart rate is a gap."""
 
     def daily_spec(self, metric: str) -> DailySpec | None:
         for spec in self.daily:

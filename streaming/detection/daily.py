@@ -11,7 +11,8 @@ import math
 
 from streaming.detection.baseline import Baseline
 from streaming.detection.config import DailySpec, DetectorConfig
-from streaming.detection.episodes import Emission, Episode, EpisodeTracker, Window, classify, judge
+from streaming.detection.episodes import Episode, EpisodeTracker, Window, classify, judge
+from streaming.events import AnomalyEvent
 
 _NEG_INF = -math.inf
 # A candidate (confirming) change needs three quarters of the change that counts on its own, as for heart
@@ -33,7 +34,7 @@ class DailyFeature:
     """One daily feature of one person."""
 
     __slots__ = ("spec", "cfg", "acc", "n", "next_acc", "next_n", "base", "last_day", "last_day_learned",
-                 "tracker", "quiet_until", "last_z", "last_ratio", "_strong_change")
+                 "tracker", "quiet_until", "last_z", "last_ratio", "last_value", "_strong_change")
 
     def __init__(self, spec: DailySpec, cfg: DetectorConfig):
         self.spec = spec
@@ -49,6 +50,7 @@ class DailyFeature:
         self.quiet_until = _NEG_INF
         self.last_z: float | None = None  # today's signed z, read by the heart-rate feature's activity gate
         self.last_ratio: float | None = None
+        self.last_value: float | None = None  # today's value in the feature's unit, for the evidence fusion
         if spec.log:
             # A fall of 50 % is log(0.5); a rise of 50 % is log(1.5).
             self._strong_change = (-math.log(1.0 - spec.min_change) if spec.direction < 0
@@ -64,14 +66,15 @@ class DailyFeature:
             self.acc = _combine(self.spec.aggregate, self.acc, x)
             self.n += 1
 
-    def close_day(self, date: int, start: float, end: float, hours_seen: int) -> list[Emission]:
+    def close_day(self, date: int, start: float, end: float, hours_seen: int) -> list[AnomalyEvent]:
         spec = self.spec
         acc, n = self.acc, self.n
         self.acc, self.n, self.next_acc, self.next_n = self.next_acc, self.next_n, None, 0
-        self.last_z = self.last_ratio = None
+        self.last_z = self.last_ratio = self.last_value = None
         if n == 0 or hours_seen < spec.min_hours:
             return []
         value = acc / n if spec.aggregate == "mean" else acc
+        self.last_value = value
         x = math.log1p(max(value, 0.0)) if spec.log else value
         score = self.base.score_one(x)
         if score is None:
@@ -115,7 +118,10 @@ class DailyFeature:
         text = (f"{spec.label} {value:,.{d}f} {spec.unit} vs your {self.base.count}-day baseline "
                 f"{base:,.{d}f} ({change})")
         days = ep.days
-        return text + (f", {days} days running" if days > 1 else ", one day so far")
+        details = {"signals": [{"signal": spec.feature, "metric": spec.metric, "value": round(value, 2),
+                                "baseline": round(base, 2), "change": round(value - base, 2), "unit": spec.unit,
+                                "days": days, "direction": "up" if value >= base else "down"}]}
+        return text + (f", {days} days running" if days > 1 else ", one day so far"), details
 
     def on_gap(self, long_gap: bool) -> None:
         self.tracker.close()

@@ -3,8 +3,8 @@
 A *window* is one night, one day's resting hours, or one day of a daily metric, scored against its
 baseline. Flagged windows in a row form one *episode*: an event goes out when the episode opens and again
 if it escalates from watch to alert, never for every night in between (the alerting layer extends the
-alert it already has). When an episode ends it is kept as a :class:`Finished` record for the replay and
-evaluation tools.
+alert it already has). Events and finished episodes are both :class:`~streaming.events.AnomalyEvent`
+records with epoch-second times (the person and zone are attached by ``PersonDetector``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from streaming.detection.baseline import Score
-from streaming.events import ALERT, HEALTH, TIER_RANK, WATCH
+from streaming.events import ALERT, HEALTH, TIER_RANK, WATCH, AnomalyEvent
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -58,40 +58,11 @@ def classify(score: Score, direction: int, *, candidate_z: float, candidate_chan
     return bad_z, bad_change, candidate, strong
 
 
-@dataclass(frozen=True, slots=True)
-class Emission:
-    """An event before the person and time zone are attached (see ``PersonDetector``)."""
-
-    kind: str
-    feature: str
-    metric: str
-    tier: str
-    start: float
-    end: float
-    value: float | None
-    baseline: float | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A whole episode, once it is over (or still open at the end of a replay)."""
-
-    kind: str
-    feature: str
-    metric: str
-    tier: str
-    start: float
-    end: float
-    alert_at: float | None  # end of the window that raised it to alert, when it did
-    reason: str
-
-
 class Episode:
     """The open episode of one feature."""
 
     __slots__ = ("start", "end", "tier", "last_date", "nights", "days", "alert_at", "reason", "value",
-                 "baseline")
+                 "baseline", "details")
 
     def __init__(self, start: float, end: float, tier: str, last_date: int):
         self.start = start
@@ -104,15 +75,16 @@ class Episode:
         self.reason = ""
         self.value: float | None = None
         self.baseline: float | None = None
+        self.details: dict = {}
 
     def to_state(self) -> list:
         return [self.start, self.end, self.tier, self.last_date, self.nights, self.days, self.alert_at,
-                self.reason, self.value, self.baseline]
+                self.reason, self.value, self.baseline, self.details]
 
     @classmethod
     def from_state(cls, st: list) -> Episode:
         ep = cls(st[0], st[1], st[2], st[3])
-        ep.nights, ep.days, ep.alert_at, ep.reason, ep.value, ep.baseline = st[4:]
+        ep.nights, ep.days, ep.alert_at, ep.reason, ep.value, ep.baseline, ep.details = st[4:]
         return ep
 
 
@@ -137,14 +109,14 @@ class EpisodeTracker:
         self.max_tier = max_tier
         self.log = log
         self.open: Episode | None = None
-        self.finished: list[Finished] = []  # drained by the caller; not part of the persisted state
+        self.finished: list[AnomalyEvent] = []  # drained by the caller; not part of the persisted state
 
-    def flag(self, window: Window, tier: str | None, *, reason: Callable[[Episode], str],
-             partner: Window | None = None) -> list[Emission]:
+    def flag(self, window: Window, tier: str | None, *, reason: Callable[[Episode], tuple[str, dict]],
+             partner: Window | None = None) -> list[AnomalyEvent]:
         """Add a flagged window; ``tier`` is None for a window that only continues an open episode.
 
         ``partner`` is the neighbouring window that confirmed this one; a new episode starts with it.
-        ``reason`` words the episode once this window is counted. Returns the events to send: one when an
+        ``reason`` words the episode once this window is counted: ``(English sentence, details)``. Returns the events to send: one when an
         episode opens, one when it escalates.
         """
         if tier is not None and TIER_RANK[tier] > TIER_RANK[self.max_tier]:
@@ -174,19 +146,18 @@ class EpisodeTracker:
             value, baseline = math.expm1(value), math.expm1(baseline)
         ep.value = round(value, 2)
         ep.baseline = round(baseline, 2)
-        ep.reason = reason(ep)
+        ep.reason, ep.details = reason(ep)
         if not emit:
             return []
-        return [Emission(HEALTH, self.feature, self.metric, ep.tier, ep.start, ep.end, ep.value, ep.baseline,
-                         ep.reason)]
+        return [AnomalyEvent("", HEALTH, self.feature, self.metric, ep.tier, ep.start, ep.end, ep.value,
+                             ep.baseline, ep.reason, details=ep.details)]
 
     def close(self) -> None:
         """End the open episode, if any, and keep its record."""
         ep = self.open
         if ep is None:
             return
-        self.finished.append(Finished(HEALTH, self.feature, self.metric, ep.tier, ep.start, ep.end,
-                                      ep.alert_at, ep.reason))
+        self.finished.append(self._record(ep))
         self.open = None
 
     def close_if_stale(self, date: int, max_silent_days: int = 2) -> None:
@@ -194,12 +165,13 @@ class EpisodeTracker:
         if self.open is not None and date - self.open.last_date > max_silent_days:
             self.close()
 
-    def snapshot(self) -> Finished | None:
+    def snapshot(self) -> AnomalyEvent | None:
         """The open episode as a record (used at the end of a replay)."""
-        ep = self.open
-        if ep is None:
-            return None
-        return Finished(HEALTH, self.feature, self.metric, ep.tier, ep.start, ep.end, ep.alert_at, ep.reason)
+        return self._record(self.open) if self.open is not None else None
+
+    def _record(self, ep: Episode) -> AnomalyEvent:
+        return AnomalyEvent("", HEALTH, self.feature, self.metric, ep.tier, ep.start, ep.end, ep.value, ep.baseline,
+                            ep.reason, details=ep.details, alert_at=ep.alert_at)
 
     def to_state(self) -> list | None:
         return self.open.to_state() if self.open is not None else None
@@ -210,8 +182,8 @@ class EpisodeTracker:
 
 def judge(tracker: EpisodeTracker, window: Window, partners: list[Window], *, opens_watch: bool,
           combined_z: float, strong_change: float,
-          reason: Callable[[Episode, Window, Window | None], str]
-          ) -> tuple[list[Emission], bool, Window | None]:
+          reason: Callable[[Episode, Window, Window | None], tuple[str, dict]]
+          ) -> tuple[list[AnomalyEvent], bool, Window | None]:
     """Decide a scored window's tier and hand it to the tracker; returns ``(events, flagged, partner)``.
 
     - alert: the window and a neighbouring window (``partners``) are both unusual, their evidence combined
@@ -240,4 +212,4 @@ def judge(tracker: EpisodeTracker, window: Window, partners: list[Window], *, op
     return events, True, partner
 
 
-__all__ = ["ALERT", "WATCH", "Emission", "Episode", "EpisodeTracker", "Finished", "Window", "classify", "judge"]
+__all__ = ["ALERT", "WATCH", "Episode", "EpisodeTracker", "Window", "classify", "judge"]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -10,33 +9,16 @@ from streaming.detection import state as state_codec
 from streaming.detection.clock import DayBounds, LocalCalendar
 from streaming.detection.config import DetectorConfig
 from streaming.detection.daily import DailyFeature
-from streaming.detection.episodes import Emission, Finished
+from streaming.detection.fusion import FEATURE as FUSED_FEATURE
+from streaming.detection.fusion import SIGNALS as FUSED_SIGNALS
+from streaming.detection.fusion import Fusion
 from streaming.detection.resting_hr import DERIVED_FROM as HR_DERIVED_FROM
 from streaming.detection.resting_hr import FEATURE as HR_FEATURE
 from streaming.detection.resting_hr import RestingHeartRate
-from streaming.events import DATA_GAP, WATCH, AnomalyEvent
+from streaming.events import DATA_GAP, NO_DATA, WATCH, AnomalyEvent
 
 _NEG_INF = -math.inf
 WEAR = "wear"
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeSummary:
-    """A whole episode, for the replay and evaluation tools."""
-
-    person: str
-    kind: str
-    feature: str
-    metric: str
-    tier: str
-    start: datetime
-    end: datetime
-    alert_at: datetime | None  # when it reached the alert tier
-    reason: str
-
-    def to_json(self) -> dict:
-        return {"person": self.person, "kind": self.kind, "start": self.start.isoformat(),
-                "end": self.end.isoformat(), "tier": self.tier, "feature": self.feature, "reason": self.reason}
 
 
 class PersonDetector:
@@ -60,7 +42,7 @@ class PersonDetector:
     __slots__ = ("person", "tz", "config", "late_readings", "_cal", "_hr", "_daily", "_blocked", "_last_ts",
                  "_gap_reported", "_gaps", "_b", "_phase", "_next", "_closed_until", "_hours", "_last_hour",
                  "_last_active", "_last_steps", "_main_metric", "_gap_s", "_long_gap_s", "_rest_s", "_stale_s",
-                 "_specs")
+                 "_specs", "_fusion", "_hr_hours", "_last_hr_hour", "_pending", "day_log")
 
     def __init__(self, person: str, tz: str | ZoneInfo, config: DetectorConfig | None = None):
         self.person = person
@@ -74,7 +56,7 @@ class PersonDetector:
         self._blocked: set[str] = set()
         self._last_ts: float | None = None
         self._gap_reported = False
-        self._gaps: list[Finished] = []
+        self._gaps: list[AnomalyEvent] = []
         self._b: DayBounds | None = None
         self._phase = 0  # 0: before the night window ends, 1: after
         self._next = _NEG_INF  # next boundary; the first reading sets up its day
@@ -88,6 +70,11 @@ class PersonDetector:
         self._long_gap_s = cfg.rewarm_after_gap_days * 86400.0
         self._rest_s = cfg.rest_after_steps_min * 60.0
         self._stale_s = cfg.steps_stale_min * 60.0
+        self._fusion = Fusion(cfg.fusion, cfg.fusion_threshold, cfg.baseline_window, cfg.warmup)
+        self._hr_hours = 0  # distinct hours with heart rate today: the watch was worn
+        self._last_hr_hour = -1
+        self._pending: tuple[int, dict] | None = None  # (date, values) of the last closed day, for the fusion
+        self.day_log: list | None = None  # set to a list to record each fused day's values (the evaluator)
 
     # -- readings ---------------------------------------------------------------------------------------
     def process(self, reading) -> list[AnomalyEvent]:
@@ -115,6 +102,9 @@ class PersonDetector:
             self._hours += 1
             self._last_hour = hour
         if metric == "heart_rate":
+            if hour != self._last_hr_hour:
+                self._hr_hours += 1
+                self._last_hr_hour = hour
             hr = self._hr
             if hr is None:
                 hr = self._hr = RestingHeartRate(self.config)
@@ -160,6 +150,9 @@ class PersonDetector:
         Closes the open episode and raises the feature's z thresholds by ``config.false_alarm_z``.
         Returns False if the person has no such feature (e.g. consent was withdrawn meanwhile).
         """
+        if feature == FUSED_FEATURE:
+            self._fusion.apply_false_alarm(until.timestamp())
+            return True
         target = self._feature(feature)
         if target is None:
             return False
@@ -183,6 +176,10 @@ class PersonDetector:
         feature = self._daily.pop(metric, None)
         if feature is not None:
             dropped.append(feature.spec.feature)
+        signals = [sig.name for sig in FUSED_SIGNALS if sig.metric == metric]
+        if HR_FEATURE in dropped:
+            signals += ["overnight_rhr", "day_rhr"]
+        self._fusion.drop(signals)
         self._blocked.add(metric)
         return dropped
 
@@ -209,19 +206,27 @@ class PersonDetector:
         return names + [f.spec.feature for f in self._ordered_daily()]
 
     # -- finished episodes (for replay and evaluation; not persisted) -----------------------------------
-    def pop_finished(self) -> list[EpisodeSummary]:
-        """Episodes that ended since the last call."""
+    def pop_finished(self) -> list[AnomalyEvent]:
+        """Episodes that ended since the last call (``alert_at`` set when they reached the alert tier)."""
         records = self._gaps
         self._gaps = []
         for tracker in self._trackers():
             records.extend(tracker.finished)
             tracker.finished = []
-        return [self._summary(r) for r in sorted(records, key=lambda r: (r.start, r.feature))]
+        records.extend(self._fusion.finished)
+        self._fusion.finished = []
+        return self._events(sorted(records, key=lambda r: (r.start, r.feature)))
 
-    def open_episodes(self) -> list[EpisodeSummary]:
+    def open_episodes(self) -> list[AnomalyEvent]:
         """Episodes still open, as they stand."""
         records = [r for r in (t.snapshot() for t in self._trackers()) if r is not None]
-        return [self._summary(r) for r in records]
+        fused = self._fusion.snapshot()
+        return self._events(records + ([fused] if fused is not None else []))
+
+    @property
+    def evidence(self) -> float:
+        """The accumulated combined evidence (the fusion's CuSum) as of the last closed night."""
+        return self._fusion.score
 
     # -- state ------------------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -232,6 +237,8 @@ class PersonDetector:
             self._last_hour, self._last_active, self._last_steps, self._main_metric, sorted(self._blocked),
             self.late_readings, self._hr.to_state() if self._hr is not None else None,
             [[f.spec.metric, f.to_state()] for f in self._ordered_daily()],
+            self._fusion.to_state(), self._hr_hours, self._last_hr_hour,
+            [self._pending[0], list(self._pending[1].items())] if self._pending is not None else None,
         ])
 
     @classmethod
@@ -239,7 +246,7 @@ class PersonDetector:
         """Restore from :meth:`to_bytes`; raises ``IncompatibleState`` for another state version."""
         st = state_codec.decode(data)
         person, tz, last_ts, gap_reported, date, phase, closed_until, hours, last_hour = st[:9]
-        last_active, last_steps, main_metric, blocked, late, hr, daily = st[9:]
+        last_active, last_steps, main_metric, blocked, late, hr, daily, fusion, hr_hours, last_hr_hour, pending = st[9:]
         det = cls(person, tz, config)
         det._last_ts, det._gap_reported, det._closed_until = last_ts, gap_reported, closed_until
         det._hours, det._last_hour, det._last_active, det._last_steps = hours, last_hour, last_active, last_steps
@@ -254,6 +261,9 @@ class PersonDetector:
             spec = det._specs.get(metric)
             if spec is not None:
                 det._daily[metric] = DailyFeature.from_state(spec, det.config, fst)
+        det._fusion.load_state(fusion)
+        det._hr_hours, det._last_hr_hour = hr_hours, last_hr_hour
+        det._pending = (pending[0], dict(pending[1])) if pending is not None else None
         return det
 
     def feature_state_sizes(self) -> dict[str, int]:
@@ -263,12 +273,13 @@ class PersonDetector:
             sizes[HR_FEATURE] = len(state_codec.encode(self._hr.to_state()))
         for f in self._ordered_daily():
             sizes[f.spec.feature] = len(state_codec.encode(f.to_state()))
+        sizes.update(self._fusion.state_sizes(state_codec.encode))
         return sizes
 
     # -- internals --------------------------------------------------------------------------------------
-    def _advance(self, ts: float) -> list[Emission]:
+    def _advance(self, ts: float) -> list[AnomalyEvent]:
         """Close every window boundary up to ``ts``, skipping whole days without data."""
-        out: list[Emission] = []
+        out: list[AnomalyEvent] = []
         if self._b is None:
             self._enter(self._cal.date_of(ts))
         while ts >= self._next:
@@ -279,6 +290,7 @@ class PersonDetector:
                 self._closed_until = b.night_end
                 if self._hr is not None:
                     out += self._hr.close_night(b.date, b.night_start, b.night_end)
+                out += self._fuse(b)
             else:
                 self._closed_until = b.next_start
                 out += self._close_day(b)
@@ -294,39 +306,74 @@ class PersonDetector:
         self._next = self._b.night_end
         self._hours = 0
         self._last_hour = -1
+        self._hr_hours = 0
+        self._last_hr_hour = -1
         for tracker in self._trackers():
             tracker.close_if_stale(day)
 
-    def _close_day(self, b: DayBounds) -> list[Emission]:
-        out: list[Emission] = []
+    def _close_day(self, b: DayBounds) -> list[AnomalyEvent]:
+        out: list[AnomalyEvent] = []
         steps_z = steps_ratio = None
+        values: dict[str, float] = {}
+        worn = self._hr_hours >= self.config.min_worn_hours
         for feature in self._ordered_daily():
             out += feature.close_day(b.date, b.start, b.next_start, self._hours)
             if feature.spec.metric == "steps":
                 steps_z, steps_ratio = feature.last_z, feature.last_ratio
+                if not worn:
+                    continue  # no heart rate, no proof the watch was on: few steps say nothing
+            if feature.last_value is not None:
+                values[feature.spec.feature] = feature.last_value
         if self._hr is not None:
             out += self._hr.close_day(b.date, b.day_start, b.day_end, steps_z, steps_ratio)
+            if self._hr.day_value is not None:
+                values["day_rhr"] = self._hr.day_value
+        self._pending = (b.date, values)
         return out
 
-    def _after_gap(self, last: float, ts: float) -> list[Emission]:
+    def _fuse(self, b: DayBounds) -> list[AnomalyEvent]:
+        """The night just closed: fuse it with the day before (its steps, sleep, daytime resting HR...).
+
+        The fused day is dated by the night, so an alert is raised at 7 am, as NightSignal's would be.
+        """
+        values = dict(self._pending[1]) if self._pending is not None and self._pending[0] == b.date - 1 else {}
+        self._pending = None
+        hr = self._hr
+        if hr is not None and hr.night_value is not None and hr.night_value[0] == b.date:
+            values["overnight_rhr"] = hr.night_value[1]
+        if not values:
+            return []
+        if self.day_log is not None:
+            self.day_log.append((b.date, b.night_start, b.night_end, values))
+        return self._fusion.close_day(b.night_start, b.night_end, values)
+
+    def _after_gap(self, last: float, ts: float) -> list[AnomalyEvent]:
         """Data is back after a gap: report it (unless flush already did) and keep it from reading as health."""
         long_gap = ts - last >= self._long_gap_s
         if self._hr is not None:
             self._hr.on_gap(long_gap)
         for feature in self._daily.values():
             feature.on_gap(long_gap)
+        self._fusion.close()
+        self._pending = None
+        if long_gap:
+            self._fusion.start_probation(self.config.rewarm_values)
+        if self.day_log is not None:
+            self.day_log.append((None, last, ts, {"long_gap": long_gap}))
         emission = self._gap_emission(last, ts)
-        self._gaps.append(Finished(DATA_GAP, WEAR, emission.metric, WATCH, last, ts, None, emission.reason))
+        self._gaps.append(emission)
         reported, self._gap_reported = self._gap_reported, False
         return [] if reported else [emission]
 
-    def _gap_emission(self, last: float, ts: float) -> Emission:
+    def _gap_emission(self, last: float, ts: float) -> AnomalyEvent:
         hours = (ts - last) / 3600.0
         span = f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days"
         since = self._cal.to_datetime(last).strftime("%a %d %b %H:%M")
         reason = (f"no data from the device for {span} (since {since}): the watch may be off or not syncing; "
                   f"this is not a health change")
-        return Emission(DATA_GAP, WEAR, self._main_metric or "heart_rate", WATCH, last, ts, None, None, reason)
+        return AnomalyEvent("", DATA_GAP, WEAR, self._main_metric or "heart_rate", WATCH, last, ts, None, None,
+                            reason, reason_code=NO_DATA,
+                            details={"hours": round(hours, 1), "since": self._cal.to_datetime(last).isoformat()})
 
     def _start_daily(self, metric: str) -> DailyFeature | None:
         spec = self._specs.get(metric)
@@ -355,12 +402,6 @@ class PersonDetector:
                 return feature
         return None
 
-    def _summary(self, r: Finished) -> EpisodeSummary:
+    def _events(self, records: list[AnomalyEvent]) -> list[AnomalyEvent]:
         to_dt = self._cal.to_datetime
-        return EpisodeSummary(self.person, r.kind, r.feature, r.metric, r.tier, to_dt(r.start), to_dt(r.end),
-                              to_dt(r.alert_at) if r.alert_at is not None else None, r.reason)
-
-    def _events(self, emissions: list[Emission]) -> list[AnomalyEvent]:
-        to_dt = self._cal.to_datetime
-        return [AnomalyEvent(self.person, e.kind, e.feature, e.metric, e.tier, to_dt(e.start), to_dt(e.end),
-                             e.value, e.baseline, e.reason) for e in emissions]
+        return [r.bind(self.person, to_dt) for r in records]

@@ -17,8 +17,8 @@ import math
 
 from streaming.detection.baseline import Baseline
 from streaming.detection.config import DetectorConfig
-from streaming.detection.episodes import Emission, Episode, EpisodeTracker, Finished, Window, classify, judge
-from streaming.events import DATA_GAP, WATCH
+from streaming.detection.episodes import Episode, EpisodeTracker, Window, classify, judge
+from streaming.events import DATA_GAP, NIGHTS_MISSING, WATCH, AnomalyEvent
 
 FEATURE = "overnight_rhr"
 METRIC = "heart_rate"
@@ -53,8 +53,7 @@ class RestingHeartRate:
 
     __slots__ = ("cfg", "night", "day", "night_base", "day_base", "last_night", "last_night_learned", "tracker",
                  "quiet_until", "worn_by_day", "missing_nights", "missing_since", "missing_told", "steps_ratio",
-                 "steps_used",
-                 "after_big_day")
+                 "steps_used", "after_big_day", "night_value", "day_value")
 
     def __init__(self, cfg: DetectorConfig):
         self.cfg = cfg
@@ -63,7 +62,8 @@ class RestingHeartRate:
         self.night_base = Baseline(cfg.baseline_window, cfg.warmup, cfg.hr_scale_floor)
         self.day_base = Baseline(cfg.baseline_window, cfg.warmup, cfg.hr_scale_floor)
         self.last_night: Window | None = None
-        self.tracker = EpisodeTracker(FEATURE, METRIC)
+        # Alerts come from the evidence fusion (several signals together); on its own this feature says "watch".
+        self.tracker = EpisodeTracker(FEATURE, METRIC, max_tier=WATCH)
         self.quiet_until = _NEG_INF  # a care agent's false-alarm verdict desensitises until then
         self.worn_by_day = False  # heart rate seen since the last night closed
         self.missing_nights = 0
@@ -73,6 +73,8 @@ class RestingHeartRate:
         self.steps_used = False  # whether steps data shaped this state (consent for steps then covers it)
         self.after_big_day = False  # the coming night follows a day of far more steps than usual
         self.last_night_learned = False  # last_night went into the baseline (an alert may take it back)
+        self.night_value: tuple[int, float] | None = None  # (date, value) of the last assessed night, for fusion
+        self.day_value: float | None = None  # today's assessed daytime resting value, for fusion
 
     # -- per reading: keep these cheap ------------------------------------------------------------------
     def add_heart_rate(self, ts: float, bpm: float, in_night: bool, in_day: bool, steps_known: bool,
@@ -96,7 +98,7 @@ class RestingHeartRate:
             acc.last_minute = minute
 
     # -- at window boundaries ---------------------------------------------------------------------------
-    def close_night(self, date: int, start: float, end: float) -> list[Emission]:
+    def close_night(self, date: int, start: float, end: float) -> list[AnomalyEvent]:
         acc = self.night
         covered = acc.minutes >= self.cfg.min_night_minutes
         value = acc.total / acc.n if covered else 0.0
@@ -105,6 +107,7 @@ class RestingHeartRate:
         if not covered:
             return self._missing_night(start, end, worn_by_day)
         self.missing_nights = 0
+        self.night_value = None if self.after_big_day else (date, value)
         if self.after_big_day:
             # A long run or a hike keeps the heart rate up into the night: neither judge nor learn it.
             self.after_big_day = False
@@ -132,7 +135,7 @@ class RestingHeartRate:
         return events
 
     def close_day(self, date: int, start: float, end: float, steps_z: float | None,
-                  steps_ratio: float | None) -> list[Emission]:
+                  steps_ratio: float | None) -> list[AnomalyEvent]:
         """Score the day's resting window; ``steps_z`` is the day's steps vs usual (log scale, signed)."""
         acc = self.day
         covered = acc.minutes >= self.cfg.min_day_minutes
@@ -140,8 +143,10 @@ class RestingHeartRate:
         acc.reset()
         self.steps_ratio = steps_ratio
         self.after_big_day = steps_ratio is not None and steps_ratio >= self.cfg.night_activity_gate_ratio
+        self.day_value = None
         if not covered or (steps_z is not None and steps_z > self.cfg.activity_gate_z):
             return []
+        self.day_value = value
         score = self.day_base.score_one(value)
         if score is None:
             self.day_base.learn_one(value)
@@ -177,7 +182,7 @@ class RestingHeartRate:
         """Extra z a window needs while a care agent's false-alarm verdict is in force."""
         return self.cfg.false_alarm_z if end < self.quiet_until else 0.0
 
-    def _missing_night(self, start: float, end: float, worn_by_day: bool) -> list[Emission]:
+    def _missing_night(self, start: float, end: float, worn_by_day: bool) -> list[AnomalyEvent]:
         # Only a night missing while the device was worn by day says "not worn at night"; a night inside a
         # whole-device gap is the gap's business.
         if not worn_by_day:
@@ -193,11 +198,12 @@ class RestingHeartRate:
         self.missing_told = end
         reason = (f"no overnight heart rate for {self.missing_nights} nights while the device sent data by "
                   f"day; the overnight check is paused until it is worn at night")
-        self.tracker.finished.append(Finished(DATA_GAP, FEATURE, METRIC, WATCH, self.missing_since, end, None,
-                                              reason))
-        return [Emission(DATA_GAP, FEATURE, METRIC, WATCH, self.missing_since, end, None, None, reason)]
+        event = AnomalyEvent("", DATA_GAP, FEATURE, METRIC, WATCH, self.missing_since, end, None, None, reason,
+                             reason_code=NIGHTS_MISSING, details={"nights": self.missing_nights})
+        self.tracker.finished.append(event)
+        return [event]
 
-    def _reason(self, ep: Episode, window: Window, partner: Window | None) -> str:
+    def _reason(self, ep: Episode, window: Window, partner: Window | None) -> tuple[str, dict]:
         v, b = round(window.score.value), round(window.score.median)
         if window.kind == "night":
             text = f"overnight resting HR {v} bpm vs your {self.night_base.count}-night baseline {b} ({v - b:+d})"
@@ -214,7 +220,12 @@ class RestingHeartRate:
             when = "that day"
         if self.steps_ratio is not None and self.steps_ratio <= 0.7:
             text += f"; {100 * (1 - self.steps_ratio):.0f}% fewer steps than usual {when}"
-        return text
+        signal = "overnight_rhr" if window.kind == "night" else "day_rhr"
+        days = ep.nights if window.kind == "night" else max(ep.days, 1)
+        details = {"signals": [{"signal": signal, "metric": METRIC, "value": round(window.score.value, 1),
+                                "baseline": round(window.score.median, 1), "change": round(window.score.delta, 1),
+                                "unit": "bpm", "days": days, "direction": "up" if window.score.delta >= 0 else "down"}]}
+        return text, details
 
     # -- life cycle -------------------------------------------------------------------------------------
     def on_gap(self, long_gap: bool) -> None:
@@ -236,14 +247,15 @@ class RestingHeartRate:
                 self.last_night.to_state() if self.last_night is not None else None,
                 self.tracker.to_state(), self.quiet_until, self.worn_by_day, self.missing_nights,
                 self.missing_since, self.missing_told, self.steps_ratio, self.steps_used, self.after_big_day,
-                self.last_night_learned]
+                self.last_night_learned, list(self.night_value) if self.night_value else None, self.day_value]
 
     @classmethod
     def from_state(cls, cfg: DetectorConfig, st: list) -> RestingHeartRate:
         f = cls(cfg)
         night, day, night_base, day_base, last_night, tracker = st[:6]
         (f.quiet_until, f.worn_by_day, f.missing_nights, f.missing_since, f.missing_told, f.steps_ratio,
-         f.steps_used, f.after_big_day, f.last_night_learned) = st[6:]
+         f.steps_used, f.after_big_day, f.last_night_learned, night_value, f.day_value) = st[6:]
+        f.night_value = tuple(night_value) if night_value else None
         f.night.load(night)
         f.day.load(day)
         kw = dict(window=cfg.baseline_window, warmup=cfg.warmup, scale_floor=cfg.hr_scale_floor)

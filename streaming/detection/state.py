@@ -12,7 +12,7 @@ import msgspec
 
 from app.core.errors import BeidouError
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 """Bump whenever the meaning or layout of the state changes; old state then raises IncompatibleState."""
 
 _MAGIC = b"HBD"

@@ -104,8 +104,15 @@ def test_a_sustained_overnight_rise_becomes_an_alert_event_with_its_reason(servi
     finally:
         stop(worker)
     kind, feature, tier, start, reason = events[0]
-    assert (kind, tier) == ("health", "alert")
-    assert "bpm" in reason and "baseline" in reason
+    assert (kind, feature, tier) == ("health", "combined", "alert")
+    assert "overnight resting HR +" in reason and "bpm" in reason and "usual" in reason
+    with service.admin_conn() as conn:
+        code, details = conn.execute(
+            "SELECT reason_code, details FROM anomaly_events WHERE tenant_id = %s AND tier = 'alert'",
+            (tenant.id,)).fetchone()
+    assert code == "combined_evidence"
+    night = next(s for s in details["signals"] if s["signal"] == "overnight_rhr")
+    assert night["change"] > 3 and night["unit"] == "bpm" and night["direction"] == "up"
     assert start > datetime.now(timezone.utc) - timedelta(days=6)
     seen, cursor, size = state_for(service, tenant.id, "wang")
     assert seen == len(items) and size < 64 * 1024

@@ -247,6 +247,8 @@ POLICY: dict[str, Policy] = {
                                                           body=lambda i: {"reason": "access matrix"}),
     "POST /v1/admin/guardianships": Policy("admin", ok=201, body=_new_link, fresh="link_body"),
     "GET /v1/admin/guardianships": Policy("admin"),
+    "GET /v1/tenant/detection": Policy("staff"),
+    "PUT /v1/tenant/detection": Policy("admin", body=lambda i: {"operating_point": "standard"}),
     "DELETE /v1/admin/guardianships/{guardian}/{minor}": Policy("admin", target="link", fresh="link"),
 }
 

@@ -8,10 +8,12 @@ import json
 from datetime import date, datetime, timezone
 
 from streaming import evaluate, replay
+from streaming.detection.fusion import FusionParams
 from streaming.detection.synthetic import SyntheticPerson, local_csv_rows
 from streaming.events import AnomalyEvent
 
-KEYS = {"person", "kind", "start", "end", "tier", "feature", "reason"}
+KEYS = {"person", "kind", "start", "end", "tier", "feature", "metric", "value", "baseline", "reason", "reason_code",
+        "details"}
 
 
 def write_exports(folder, name: str, person: SyntheticPerson, gz: bool = True) -> tuple:
@@ -36,7 +38,7 @@ def test_replay_prints_one_json_object_per_episode(tmp_path):
     assert count == len(lines) >= 2
     assert all(set(line) == KEYS for line in lines)
     assert {(line["kind"], line["feature"], line["tier"]) for line in lines} >= {
-        ("data_gap", "wear", "watch"), ("health", "overnight_rhr", "alert")}
+        ("data_gap", "wear", "watch"), ("health", "overnight_rhr", "watch"), ("health", "combined", "alert")}
     alert = next(line for line in lines if line["tier"] == "alert")
     assert alert["person"] == "P1"
     assert datetime.fromisoformat(alert["start"]) == datetime(2026, 2, 4, tzinfo=timezone.utc)
@@ -62,17 +64,24 @@ def test_evaluate_folder_reports_both_detectors(tmp_path):
     (tmp_path / "labels.csv").write_text(
         "participant,symptom_onset,hr_first_day,hr_last_day\n"
         f"ILL,{onset},2026-01-05,2026-03-05\nWELL,{onset},2026-01-05,2026-03-05\n")
-    result = evaluate.evaluate_folder(tmp_path)
+    grid = [FusionParams(), FusionParams(shift=1.0)]
+    result = evaluate.evaluate_folder(tmp_path, synthetic=1, seeds=1, grid=grid)
     assert result["people"] == 2
     ours, ns = result["ours"], result["nightsignal"]
-    assert ours["detected_7d"] == 0.5 and ours["median_lead_days"] == 3
-    assert result["per_person"]["ILL"]["ours"] == [-3]
+    assert ours["detected_7d"] == 0.5 and ours["median_lead_days"] == 2  # raised on the second raised night
+    assert result["per_person"]["ILL"]["ours"] == [-2]
     assert result["per_person"]["WELL"]["ours"] == []
     assert ours["healthy_days"] == ns["healthy_days"] == 2 * (60 - 43)
     assert ours["alert_episodes_per_30"] == 0.0
     assert set(ns) == set(ours)
+    # Leave-one-out scored each person with a choice made on the other (and the generated person) only.
+    assert set(result["leave_one_out"]["people"]) == {"ILL", "WELL"}
+    assert result["injections"] > 0 and set(result["operating_points"]) == {"low", "standard", "high"}
     report = evaluate.format_report(result)
     assert "NightSignal" in report and "alert episodes per 30 healthy days" in report
+    assert "leave-one-person-out" in report and "injected illnesses" in report
+    png = evaluate.plot(result, tmp_path / "curve.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_event_json_has_iso_times():
