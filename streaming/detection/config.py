@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.core.datatypes import feature_of
+
 
 @dataclass(frozen=True, slots=True)
 class DailySpec:
@@ -51,17 +53,20 @@ class DailySpec:
 
 DEFAULT_DAILY: tuple[DailySpec, ...] = (
     # Illness lowers activity; a lazy day is ordinary, so steps only ever raise a watch, two days running.
-    DailySpec("daily_steps", "steps", "sum", -1, 0.5, "daily steps", "steps", 0.25, log=True,
+    DailySpec(feature_of("steps"), "steps", "sum", -1, 0.5, "daily steps", "steps", 0.25, log=True,
               max_tier="watch", single_day_watch=False, min_hours=10),
-    DailySpec("device_rhr", "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm", 1.5),
-    DailySpec("hrv", "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True),
-    DailySpec("sleep_duration", "sleep", "sum", 0, 90.0, "sleep", "min", 20.0, max_tier="watch",
+    DailySpec(feature_of("resting_heart_rate"), "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm",
+              1.5),
+    DailySpec(feature_of("hrv_rmssd"), "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True),
+    DailySpec(feature_of("sleep"), "sleep", "sum", 0, 90.0, "sleep", "min", 20.0, max_tier="watch",
               single_day_watch=False),
-    DailySpec("spo2", "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5),
-    DailySpec("blood_pressure", "blood_pressure", "mean", +1, 10.0, "systolic blood pressure", "mmHg", 3.0),
-    DailySpec("glucose", "glucose", "mean", +1, 20.0, "mean glucose", "mg/dL", 5.0),
-    DailySpec("body_temperature", "body_temperature", "max", +1, 0.5, "highest body temperature", "°C", 0.15),
-    DailySpec("respiratory_rate", "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5),
+    DailySpec(feature_of("spo2"), "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5),
+    DailySpec(feature_of("blood_pressure"), "blood_pressure", "mean", +1, 10.0, "systolic blood pressure", "mmHg",
+              3.0),
+    DailySpec(feature_of("glucose"), "glucose", "mean", +1, 20.0, "mean glucose", "mg/dL", 5.0),
+    DailySpec(feature_of("body_temperature"), "body_temperature", "max", +1, 0.5, "highest body temperature", "°C",
+              0.15),
+    DailySpec(feature_of("respiratory_rate"), "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5),
 )
 
 
@@ -123,9 +128,3 @@ class DetectorConfig:
     """Added to a feature's z thresholds while a care agent's false-alarm verdict is in force."""
     daily: tuple[DailySpec, ...] = field(default=DEFAULT_DAILY)
     """The daily features of metrics other than heart rate."""
-
-    def daily_spec(self, metric: str) -> DailySpec | None:
-        for spec in self.daily:
-            if spec.metric == metric:
-                return spec
-        return None

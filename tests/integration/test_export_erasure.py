@@ -13,7 +13,7 @@ from tests.support import start_service
 NOW = datetime.now(timezone(timedelta(hours=8))).replace(microsecond=0)
 BULK = 20_000  # minute readings written straight into the hypertable: a couple of weeks, many chunks
 KEPT = {"consent_events", "consent_state", "audit_log", "people"}  # what the law keeps, restricted
-LOINC = {"heart_rate": "8867-4", "resting_heart_rate": "40443-4", "hrv_rmssd": "80404-7", "steps": "55423-8",
+LOINC = {"heart_rate": "8867-4", "resting_heart_rate": "40443-4", "hrv_rmssd": "hrv_rmssd", "steps": "55423-8",
          "sleep": "93832-4", "spo2": "59408-5", "blood_pressure": "85354-9", "glucose": "2339-0",
          "body_temperature": "8310-5", "respiratory_rate": "9279-1"}
 
