@@ -1,7 +1,8 @@
-"""The worker process: detection now, alerting and notification sending as they are wired in.
+"""The worker process: detection, alerting and notification sending.
 
 Woken by LISTEN/NOTIFY (never a busy poll), with a slow periodic sweep that catches anything a lost
-notification would have left behind. Runs on its own (`beidou worker`) or inside `beidou up`.
+notification would have left behind. Runs on its own (`beidou worker`) or inside `beidou up`. Timed jobs
+(escalations, data-gap checks, retention) belong to the scheduler, which runs each in one process only.
 """
 from __future__ import annotations
 
@@ -11,24 +12,21 @@ from uuid import UUID
 
 from alerts.consumer import AlertConsumer
 from alerts.sender import NotificationSender
+from app.core import channels
 from app.core.db import Database
 from app.core.errors import DatabaseUnavailable
 from app.core.listen import listen_forever
-from consent.service import CONSENT_CHANNEL, ConsentChange
 from consent.catalog import MONITORING
 from streaming.consumer import DetectionConsumer
-from streaming.ingest import INGEST_CHANNEL
-from streaming.repository import ANOMALY_CHANNEL
-
-FEEDBACK_CHANNEL = "beidou_feedback"
-OUTBOX_CHANNEL = "beidou_outbox"
 
 log = logging.getLogger(__name__)
+
+_LISTENS_TO = (channels.INGEST, channels.CONSENT, channels.ANOMALY, channels.FEEDBACK, channels.OUTBOX)
 
 
 class Worker:
     def __init__(self, db: Database, listen_url: str, *, sender: NotificationSender | None = None,
-                 sweep_s: float = 30.0, gap_check_s: float = 600.0, outbox_poll_s: float = 5.0):
+                 sweep_s: float = 30.0, outbox_poll_s: float = 5.0):
         self.db = db
         self.listen_url = listen_url
         self.detection = DetectionConsumer(db)
@@ -40,7 +38,6 @@ class Worker:
         self._outbox: set[UUID] = set()
         self._outbox_wake = asyncio.Event()
         self.sweep_s = sweep_s
-        self.gap_check_s = gap_check_s
         self._dirty: set[UUID] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -48,13 +45,11 @@ class Worker:
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(listen_forever(
-                self.listen_url, [INGEST_CHANNEL, CONSENT_CHANNEL, ANOMALY_CHANNEL, FEEDBACK_CHANNEL, OUTBOX_CHANNEL],
-                self._on_notify, on_connect=self._sweep_all), name="worker-listen"),
+                self.listen_url, [c.name for c in _LISTENS_TO], self._on_notify, on_connect=self._sweep_all), name="worker-listen"),
             asyncio.create_task(self._detect_loop(), name="worker-detect"),
             asyncio.create_task(self._alert_loop(), name="worker-alerts"),
             asyncio.create_task(self._send_loop(), name="worker-send"),
             asyncio.create_task(self._periodic(self._sweep_all, self.sweep_s), name="worker-sweep"),
-            asyncio.create_task(self._periodic(self._check_gaps, self.gap_check_s), name="worker-gaps"),
         ]
 
     async def stop(self) -> None:
@@ -63,20 +58,19 @@ class Worker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _on_notify(self, channel: str, payload: str) -> None:
-        if channel == INGEST_CHANNEL:
-            self._dirty.add(UUID(payload))
+        if channel == channels.INGEST.name:
+            self._dirty.add(channels.INGEST.decode(payload))
             self._wake.set()
-        elif channel == ANOMALY_CHANNEL:
-            self._anomalies.add(UUID(payload))
+        elif channel == channels.ANOMALY.name:
+            self._anomalies.add(channels.ANOMALY.decode(payload))
             self._anomaly_wake.set()
-        elif channel == OUTBOX_CHANNEL:
-            self._outbox.add(UUID(payload))
+        elif channel == channels.OUTBOX.name:
+            self._outbox.add(channels.OUTBOX.decode(payload))
             self._outbox_wake.set()
-        elif channel == FEEDBACK_CHANNEL:
-            tenant_id, person_id = payload.split("|")
-            await self.detection.apply_feedback(UUID(tenant_id), UUID(person_id))
-        elif channel == CONSENT_CHANNEL:
-            change = ConsentChange.parse(payload)
+        elif channel == channels.FEEDBACK.name:
+            await self.detection.apply_feedback(*channels.FEEDBACK.decode(payload))
+        elif channel == channels.CONSENT.name:
+            change = channels.CONSENT.decode(payload)
             if change.purpose == MONITORING and not change.granted:
                 tenant_id, person_id = UUID(change.tenant_id), UUID(change.person_id)
                 await self.detection.drop_metric(tenant_id, person_id, change.data_type)
@@ -93,12 +87,6 @@ class Worker:
             self._outbox_wake.set()
         except DatabaseUnavailable as exc:
             log.warning("worker.sweep_failed error=%s", exc)
-
-    async def _check_gaps(self) -> None:
-        for tenant_id in await self.detection.tenants():
-            emitted = await self.detection.check_gaps(tenant_id)
-            if emitted:
-                log.info("detection.gap_events tenant=%s emitted=%s", tenant_id, emitted)
 
     async def _periodic(self, job, every_s: float) -> None:
         while True:

@@ -11,13 +11,15 @@ from uuid import UUID
 
 import psycopg
 
-from app.core.errors import NotFound
+from app.core.errors import Invalid, NotFound
 from consent import people, profile, repository, service
 from consent.catalog import AGE_OF_CONSENT, GUARDIAN_MIN_AGE
 
 
-class InvalidGuardianship(ValueError):
+class InvalidGuardianship(Invalid):
     """The link asked for cannot be made; the message says why."""
+
+    code = "invalid_guardianship"
 
 
 async def link(conn: psycopg.AsyncConnection, *, tenant_id: UUID, guardian_external_id: str,

@@ -13,15 +13,17 @@ from uuid import UUID
 
 import psycopg
 
-from app.core.errors import Conflict
+from app.core.errors import Conflict, Invalid
 from consent import people, repository, service
 from consent.catalog import LANGUAGES
 
 UNDER_AGE_REASON = "under_14"
 
 
-class InvalidProfile(ValueError):
+class InvalidProfile(Invalid):
     """A profile value we cannot accept; the message says which and why."""
+
+    code = "invalid_profile"
 
 
 class BirthDateLocked(Conflict):

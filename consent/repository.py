@@ -8,6 +8,8 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import class_row
 
+from app.core import channels
+
 # Consent changes and ingest meet on advisory locks in their own namespace (the two-key form never clashes
 # with the single-key locks of migrations and scheduler jobs). People are spread over a fixed number of
 # buckets so an ingest commit for thousands of people takes at most that many locks.
@@ -187,5 +189,5 @@ async def due_expiries(conn: psycopg.AsyncConnection, limit: int) -> list[DueExp
 async def notify_change(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, data_type: str,
                         purpose: str, granted: bool) -> None:
     """Tell every process (open streams, workers) about the change; delivered when the transaction commits."""
-    payload = f"{tenant_id}|{person_id}|{data_type}|{purpose}|{'1' if granted else '0'}"
-    await conn.execute("SELECT pg_notify('beidou_consent', %s)", (payload,))
+    await channels.notify(conn, channels.CONSENT,
+                          channels.ConsentChange(str(tenant_id), str(person_id), data_type, purpose, granted))

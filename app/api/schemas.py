@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from consent.catalog import DATA_TYPES, PURPOSES
+from consent.catalog import DATA_TYPES
 
 MetricName = Literal[DATA_TYPES]  # type: ignore[valid-type]
 
@@ -63,29 +63,13 @@ class BatchResult(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error response."""
+    """Every error answer: what went wrong in words, and a stable code to act on."""
 
-    detail: str | list | dict
-    code: str | None = None
-
-
-class ConsentGrantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    notice_version: str | None = Field(None, max_length=64, description="Version of the notice the person saw.")
-    app: str | None = Field(None, max_length=128, description="App (and version) the consent was given in.")
-    valid_until: datetime | None = Field(None, description="Optional end of the consent.")
-
-
-class ConsentOut(BaseModel):
-    data_type: str
-    purpose: Literal[PURPOSES]  # type: ignore[valid-type]
-    granted: bool
-    valid_until: datetime | None
-    updated_at: datetime
-
-
-class ConsentList(BaseModel):
-    consents: list[ConsentOut]
+    detail: str | list[dict] = Field(description="What went wrong, in words; for a request that fails validation, "
+                                     "the list of faulty fields (`loc`, `msg`, `type`).")
+    code: str = Field(description="Stable, machine-readable: `invalid`, `unauthorized`, `forbidden`, `not_found`, "
+                      "`conflict`, `erased`, `too_large`, `unavailable`, or a more specific one a route documents "
+                      "(e.g. `guardian_required`, `birth_date_locked`).")
 
 
 class ReadingOut(BaseModel):

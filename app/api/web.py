@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from fastapi.responses import FileResponse, RedirectResponse
+
+from app.core.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,6 +55,6 @@ async def care_static(path: str) -> FileResponse:
     media_type = MEDIA_TYPES.get(file.suffix)
     # resolve() folds any "..", so a file outside app/web can never be named here.
     if media_type is None or not file.is_relative_to(WEB_ROOT) or not file.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="not found")
+        raise NotFound("not found")
     # Revalidated on every load (cheap: ETag/Last-Modified), so a new release is picked up at once.
     return FileResponse(file, media_type=media_type, headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})

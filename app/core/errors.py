@@ -28,8 +28,19 @@ class Invalid(BeidouError):
     code = "invalid"
 
 
+class UnstorableText(Invalid):
+    """Input text PostgreSQL cannot hold (a NUL character, an unpaired surrogate). The statement ran inside the
+    request's transaction, which rolled back: nothing was stored."""
+
+    code = "invalid_text"
+
+    def __init__(self, detail: str = "text with a NUL character or an unpaired surrogate cannot be stored; "
+                                     "nothing was stored") -> None:
+        super().__init__(detail)
+
+
 class Unauthorized(BeidouError):
-    """No valid credentials."""
+    """No valid credentials (answered with ``WWW-Authenticate: Bearer``)."""
 
     status = 401
     code = "unauthorized"
@@ -68,6 +79,20 @@ class TooLarge(BeidouError):
 
     status = 413
     code = "too_large"
+
+
+class Internal(BeidouError):
+    """Our fault, not the caller's; the message says what to do (e.g. resend)."""
+
+    status = 500
+    code = "internal"
+
+
+class RateLimited(BeidouError):
+    """Too many requests or frames; the answer says when to try again."""
+
+    status = 429
+    code = "rate_limited"
 
 
 class DatabaseUnavailable(BeidouError):
