@@ -68,6 +68,7 @@ CALLERS = (
 )
 AUDIENCES = {"person": {"policyholder"}, "staff": {"care_agent", "care_supervisor", "tenant_admin"},
              "admin": {"tenant_admin"}}
+AUDIENCES["signed_in"] = AUDIENCES["person"] | AUDIENCES["staff"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def targets(kind: str, a: Insurer, b: Insurer) -> list[Target]:
 
 @dataclass(frozen=True)
 class Policy:
-    audience: str  # public | person | staff | admin
+    audience: str  # public | signed_in | person | staff | admin
     ok: int = 200
     target: str | None = None
     params: dict = field(default_factory=dict)
@@ -150,6 +151,8 @@ POLICY: dict[str, Policy] = {
     "GET /care": Policy("public"),
     "GET /care/": Policy("public", ok=308),
     "GET /care/static/{path:path}": Policy("public", params={"path": "app.js"}),
+    # public metadata, for anyone with a token
+    "GET /v1/data-types": Policy("signed_in"),
     # a policyholder's own
     "POST /v1/readings": Policy("person", body=_reading),
     "WS /v1/stream": Policy("person", ok=101),
