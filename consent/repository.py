@@ -106,17 +106,6 @@ async def insert_event(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person
     return await cur.fetchone()
 
 
-async def current_for_person(conn: psycopg.AsyncConnection, person_id: UUID) -> list[ConsentState]:
-    cur = conn.cursor(row_factory=class_row(ConsentState))
-    await cur.execute(
-        """SELECT data_type, purpose, granted AND (valid_until IS NULL OR valid_until > now()) AS granted,
-                  valid_until, updated_at, event_id
-             FROM consent_state WHERE person_id = %s ORDER BY data_type, purpose""",
-        (person_id,),
-    )
-    return await cur.fetchall()
-
-
 async def current_with_events(conn: psycopg.AsyncConnection, person_id: UUID) -> list[CurrentConsent]:
     """Every data type × purpose the person has ever decided on, with the deciding event's details."""
     cur = conn.cursor(row_factory=class_row(CurrentConsent))

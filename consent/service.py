@@ -19,8 +19,6 @@ from consent import people, repository
 from consent.catalog import (AGE_OF_CONSENT, DATA_TYPE_NAMES, DATA_TYPES, NEEDS, PURPOSE_NAMES, PURPOSES,
                              describe, language_or_default)
 
-CONSENT_CHANNEL = channels.CONSENT.name
-
 SELF, GUARDIAN, SYSTEM = "self", "guardian", "system"
 
 
