@@ -11,6 +11,7 @@ import logging
 from uuid import UUID
 
 from alerts.consumer import AlertConsumer
+from alerts.push import registry
 from alerts.sender import NotificationSender
 from app.core import channels
 from app.core.db import Database
@@ -161,13 +162,9 @@ class Worker:
 
 
 def build_sender(db: Database, settings) -> NotificationSender:
-    """The sender with the configured push provider (none configured: messages fail visibly as undeliverable)."""
-    provider = None
-    if settings.fcm_endpoint or settings.fcm_credentials_file:
-        from alerts.push.fcm import FcmProvider
-        provider = FcmProvider.from_settings(settings.fcm_project_id, settings.fcm_credentials_file,
-                                             settings.fcm_endpoint, settings.push_timeout_s)
-    return NotificationSender(db, {"fcm": provider} if provider else None, max_attempts=settings.push_max_attempts,
+    """The sender with the configured push providers (none configured: messages fail visibly as undeliverable)."""
+    providers = registry.configured(settings)
+    return NotificationSender(db, providers or None, max_attempts=settings.push_max_attempts,
                               backoff_base_s=settings.push_backoff_base_s, lease_s=settings.push_lease_s)
 
 
