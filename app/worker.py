@@ -45,8 +45,8 @@ class Worker:
 
     async def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(listen_forever(
-                self.listen_url, [c.name for c in _LISTENS_TO], self._on_notify, on_connect=self._sweep_all), name="worker-listen"),
+            asyncio.create_task(listen_forever(self.listen_url, [c.name for c in _LISTENS_TO], self._on_notify,
+                                               on_connect=self._sweep_all), name="worker-listen"),
             asyncio.create_task(self._detect_loop(), name="worker-detect"),
             asyncio.create_task(self._alert_loop(), name="worker-alerts"),
             asyncio.create_task(self._send_loop(), name="worker-send"),
@@ -97,44 +97,41 @@ class Worker:
             except Exception:
                 log.exception("worker.periodic_failed job=%s", getattr(job, "__name__", job))
 
+    async def _drain(self, pending: set[UUID], process, name: str, *, again=lambda result: False) -> None:
+        """Process every tenant in ``pending`` (``again(result)``: the tenant has more waiting, go round once more).
+        A tenant whose pass met a database outage stays pending and is retried after a pause; a crash is logged."""
+        while pending:
+            tenant_id = pending.pop()
+            try:
+                result = await process(tenant_id)
+            except DatabaseUnavailable as exc:
+                log.warning("%s.pass_failed tenant=%s error=%s", name, tenant_id, exc)
+                pending.add(tenant_id)
+                await asyncio.sleep(2)
+                continue
+            except Exception:
+                log.exception("%s.pass_crashed tenant=%s", name, tenant_id)
+                continue
+            if again(result):
+                pending.add(tenant_id)
+
+    def _more_to_detect(self, result) -> bool:
+        # More waiting: more people than one pass takes, or someone's backlog is longer than one pass reads
+        # (else the rest would wait for the next sweep). Go round again.
+        config = self.detection.config
+        return result.people >= config.batch_people or result.readings >= config.max_readings_per_pass
+
     async def _detect_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._dirty:
-                tenant_id = self._dirty.pop()
-                try:
-                    result = await self.detection.process_tenant(tenant_id)
-                except DatabaseUnavailable as exc:
-                    log.warning("detection.pass_failed tenant=%s error=%s", tenant_id, exc)
-                    self._dirty.add(tenant_id)
-                    await asyncio.sleep(2)
-                    continue
-                except Exception:
-                    log.exception("detection.pass_crashed tenant=%s", tenant_id)
-                    continue
-                config = self.detection.config
-                if result.people >= config.batch_people or result.readings >= config.max_readings_per_pass:
-                    # More waiting: more people than one pass takes, or someone's backlog is longer than one
-                    # pass reads (else the rest would wait for the next sweep). Go round again.
-                    self._dirty.add(tenant_id)
-
+            await self._drain(self._dirty, self.detection.process_tenant, "detection", again=self._more_to_detect)
 
     async def _alert_loop(self) -> None:
         while True:
             await self._anomaly_wake.wait()
             self._anomaly_wake.clear()
-            while self._anomalies:
-                tenant_id = self._anomalies.pop()
-                try:
-                    await self.alerts.process_tenant(tenant_id)
-                except DatabaseUnavailable as exc:
-                    log.warning("alerts.pass_failed tenant=%s error=%s", tenant_id, exc)
-                    self._anomalies.add(tenant_id)
-                    await asyncio.sleep(2)
-                except Exception:
-                    log.exception("alerts.pass_crashed tenant=%s", tenant_id)
-
+            await self._drain(self._anomalies, self.alerts.process_tenant, "alerts")
 
     async def _send_loop(self) -> None:
         """Sends what the outbox holds: woken by NOTIFY, and every few seconds for held or retried messages
@@ -150,15 +147,7 @@ class Worker:
                 except DatabaseUnavailable:
                     continue
             self._outbox_wake.clear()
-            while self._outbox:
-                tenant_id = self._outbox.pop()
-                try:
-                    await self.sender.process_tenant(tenant_id)
-                except DatabaseUnavailable as exc:
-                    log.warning("push.pass_failed tenant=%s error=%s", tenant_id, exc)
-                    await asyncio.sleep(2)
-                except Exception:
-                    log.exception("push.pass_crashed tenant=%s", tenant_id)
+            await self._drain(self._outbox, self.sender.process_tenant, "push")
 
 
 def build_sender(db: Database, settings) -> NotificationSender:

@@ -16,10 +16,8 @@ from consent import people, profile, repository, service
 from consent.catalog import AGE_OF_CONSENT, GUARDIAN_MIN_AGE
 
 
-class InvalidGuardianship(Invalid):
+class InvalidGuardianship(Invalid, code="invalid_guardianship"):
     """The link asked for cannot be made; the message says why."""
-
-    code = "invalid_guardianship"
 
 
 async def link(conn: psycopg.AsyncConnection, *, tenant_id: UUID, guardian_external_id: str,

@@ -20,16 +20,12 @@ from consent.catalog import LANGUAGES
 UNDER_AGE_REASON = "under_14"
 
 
-class InvalidProfile(Invalid):
+class InvalidProfile(Invalid, code="invalid_profile"):
     """A profile value we cannot accept; the message says which and why."""
 
-    code = "invalid_profile"
 
-
-class BirthDateLocked(Conflict):
+class BirthDateLocked(Conflict, code="birth_date_locked"):
     """The insurer set this birth date when it linked a guardian; only the insurer changes it."""
-
-    code = "birth_date_locked"
 
 
 @lru_cache(maxsize=1)

@@ -22,28 +22,20 @@ from consent.catalog import (AGE_OF_CONSENT, DATA_TYPE_NAMES, DATA_TYPES, NEEDS,
 SELF, GUARDIAN, SYSTEM = "self", "guardian", "system"
 
 
-class UnknownConsentTarget(NotFound):
+class UnknownConsentTarget(NotFound, code="unknown_consent_target"):
     """The data type or purpose is not one we know."""
 
-    code = "unknown_consent_target"
 
-
-class InvalidConsent(Invalid):
+class InvalidConsent(Invalid, code="invalid_consent"):
     """The request is well-formed but cannot be a consent (e.g. it would end in the past)."""
 
-    code = "invalid_consent"
 
-
-class GuardianRequired(Forbidden):
+class GuardianRequired(Forbidden, code="guardian_required"):
     """The person is under the age of consent: only a guardian may grant for them."""
 
-    code = "guardian_required"
 
-
-class DependantDecides(Forbidden):
+class DependantDecides(Forbidden, code="dependant_decides"):
     """The dependant has reached the age of consent (or their age is unknown) and decides for themselves."""
-
-    code = "dependant_decides"
 
 
 class NoSuchDependant(NotFound):

@@ -2,14 +2,17 @@
 
 Server → client: ``{"type": "alert", "alert_id": ..., "action": "opened" | "claimed" | ...}``; the page
 then fetches what it needs over the normal authenticated routes. No health data travels on this feed.
+A feed opened while the database is down is refused with HTTP 503, ``Retry-After`` and the problem body, the
+same answer as ``GET /v1/stream`` and any HTTP route.
 """
 from __future__ import annotations
 
 import asyncio
-import msgspec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from app.api.deps import Services, websocket_principal
+import msgspec
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from app.api.deps import websocket_caller
 
 router = APIRouter(tags=["care team"])
 _encoder = msgspec.json.Encoder()
@@ -17,14 +20,11 @@ _encoder = msgspec.json.Encoder()
 
 @router.websocket("/v1/care/live")
 async def live(ws: WebSocket) -> None:
-    svc: Services = ws.app.state.services
+    caller = await websocket_caller(ws, staff=True, refusal="the live feed is for care staff")
+    if caller is None:
+        return
+    svc, who = caller
     feed = svc.care_feed
-    who = await websocket_principal(ws, svc)
-    if who is None:
-        return
-    if who.staff is None:
-        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="the live feed is for care staff")
-        return
     await ws.accept()
     queue: asyncio.Queue = asyncio.Queue()
     feed.add(who.tenant_id, queue)

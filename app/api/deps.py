@@ -129,16 +129,23 @@ def websocket_token(ws: WebSocket) -> str | None:
     return ws.query_params.get("access_token")
 
 
-async def websocket_principal(ws: WebSocket, svc: Services) -> Principal | None:
-    """The caller of a WebSocket handshake, or None once the handshake was refused: a bad token closes with 1008
-    (policy violation); any other error (a database outage) gets the HTTP answer an HTTP route would give."""
+async def websocket_caller(ws: WebSocket, *, staff: bool, refusal: str) -> tuple[Services, Principal] | None:
+    """The services and the caller of a WebSocket handshake (a staff member if ``staff``, else a policyholder),
+    or None once the handshake was refused: a bad token, or the other kind of caller, closes with 1008 (policy
+    violation, ``refusal`` says why); any other error (a database outage) gets the answer an HTTP route gives."""
+    svc: Services = ws.app.state.services
     token = websocket_token(ws)
     try:
         if not token:
             raise AuthError("missing bearer token")
-        return await authenticate(token, svc)
+        who = await authenticate(token, svc)
     except AuthError as exc:
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
+        return None
     except BeidouError as exc:
         await refuse_handshake(ws, exc)
-    return None
+        return None
+    if (who.staff if staff else who.person) is None:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=refusal)
+        return None
+    return svc, who

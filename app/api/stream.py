@@ -27,9 +27,9 @@ import math
 import time
 
 import msgspec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from app.api.deps import Services, websocket_principal
+from app.api.deps import Services, websocket_caller
 from app.api.problems import error_frame
 from app.core.errors import DatabaseUnavailable, Internal, Invalid, RateLimited, TooLarge
 from app.core.observability import WS_CONNECTIONS
@@ -78,14 +78,11 @@ def _seq_of(data: str | bytes) -> int | None:
 
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket) -> None:
-    svc: Services = ws.app.state.services
+    caller = await websocket_caller(ws, staff=False, refusal="streaming is for policyholders")
+    if caller is None:
+        return
+    svc, who = caller
     registry = svc.streams
-    who = await websocket_principal(ws, svc)
-    if who is None:
-        return
-    if who.person is None:
-        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="streaming is for policyholders")
-        return
     await ws.accept()
     WS_CONNECTIONS.inc()
     outbox: asyncio.Queue = asyncio.Queue()
