@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
+from consent.catalog import DATA_TYPES, PURPOSES
 from tests.conftest import JWT_SECRET
 from tests.support import start_service
 
@@ -82,7 +83,7 @@ def test_the_json_export_is_streamed_and_holds_exactly_what_is_stored(service, t
         assert len(doc["data"][table]) == doc["counts"][table] == stored, table
         assert {row["person_id"] for row in doc["data"][table]} == {str(pid)}
     assert doc["counts"]["readings"] == BULK + len(ONE_OF_EACH)
-    assert len(doc["consents"]) == 30 and sum(c["granted"] for c in doc["consents"]) == 11
+    assert len(doc["consents"]) == len(DATA_TYPES) * len(PURPOSES) and sum(c["granted"] for c in doc["consents"]) == 11
     bp = next(r for r in doc["data"]["readings"] if r["metric"] == "blood_pressure")
     assert (bp["value"], bp["value2"]) == (121, 79)
 
