@@ -23,6 +23,10 @@ BEGIN
   RETURN dropped;
 END $$;
 
+CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$SELECT $1 = ANY ('{blood_pressure,body_temperature,glucose,heart_rate,hrv_rmssd,hrv_sdnn,respiratory_rate,resting_heart_rate,sleep,spo2,steps}'::text[])$_$;
+
 CREATE FUNCTION public.beidou_person() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT nullif(current_setting('beidou.person_id', true), '')::uuid $$;
@@ -77,6 +81,17 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
+
+CREATE FUNCTION public.data_types_refresh() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+BEGIN
+  EXECUTE format('CREATE OR REPLACE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean '
+                 'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
+                 format('SELECT $1 = ANY (%L::text[])', (SELECT array_agg(name ORDER BY name) FROM data_types)));
+  RETURN NULL;
+END $_$;
 
 CREATE FUNCTION public.refuse_change() RETURNS trigger
     LANGUAGE plpgsql
@@ -435,7 +450,8 @@ CREATE TABLE public.readings (
     details jsonb,
     source text NOT NULL,
     utc_offset_min smallint NOT NULL,
-    received_at timestamp with time zone DEFAULT now() NOT NULL
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT readings_metric_known CHECK (public.beidou_known_data_type(metric))
 );
 
 ALTER TABLE ONLY public.readings FORCE ROW LEVEL SECURITY;
@@ -596,6 +612,12 @@ CREATE TRIGGER consent_events_check_grant BEFORE INSERT ON public.consent_events
 
 CREATE TRIGGER consent_events_no_truncate BEFORE TRUNCATE ON public.consent_events FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change();
 
+CREATE TRIGGER data_types_add_only BEFORE DELETE OR UPDATE ON public.data_types FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER data_types_no_truncate BEFORE TRUNCATE ON public.data_types FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER data_types_refresh AFTER INSERT ON public.data_types FOR EACH STATEMENT EXECUTE FUNCTION public.data_types_refresh();
+
 CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.readings FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
 
 ALTER TABLE ONLY public.alert_evidence
@@ -693,9 +715,6 @@ ALTER TABLE ONLY public.notifications
 
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
-
-ALTER TABLE ONLY public.readings
-    ADD CONSTRAINT readings_metric_fkey FOREIGN KEY (metric) REFERENCES public.data_types(name);
 
 ALTER TABLE ONLY public.sources
     ADD CONSTRAINT sources_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;

@@ -38,7 +38,7 @@ def test_a_reading_or_consent_of_an_unknown_type_cannot_be_stored(fresh_db):
         tid = conn.execute("INSERT INTO tenants (name) VALUES ('x') RETURNING id").fetchone()[0]
         pid = conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, 'p') RETURNING id",
                            (tid,)).fetchone()[0]
-        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
                             VALUES (now(), %s, %s, 'mood', 3, 's', 0)""", (tid, pid))
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
@@ -46,6 +46,23 @@ def test_a_reading_or_consent_of_an_unknown_type_cannot_be_stored(fresh_db):
                             VALUES (%s, %s, 'mood', 'monitoring', 'grant')""", (tid, pid))
         conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
                         VALUES (now(), %s, %s, 'hrv_sdnn', 40, 's', 0)""", (tid, pid))
+
+
+def test_adding_a_data_type_is_one_row_and_types_are_never_removed(fresh_db):
+    with psycopg.connect(fresh_db.admin_url, autocommit=True) as conn:
+        tid = conn.execute("INSERT INTO tenants (name) VALUES ('x') RETURNING id").fetchone()[0]
+        pid = conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, 'p') RETURNING id",
+                           (tid,)).fetchone()[0]
+        conn.execute("INSERT INTO data_types (name, unit) VALUES ('weight', 'kg')")  # what a migration would do
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        VALUES (now(), %s, %s, 'weight', 70, 's', 0)""", (tid, pid))
+        for statement in ("DELETE FROM data_types WHERE name = 'weight'", "UPDATE data_types SET unit = 'lb'",
+                          "TRUNCATE data_types CASCADE"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with psycopg.connect(fresh_db.app_url) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO data_types (name, unit) VALUES ('mood', 'score')")
 
 
 def test_upgrade_twice_applies_nothing_the_second_time(fresh_db):
