@@ -20,11 +20,9 @@ _encoder = msgspec.json.Encoder()
 
 @router.websocket("/v1/care/live")
 async def live(ws: WebSocket) -> None:
-    caller = await websocket_caller(ws, staff=True, refusal="the live feed is for care staff")
-    if caller is None:
+    if (caller := await websocket_caller(ws, staff=True, refusal="the live feed is for care staff")) is None:
         return
-    svc, who = caller
-    feed = svc.care_feed
+    feed, who = caller[0].care_feed, caller[1]
     await ws.accept()
     queue: asyncio.Queue = asyncio.Queue()
     feed.add(who.tenant_id, queue)

@@ -78,15 +78,13 @@ def _seq_of(data: str | bytes) -> int | None:
 
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket) -> None:
-    caller = await websocket_caller(ws, staff=False, refusal="streaming is for policyholders")
-    if caller is None:
+    if (caller := await websocket_caller(ws, staff=False, refusal="streaming is for policyholders")) is None:
         return
     svc, who = caller
-    registry = svc.streams
     await ws.accept()
     WS_CONNECTIONS.inc()
     outbox: asyncio.Queue = asyncio.Queue()
-    registry.add(who.person_id, outbox)
+    svc.streams.add(who.person_id, outbox)
     sender = asyncio.create_task(_send_loop(ws, outbox))
     inflight = asyncio.Semaphore(svc.settings.ws_max_inflight_frames)
     rate = FrameRate(svc.settings.ws_max_frames_per_s, svc.settings.ws_frame_burst)
@@ -127,7 +125,7 @@ async def stream(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        registry.remove(who.person_id, outbox)
+        svc.streams.remove(who.person_id, outbox)
         # Frames already handed to the writer still commit; their acks just have nowhere to go.
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)

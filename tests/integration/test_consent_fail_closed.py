@@ -10,15 +10,14 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import JWT_SECRET
-from tests.support import start_service
+from tests.support import running_service
 
 
 @pytest.fixture
 def impatient_service(fresh_db, tmp_path):
     """A service of its own that gives up on a statement after one second."""
-    svc = start_service(fresh_db, JWT_SECRET, tmp_path, BEIDOU_STATEMENT_TIMEOUT_MS="1000")
-    yield svc
-    svc.stop()
+    with running_service(fresh_db, JWT_SECRET, tmp_path, BEIDOU_STATEMENT_TIMEOUT_MS="1000") as svc:
+        yield svc
 
 
 def batch() -> dict:
