@@ -10,9 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.datatypes import DATA_TYPES as REGISTRY
 from consent.catalog import DATA_TYPES
 
 MetricName = Literal[DATA_TYPES]  # type: ignore[valid-type]
+_UNITS = "; ".join(f"{t.name}: {t.unit} (also {', '.join(u for u in t.units if u != t.unit)})" if len(t.units) > 1
+                   else f"{t.name}: {t.unit}" for t in REGISTRY.values())
 
 
 class ReadingIn(BaseModel):
@@ -30,8 +33,8 @@ class ReadingIn(BaseModel):
     metric: MetricName = Field(description="Data type. Each needs the person's monitoring consent.")
     time: datetime = Field(description="When it was measured, RFC 3339 with the phone's UTC offset.")
     value: float | None = Field(None, description="The value, in `unit`.")
-    unit: str | None = Field(None, description="Unit of `value`; omitted = the canonical unit "
-                             "(bpm, ms, count, min, %, mmHg, mg/dL, °C, /min). Also: mmol/L, °F, kPa, ratio, h.")
+    unit: str | None = Field(None, description="Unit of `value`; omitted = the canonical unit. Accepted units per "
+                             "data type (converted to the canonical one): " + _UNITS + ". See GET /v1/data-types.")
     source: str = Field("app", min_length=1, max_length=64, description="Device or app that measured it.")
     systolic: float | None = Field(None, description="blood_pressure only.")
     diastolic: float | None = Field(None, description="blood_pressure only.")
