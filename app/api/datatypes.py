@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from app.api.deps import Principal, principal
+from app.api.deps import ANY_ROLE, Principal, principal
 from app.core.datatypes import DATA_TYPES, DataType
 from streaming.detection.config import DetectorConfig
 
@@ -72,6 +72,6 @@ _ANSWER = DataTypeList(data_types=[describe(t, DetectorConfig()) for t in DATA_T
 @router.get("/v1/data-types", summary="The data types: names, units, ranges, chart labels", response_model=DataTypeList,
             description="Every data type the service knows, with its names in `en` and `zh-CN`, canonical and "
                         "accepted units, plausible range, detector features and chart label. The same for every "
-                        "caller: any authenticated role may read it.")
+                        "caller: any authenticated role may read it.", openapi_extra={ANY_ROLE: True})
 async def data_types(_: Principal = Depends(principal)) -> DataTypeList:
     return _ANSWER

@@ -91,6 +91,9 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
+# In a route's `openapi_extra`: every signed-in role may use it (the OpenAPI document then lists no 403).
+ANY_ROLE = "x-any-role"
+
 _bearer = HTTPBearer(auto_error=False, description="A JWT from the insurer's identity provider "
                      "(or `beidou token` locally).")
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api import care, care_live, consents, datatypes, health, me, outreach, readings, stream, web
-from app.api.deps import PrincipalCache, Services
+from app.api.deps import ANY_ROLE, PrincipalCache, Services
 from app.api.limits import BodySizeLimit
 from app.api.problems import http_exception_response, problem_response, validation_response
 from app.auth import TokenVerifier
@@ -179,8 +179,10 @@ def _document_common_answers(doc: dict) -> None:
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             if operation.get("security"):
+                any_role = operation.pop(ANY_ROLE, False)  # no role is refused: no 403 to document
                 for code, description in _COMMON_ANSWERS.items():
-                    responses.setdefault(code, {"description": description, "content": problem})
+                    if not (any_role and code == "403"):
+                        responses.setdefault(code, {"description": description, "content": problem})
             if "requestBody" in operation:
                 # Starlette cannot even read a body that is not UTF-8 text: 400 before any validation.
                 responses.setdefault("400", {"description": "The body could not be read as JSON text.",
