@@ -6,9 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.core.datatypes import critical_features
+
 SEVERITY_RANK = {"info": 0, "low": 1, "high": 2, "critical": 3}
-# Features whose alert tier means a vital sign out of the person's range: the care team acts first on these.
-CRITICAL_FEATURES = frozenset({"spo2", "blood_pressure", "glucose", "body_temperature", "respiratory_rate"})
+# Features whose alert tier means a vital sign out of the person's range: the care team acts first on these
+# (the data types marked critical in the registry).
+CRITICAL_FEATURES = critical_features()
 
 
 def severity_for(kind: str, tier: str, feature: str, metric: str | None = None) -> str:

@@ -8,9 +8,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from app.core import channels
 from streaming.events import AnomalyEvent
 
-ALERT_CHANNEL = "beidou_alerts"
+ALERT_CHANNEL = channels.ALERTS.name
 
 ALERT_COLUMNS = """a.id, a.person_id, p.external_id AS person, a.kind, a.feature, a.metric, a.tier, a.severity,
     a.urgent, a.status, a.summary, a.reason_code, a.details, a.episode_start, a.episode_end, a.opened_at, a.updated_at, s.external_id AS assignee,
@@ -111,7 +112,7 @@ async def add_timeline(conn: psycopg.AsyncConnection, *, alert_id: UUID, tenant_
                                        to_status, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (alert_id, tenant_id, person_id, actor_kind, actor_id, action, from_status, to_status, Jsonb(detail or {})),
     )
-    await conn.execute("SELECT pg_notify(%s, %s)", (ALERT_CHANNEL, f"{tenant_id}|{alert_id}|{action}"))
+    await channels.notify(conn, channels.ALERTS, channels.AlertChange(str(tenant_id), str(alert_id), action))
 
 
 async def queue(conn: psycopg.AsyncConnection, *, statuses: list[str], severities: list[str] | None,
@@ -220,7 +221,7 @@ async def queue_notification(conn: psycopg.AsyncConnection, *, tenant_id: UUID, 
         (tenant_id, "person" if person_id else "staff", person_id, staff_id, alert_id, purpose, metric, critical,
          not_before),
     )
-    await conn.execute("SELECT pg_notify('beidou_outbox', %s)", (str(tenant_id),))
+    await channels.notify(conn, channels.OUTBOX, tenant_id)
     return (await cur.fetchone())[0]
 
 
@@ -259,7 +260,7 @@ async def add_feedback(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person
            VALUES (%s, %s, %s, 'false_alarm', %s)""",
         (tenant_id, person_id, feature, until),
     )
-    await conn.execute("SELECT pg_notify('beidou_feedback', %s)", (f"{tenant_id}|{person_id}",))
+    await channels.notify(conn, channels.FEEDBACK, (tenant_id, person_id))
 
 
 async def audit(conn: psycopg.AsyncConnection, *, tenant_id: UUID, actor_kind: str, actor_id: str, action: str,

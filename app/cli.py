@@ -196,6 +196,13 @@ def db_status() -> None:
         click.echo(f"{'applied' if done else 'pending':8} {m.path.name}")
 
 
+@db.command("schema", help="Print the schema a fresh migration run produces (normalised pg_dump), as committed in "
+                          "migrations/schema.sql: beidou db schema > migrations/schema.sql")
+def db_schema() -> None:
+    from app.core import schema
+    click.echo(schema.fresh(_target().admin_url), nl=False)
+
+
 @db.command("start", help="Start the private local cluster (no-op with DATABASE_URL set).")
 def db_start() -> None:
     target = _target()

@@ -1,7 +1,8 @@
-"""The worker process: detection now, alerting and notification sending as they are wired in.
+"""The worker process: detection, alerting and notification sending.
 
 Woken by LISTEN/NOTIFY (never a busy poll), with a slow periodic sweep that catches anything a lost
-notification would have left behind. Runs on its own (`beidou worker`) or inside `beidou up`.
+notification would have left behind. Runs on its own (`beidou worker`) or inside `beidou up`. Timed jobs
+(escalations, data-gap checks, retention) belong to the scheduler, which runs each in one process only.
 """
 from __future__ import annotations
 
@@ -11,28 +12,26 @@ import logging
 from uuid import UUID
 
 from alerts.consumer import AlertConsumer
+from alerts.push import registry
 from alerts.sender import NotificationSender
+from app.core import channels
 from app.core.db import Database
 from app.core.errors import DatabaseUnavailable
 from app.core.listen import listen_forever
-from consent.service import CONSENT_CHANNEL, ConsentChange
 from consent.catalog import MONITORING
 from streaming import settings_repository as detection_settings
 from streaming.consumer import DetectionConsumer
 from streaming.detection import DetectorConfig
 from streaming.detection.operating_points import threshold_for
-from streaming.ingest import INGEST_CHANNEL
-from streaming.repository import ANOMALY_CHANNEL
-
-FEEDBACK_CHANNEL = "beidou_feedback"
-OUTBOX_CHANNEL = "beidou_outbox"
 
 log = logging.getLogger(__name__)
+
+_LISTENS_TO = (channels.INGEST, channels.CONSENT, channels.ANOMALY, channels.FEEDBACK, channels.OUTBOX)
 
 
 class Worker:
     def __init__(self, db: Database, listen_url: str, *, sender: NotificationSender | None = None,
-                 sweep_s: float = 30.0, gap_check_s: float = 600.0, outbox_poll_s: float = 5.0):
+                 sweep_s: float = 30.0, outbox_poll_s: float = 5.0):
         self.db = db
         self.listen_url = listen_url
         self.detection = DetectionConsumer(db)
@@ -45,21 +44,18 @@ class Worker:
         self._outbox: set[UUID] = set()
         self._outbox_wake = asyncio.Event()
         self.sweep_s = sweep_s
-        self.gap_check_s = gap_check_s
         self._dirty: set[UUID] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(listen_forever(
-                self.listen_url, [INGEST_CHANNEL, CONSENT_CHANNEL, ANOMALY_CHANNEL, FEEDBACK_CHANNEL, OUTBOX_CHANNEL],
-                self._on_notify, on_connect=self._sweep_all), name="worker-listen"),
+            asyncio.create_task(listen_forever(self.listen_url, [c.name for c in _LISTENS_TO], self._on_notify,
+                                               on_connect=self._sweep_all), name="worker-listen"),
             asyncio.create_task(self._detect_loop(), name="worker-detect"),
             asyncio.create_task(self._alert_loop(), name="worker-alerts"),
             asyncio.create_task(self._send_loop(), name="worker-send"),
             asyncio.create_task(self._periodic(self._sweep_all, self.sweep_s), name="worker-sweep"),
-            asyncio.create_task(self._periodic(self._check_gaps, self.gap_check_s), name="worker-gaps"),
         ]
 
     async def stop(self) -> None:
@@ -68,21 +64,21 @@ class Worker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _on_notify(self, channel: str, payload: str) -> None:
-        if channel == INGEST_CHANNEL:
-            self._dirty.add(UUID(payload))
+        if channel == channels.INGEST.name:
+            self._dirty.add(channels.INGEST.decode(payload))
             self._wake.set()
-        elif channel == ANOMALY_CHANNEL:
-            self._anomalies.add(UUID(payload))
+        elif channel == channels.ANOMALY.name:
+            self._anomalies.add(channels.ANOMALY.decode(payload))
             self._anomaly_wake.set()
-        elif channel == OUTBOX_CHANNEL:
-            self._outbox.add(UUID(payload))
+        elif channel == channels.OUTBOX.name:
+            self._outbox.add(channels.OUTBOX.decode(payload))
             self._outbox_wake.set()
-        elif channel == FEEDBACK_CHANNEL:
-            tenant_id, person_id = payload.split("|")
-            consumer = await self._detection_for(UUID(tenant_id))
-            await consumer.apply_feedback(UUID(tenant_id), UUID(person_id))
-        elif channel == CONSENT_CHANNEL:
-            change = ConsentChange.parse(payload)
+        elif channel == channels.FEEDBACK.name:
+            tenant_id, person_id = channels.FEEDBACK.decode(payload)
+            consumer = await self._detection_for(tenant_id)
+            await consumer.apply_feedback(tenant_id, person_id)
+        elif channel == channels.CONSENT.name:
+            change = channels.CONSENT.decode(payload)
             if change.purpose == MONITORING and not change.granted:
                 tenant_id, person_id = UUID(change.tenant_id), UUID(change.person_id)
                 await self.detection.drop_metric(tenant_id, person_id, change.data_type)
@@ -100,12 +96,6 @@ class Worker:
         except DatabaseUnavailable as exc:
             log.warning("worker.sweep_failed error=%s", exc)
 
-    async def _check_gaps(self) -> None:
-        for tenant_id in await self.detection.tenants():
-            emitted = await self.detection.check_gaps(tenant_id)
-            if emitted:
-                log.info("detection.gap_events tenant=%s emitted=%s", tenant_id, emitted)
-
     async def _periodic(self, job, every_s: float) -> None:
         while True:
             await asyncio.sleep(every_s)
@@ -122,45 +112,44 @@ class Worker:
         config: DetectorConfig = replace(self._base_detector_config, fusion_threshold=threshold_for(choice))
         return DetectionConsumer(self.db, detector_config=config, config=self.detection.config)
 
+    async def _drain(self, pending: set[UUID], process, name: str, *, again=lambda result: False) -> None:
+        """Process every tenant in ``pending`` (``again(result)``: the tenant has more waiting, go round once more).
+        A tenant whose pass met a database outage stays pending and is retried after a pause; a crash is logged."""
+        while pending:
+            tenant_id = pending.pop()
+            try:
+                result = await process(tenant_id)
+            except DatabaseUnavailable as exc:
+                log.warning("%s.pass_failed tenant=%s error=%s", name, tenant_id, exc)
+                pending.add(tenant_id)
+                await asyncio.sleep(2)
+                continue
+            except Exception:
+                log.exception("%s.pass_crashed tenant=%s", name, tenant_id)
+                continue
+            if again(result):
+                pending.add(tenant_id)
+
+    async def _detect(self, tenant_id: UUID):
+        return await (await self._detection_for(tenant_id)).process_tenant(tenant_id)
+
+    def _more_to_detect(self, result) -> bool:
+        # More waiting: more people than one pass takes, or someone's backlog is longer than one pass reads
+        # (else the rest would wait for the next sweep). Go round again.
+        config = self.detection.config
+        return result.people >= config.batch_people or result.readings >= config.max_readings_per_pass
+
     async def _detect_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._dirty:
-                tenant_id = self._dirty.pop()
-                try:
-                    consumer = await self._detection_for(tenant_id)
-                    result = await consumer.process_tenant(tenant_id)
-                except DatabaseUnavailable as exc:
-                    log.warning("detection.pass_failed tenant=%s error=%s", tenant_id, exc)
-                    self._dirty.add(tenant_id)
-                    await asyncio.sleep(2)
-                    continue
-                except Exception:
-                    log.exception("detection.pass_crashed tenant=%s", tenant_id)
-                    continue
-                config = self.detection.config
-                if result.people >= config.batch_people or result.readings >= config.max_readings_per_pass:
-                    # More waiting: more people than one pass takes, or someone's backlog is longer than one
-                    # pass reads (else the rest would wait for the next sweep). Go round again.
-                    self._dirty.add(tenant_id)
-
+            await self._drain(self._dirty, self._detect, "detection", again=self._more_to_detect)
 
     async def _alert_loop(self) -> None:
         while True:
             await self._anomaly_wake.wait()
             self._anomaly_wake.clear()
-            while self._anomalies:
-                tenant_id = self._anomalies.pop()
-                try:
-                    await self.alerts.process_tenant(tenant_id)
-                except DatabaseUnavailable as exc:
-                    log.warning("alerts.pass_failed tenant=%s error=%s", tenant_id, exc)
-                    self._anomalies.add(tenant_id)
-                    await asyncio.sleep(2)
-                except Exception:
-                    log.exception("alerts.pass_crashed tenant=%s", tenant_id)
-
+            await self._drain(self._anomalies, self.alerts.process_tenant, "alerts")
 
     async def _send_loop(self) -> None:
         """Sends what the outbox holds: woken by NOTIFY, and every few seconds for held or retried messages
@@ -176,25 +165,13 @@ class Worker:
                 except DatabaseUnavailable:
                     continue
             self._outbox_wake.clear()
-            while self._outbox:
-                tenant_id = self._outbox.pop()
-                try:
-                    await self.sender.process_tenant(tenant_id)
-                except DatabaseUnavailable as exc:
-                    log.warning("push.pass_failed tenant=%s error=%s", tenant_id, exc)
-                    await asyncio.sleep(2)
-                except Exception:
-                    log.exception("push.pass_crashed tenant=%s", tenant_id)
+            await self._drain(self._outbox, self.sender.process_tenant, "push")
 
 
 def build_sender(db: Database, settings) -> NotificationSender:
-    """The sender with the configured push provider (none configured: messages fail visibly as undeliverable)."""
-    provider = None
-    if settings.fcm_endpoint or settings.fcm_credentials_file:
-        from alerts.push.fcm import FcmProvider
-        provider = FcmProvider.from_settings(settings.fcm_project_id, settings.fcm_credentials_file,
-                                             settings.fcm_endpoint, settings.push_timeout_s)
-    return NotificationSender(db, {"fcm": provider} if provider else None, max_attempts=settings.push_max_attempts,
+    """The sender with the configured push providers (none configured: messages fail visibly as undeliverable)."""
+    providers = registry.configured(settings)
+    return NotificationSender(db, providers or None, max_attempts=settings.push_max_attempts,
                               backoff_base_s=settings.push_backoff_base_s, lease_s=settings.push_lease_s)
 
 

@@ -1,10 +1,10 @@
 """What a person can consent to: data types (the ingest metrics) × purposes, described in plain words."""
 from __future__ import annotations
 
-DATA_TYPES: tuple[str, ...] = (
-    "heart_rate", "resting_heart_rate", "hrv_rmssd", "steps", "sleep", "spo2",
-    "blood_pressure", "glucose", "body_temperature", "respiratory_rate",
-)
+from app.core import datatypes
+
+# The data types are declared in app.core.datatypes; these are views of it under the names consent code uses.
+DATA_TYPES: tuple[str, ...] = datatypes.NAMES
 
 PURPOSES: tuple[str, ...] = ("monitoring", "outreach", "research")
 
@@ -24,18 +24,7 @@ DEFAULT_LANGUAGE = "en"
 AGE_OF_CONSENT = 14
 GUARDIAN_MIN_AGE = 18
 
-DATA_TYPE_NAMES: dict[str, dict[str, str]] = {
-    "heart_rate": {"en": "heart rate", "zh-CN": "心率"},
-    "resting_heart_rate": {"en": "resting heart rate", "zh-CN": "静息心率"},
-    "hrv_rmssd": {"en": "heart-rate variability", "zh-CN": "心率变异性"},
-    "steps": {"en": "steps", "zh-CN": "步数"},
-    "sleep": {"en": "sleep", "zh-CN": "睡眠"},
-    "spo2": {"en": "blood oxygen", "zh-CN": "血氧饱和度"},
-    "blood_pressure": {"en": "blood pressure", "zh-CN": "血压"},
-    "glucose": {"en": "blood glucose", "zh-CN": "血糖"},
-    "body_temperature": {"en": "body temperature", "zh-CN": "体温"},
-    "respiratory_rate": {"en": "breathing rate", "zh-CN": "呼吸频率"},
-}
+DATA_TYPE_NAMES: dict[str, dict[str, str]] = {t.name: dict(t.names) for t in datatypes.DATA_TYPES.values()}
 
 PURPOSE_NAMES: dict[str, dict[str, str]] = {
     MONITORING: {"en": "Monitoring", "zh-CN": "健康监测"},

@@ -69,11 +69,9 @@ PERSONAL_DATA: tuple[PersonalTable, ...] = (
 KEPT_ELSEWHERE = ("people", "audit_log")
 
 
-class ErasureBlocked(BeidouError):
-    """Erasure cannot be complete in this deployment; nothing was erased."""
-
-    status = 500  # the deployment is incomplete, not the caller's fault
-    code = "erasure_blocked"
+class ErasureBlocked(BeidouError, status=500, code="erasure_blocked"):
+    """Erasure cannot be complete in this deployment; nothing was erased (500: the deployment is incomplete, not
+    the caller's fault)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,31 +10,22 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
+from app.core.datatypes import DATA_TYPE_SYSTEM, DATA_TYPES, LOINC
 from consent import people
 from consent.catalog import DATA_TYPE_NAMES, MONITORING, OUTREACH, RESEARCH
 from consent.repository import CurrentConsent
 
-LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-DATA_TYPE_SYSTEM = "https://health-beidou.org/fhir/CodeSystem/data-type"
 PURPOSE_SYSTEM = "https://health-beidou.org/fhir/CodeSystem/consent-purpose"
 
-# data type -> (LOINC code, display, UCUM code, unit shown, observation category)
-OBSERVATION_CODES: dict[str, tuple[str, str, str, str, str]] = {
-    "heart_rate": ("8867-4", "Heart rate", "/min", "beats/minute", "vital-signs"),
-    "resting_heart_rate": ("40443-4", "Heart rate --resting", "/min", "beats/minute", "vital-signs"),
-    "hrv_rmssd": ("80404-7", "R-R interval.standard deviation (Heart rate variability)", "ms", "ms", "vital-signs"),
-    "steps": ("55423-8", "Number of steps in unspecified time Pedometer", "{steps}", "steps", "activity"),
-    "sleep": ("93832-4", "Sleep duration", "min", "min", "activity"),
-    "spo2": ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "%", "%", "vital-signs"),
-    "blood_pressure": ("85354-9", "Blood pressure panel with all children optional", "mm[Hg]", "mmHg", "vital-signs"),
-    "glucose": ("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", "mg/dL", "laboratory"),
-    "body_temperature": ("8310-5", "Body temperature", "Cel", "°C", "vital-signs"),
-    "respiratory_rate": ("9279-1", "Respiratory rate", "/min", "breaths/minute", "vital-signs"),
+# data type -> (code system, code, display, UCUM code, unit shown, observation category), from the registry
+OBSERVATION_CODES: dict[str, tuple[str, str, str, str, str, str]] = {
+    t.name: (t.fhir.system, t.fhir.code, t.fhir.display, t.fhir.ucum, t.fhir.unit, t.fhir.category)
+    for t in DATA_TYPES.values()
 }
 SYSTOLIC = ("8480-6", "Systolic blood pressure")
 DIASTOLIC = ("8462-4", "Diastolic blood pressure")
@@ -45,6 +36,11 @@ PURPOSE_OF_USE: dict[str, tuple[str, str]] = {
     OUTREACH: ("COC", "coordination of care"),
     RESEARCH: ("HRESCH", "healthcare research"),
 }
+
+
+def _coding(data_type: str) -> dict:
+    system, code, display = OBSERVATION_CODES[data_type][:3]
+    return {"system": system, "code": code, "display": display}
 
 
 def ref(resource_id: UUID | str) -> str:
@@ -84,8 +80,7 @@ def consent(current: CurrentConsent, *, person_id: UUID) -> dict:
                         {"system": ACT_REASON, "code": code, "display": display}],
             "class": [{"system": DATA_TYPE_SYSTEM, "code": current.data_type,
                        "display": DATA_TYPE_NAMES[current.data_type]["en"]}],
-            "code": [{"coding": [{"system": LOINC, "code": OBSERVATION_CODES[current.data_type][0],
-                                  "display": OBSERVATION_CODES[current.data_type][1]}]}],
+            "code": [{"coding": [_coding(current.data_type)]}],
         },
     }
     if current.notice_version:
@@ -131,14 +126,14 @@ def _quantity(value: float, unit: str, code: str) -> dict:
 def observation(person_id: UUID, *, time: datetime, metric: str, value: float, value2: float | None,
                 details: dict | None, source: str, utc_offset_min: int) -> dict:
     """A stored reading as an R4 Observation with its LOINC code and UCUM unit, at the phone's own offset."""
-    code, display, ucum, unit, category = OBSERVATION_CODES[metric]
+    _, _, _, ucum, unit, category = OBSERVATION_CODES[metric]
     key = f"{metric}|{source}|{_instant(time)}"
     resource = {
         "resourceType": "Observation",
         "id": str(uuid.uuid5(person_id, key)),
         "status": "final",
         "category": [{"coding": [{"system": OBS_CATEGORY, "code": category}]}],
-        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+        "code": {"coding": [_coding(metric)]},
         "subject": {"reference": ref(person_id)},
         "device": {"reference": ref(device_id(person_id, source)), "display": source},
     }

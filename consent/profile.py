@@ -13,21 +13,19 @@ from uuid import UUID
 
 import psycopg
 
-from app.core.errors import Conflict
+from app.core.errors import Conflict, Invalid
 from consent import people, repository, service
 from consent.catalog import LANGUAGES
 
 UNDER_AGE_REASON = "under_14"
 
 
-class InvalidProfile(ValueError):
+class InvalidProfile(Invalid, code="invalid_profile"):
     """A profile value we cannot accept; the message says which and why."""
 
 
-class BirthDateLocked(Conflict):
+class BirthDateLocked(Conflict, code="birth_date_locked"):
     """The insurer set this birth date when it linked a guardian; only the insurer changes it."""
-
-    code = "birth_date_locked"
 
 
 @lru_cache(maxsize=1)

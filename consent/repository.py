@@ -8,6 +8,8 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import class_row
 
+from app.core import channels
+
 # Consent changes and ingest meet on advisory locks in their own namespace (the two-key form never clashes
 # with the single-key locks of migrations and scheduler jobs). People are spread over a fixed number of
 # buckets so an ingest commit for thousands of people takes at most that many locks.
@@ -104,17 +106,6 @@ async def insert_event(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person
     return await cur.fetchone()
 
 
-async def current_for_person(conn: psycopg.AsyncConnection, person_id: UUID) -> list[ConsentState]:
-    cur = conn.cursor(row_factory=class_row(ConsentState))
-    await cur.execute(
-        """SELECT data_type, purpose, granted AND (valid_until IS NULL OR valid_until > now()) AS granted,
-                  valid_until, updated_at, event_id
-             FROM consent_state WHERE person_id = %s ORDER BY data_type, purpose""",
-        (person_id,),
-    )
-    return await cur.fetchall()
-
-
 async def current_with_events(conn: psycopg.AsyncConnection, person_id: UUID) -> list[CurrentConsent]:
     """Every data type × purpose the person has ever decided on, with the deciding event's details."""
     cur = conn.cursor(row_factory=class_row(CurrentConsent))
@@ -187,5 +178,5 @@ async def due_expiries(conn: psycopg.AsyncConnection, limit: int) -> list[DueExp
 async def notify_change(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, data_type: str,
                         purpose: str, granted: bool) -> None:
     """Tell every process (open streams, workers) about the change; delivered when the transaction commits."""
-    payload = f"{tenant_id}|{person_id}|{data_type}|{purpose}|{'1' if granted else '0'}"
-    await conn.execute("SELECT pg_notify('beidou_consent', %s)", (payload,))
+    await channels.notify(conn, channels.CONSENT,
+                          channels.ConsentChange(str(tenant_id), str(person_id), data_type, purpose, granted))

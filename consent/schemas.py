@@ -8,11 +8,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from consent import people, receipts, repository, service
-from consent.catalog import DATA_TYPES, LANGUAGES, PURPOSES
+from consent.catalog import DATA_TYPES, LANGUAGES
 from consent.erasure import ErasureReceipt
 
 DataType = Literal[DATA_TYPES]  # type: ignore[valid-type]
-Purpose = Literal[PURPOSES]  # type: ignore[valid-type]
 Language = Literal[LANGUAGES]  # type: ignore[valid-type]
 
 

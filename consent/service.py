@@ -13,61 +13,41 @@ from uuid import UUID
 
 import psycopg
 
-from app.core.errors import BeidouError, Forbidden, NotFound
+from app.core import channels
+from app.core.errors import Forbidden, Gone, Invalid, NotFound
 from consent import people, repository
 from consent.catalog import (AGE_OF_CONSENT, DATA_TYPE_NAMES, DATA_TYPES, NEEDS, PURPOSE_NAMES, PURPOSES,
                              describe, language_or_default)
 
-CONSENT_CHANNEL = "beidou_consent"
-
 SELF, GUARDIAN, SYSTEM = "self", "guardian", "system"
 
 
-class UnknownConsentTarget(ValueError):
+class UnknownConsentTarget(NotFound, code="unknown_consent_target"):
     """The data type or purpose is not one we know."""
 
 
-class InvalidConsent(ValueError):
+class InvalidConsent(Invalid, code="invalid_consent"):
     """The request is well-formed but cannot be a consent (e.g. it would end in the past)."""
 
 
-class GuardianRequired(Forbidden):
+class GuardianRequired(Forbidden, code="guardian_required"):
     """The person is under the age of consent: only a guardian may grant for them."""
 
-    code = "guardian_required"
 
-
-class DependantDecides(Forbidden):
+class DependantDecides(Forbidden, code="dependant_decides"):
     """The dependant has reached the age of consent (or their age is unknown) and decides for themselves."""
-
-    code = "dependant_decides"
 
 
 class NoSuchDependant(NotFound):
     """The caller is not an active guardian of that person (never says whether the person exists)."""
 
 
-class PersonErased(BeidouError):
+class PersonErased(Gone):
     """The person's data was erased; the row left behind is a tombstone that nothing may act on."""
 
-    status = 410
-    code = "erased"
 
-
-@dataclass(frozen=True, slots=True)
-class ConsentChange:
-    """A change as it travels between processes (LISTEN/NOTIFY payload)."""
-
-    tenant_id: str
-    person_id: str
-    data_type: str
-    purpose: str
-    granted: bool
-
-    @classmethod
-    def parse(cls, payload: str) -> ConsentChange:
-        tenant_id, person_id, data_type, purpose, granted = payload.split("|")
-        return cls(tenant_id, person_id, data_type, purpose, granted == "1")
+# How a change travels between processes (LISTEN/NOTIFY payload): declared with the channel.
+ConsentChange = channels.ConsentChange
 
 
 @dataclass(frozen=True, slots=True)

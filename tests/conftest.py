@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from tests import support
-from tests.support import Service, Tenant, TestDatabase, start_service
+from tests.support import Service, Tenant, TestDatabase, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -77,9 +77,8 @@ def shared_db(admin_server_url: str, template_db: TestDatabase) -> TestDatabase:
 @pytest.fixture(scope="session")
 def service(shared_db: TestDatabase, tmp_path_factory) -> Service:
     """The real API as a separate process (`beidou api`) on a free loopback port."""
-    svc = start_service(shared_db, JWT_SECRET, tmp_path_factory.mktemp("service"))
-    yield svc
-    svc.stop()
+    with running_service(shared_db, JWT_SECRET, tmp_path_factory.mktemp("service")) as svc:
+        yield svc
 
 
 @pytest.fixture

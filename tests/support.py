@@ -1,6 +1,7 @@
 """Helpers for tests that drive the real service and database from the outside."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -8,6 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -186,6 +189,16 @@ def start_service(db: TestDatabase, jwt_secret: str, data_dir: Path, **extra: st
     return svc
 
 
+@contextmanager
+def running_service(db: TestDatabase, jwt_secret: str, data_dir: Path, **extra: str) -> Iterator[Service]:
+    """:func:`start_service` for the length of a ``with`` block (a fixture's lifetime)."""
+    svc = start_service(db, jwt_secret, data_dir, **extra)
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
 def start_process(service: Service, *args: str, **extra_env: str) -> subprocess.Popen:
     """Another `beidou` process (worker, scheduler) against the same database as ``service``."""
     env = {**service.env, **extra_env}
@@ -201,6 +214,15 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+
+
+def receive_until(ws, predicate, timeout: float = 10.0) -> dict:
+    """The first WebSocket message ``predicate`` accepts (earlier ones are skipped); a timeout raises."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if predicate(message):
+            return message
 
 
 def wait_for(predicate, timeout: float = 30.0, every: float = 0.1):

@@ -2,53 +2,27 @@
 
 Server → client: ``{"type": "alert", "alert_id": ..., "action": "opened" | "claimed" | ...}``; the page
 then fetches what it needs over the normal authenticated routes. No health data travels on this feed.
+A feed opened while the database is down is refused with HTTP 503, ``Retry-After`` and the problem body, the
+same answer as ``GET /v1/stream`` and any HTTP route.
 """
 from __future__ import annotations
 
 import asyncio
-from uuid import UUID
 
 import msgspec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from app.api.fanout import Subscribers
-from app.api.deps import Services, authenticate, websocket_token
-from app.auth import AuthError
-from app.core.errors import DatabaseUnavailable
+from app.api.deps import websocket_caller
 
 router = APIRouter(tags=["care team"])
 _encoder = msgspec.json.Encoder()
 
 
-class CareFeed(Subscribers):
-    """Open care-page connections per tenant."""
-
-    def publish(self, payload: str) -> None:
-        tenant_id, alert_id, action = payload.split("|", 2)
-        message = {"type": "alert", "alert_id": alert_id, "action": action}
-        for queue in self.of(UUID(tenant_id)):
-            if queue.qsize() < 1000:  # a stalled page must not grow memory; it reloads on reconnect
-                queue.put_nowait(message)
-
-
 @router.websocket("/v1/care/live")
 async def live(ws: WebSocket) -> None:
-    svc: Services = ws.app.state.services
-    feed: CareFeed = ws.app.state.care_feed
-    try:
-        token = websocket_token(ws)
-        if not token:
-            raise AuthError("missing bearer token")
-        who = await authenticate(token, svc)
-    except AuthError as exc:
-        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
+    if (caller := await websocket_caller(ws, staff=True, refusal="the live feed is for care staff")) is None:
         return
-    except DatabaseUnavailable:
-        await ws.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="database unavailable")
-        return
-    if who.staff is None:
-        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="the live feed is for care staff")
-        return
+    feed, who = caller[0].care_feed, caller[1]
     await ws.accept()
     queue: asyncio.Queue = asyncio.Queue()
     feed.add(who.tenant_id, queue)

@@ -1,41 +1,31 @@
 """Consent: a policyholder's own (read, grant, withdraw, history, FHIR) and, for guardians, their dependants'.
 
-While the API runs it also records and announces consents that reach their valid_until (the router's
-lifespan runs :func:`consent.expiry.run_forever`; every process may, the sweep is safe to repeat).
+(Consents that reach their valid_until are recorded and announced by :func:`consent.expiry.run_forever`, which
+the app factory starts with the other background tasks.)
 """
 from __future__ import annotations
 
-import asyncio
-from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Path
+from fastapi import APIRouter, Body, Depends, Path
 from fastapi.responses import JSONResponse
 
 from app.api.deps import Principal, Services, policyholder, services
 from app.api.schemas import Problem
-from app.core.errors import Conflict, NotFound
-from consent import erasure, expiry, fhir, guardians, profile, repository, service
+from app.api.problems import problem_response
+from app.core.errors import BeidouError
+from consent import fhir, guardians, repository, service
 from consent.catalog import MONITORING
 from consent.schemas import (ConsentChangeOut, ConsentGrantIn, ConsentOverviewOut, ConsentItemOut, ConsentWithdrawIn,
                              DependantList, DependantOut, HistoryEventOut, HistoryOut, ShorthandGrantIn)
 
 
-@asynccontextmanager
-async def _expiry_sweep(app: FastAPI):
-    task = asyncio.create_task(expiry.run_forever(app.state.services.db), name="consent-expiry")
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+router = APIRouter(tags=["consent"])
 
-
-router = APIRouter(tags=["consent"], lifespan=_expiry_sweep)
-
-DOMAIN_ERRORS = (service.UnknownConsentTarget, service.InvalidConsent, profile.InvalidProfile,
-                 guardians.InvalidGuardianship, service.GuardianRequired, service.DependantDecides,
-                 service.PersonErased, erasure.ErasureBlocked, Conflict, NotFound)
+# Every domain error is a BeidouError, rendered by the app's one handler. These two names remain only for
+# routers that still catch errors themselves (app/api/me.py); new code raises and lets the handler answer.
+DOMAIN_ERRORS = (BeidouError,)
+problem = problem_response
 PROBLEMS = {404: {"model": Problem, "description": "Unknown data type or purpose, or no such dependant."},
             410: {"model": Problem, "description": "This person's data was erased (code `erased`)."}}
 _DATA_TYPE = Path(description="A data type, e.g. heart_rate (the ingest metrics).")
@@ -43,34 +33,14 @@ _PURPOSE = Path(description="`monitoring`, `outreach` or `research`.")
 _DEPENDANT = Path(description="The dependant's external id (as the insurer knows them).")
 
 
-def problem(exc: Exception) -> JSONResponse:
-    """A domain error as the JSON problem the API documents: ``{"detail": ..., "code": ...}``."""
-    if isinstance(exc, service.UnknownConsentTarget | NotFound):
-        status = 404
-    elif isinstance(exc, service.InvalidConsent | profile.InvalidProfile | guardians.InvalidGuardianship):
-        status = 422
-    elif isinstance(exc, service.GuardianRequired | service.DependantDecides):
-        status = 403
-    elif isinstance(exc, service.PersonErased):
-        status = 410
-    elif isinstance(exc, Conflict):
-        status = 409
-    else:  # ErasureBlocked: the deployment is incomplete, not the caller's fault
-        status = 500
-    return JSONResponse({"detail": str(exc), "code": getattr(exc, "code", None)}, status_code=status)
-
-
 async def _change_own(who: Principal, svc: Services, data_type: str, purpose: str, grant: bool,
                       body: ConsentGrantIn | ShorthandGrantIn | ConsentWithdrawIn | None):
     valid_until = getattr(body, "valid_until", None)
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            event = await service.change_own(
-                conn, tenant_id=who.tenant_id, person_id=who.person_id, data_type=data_type, purpose=purpose,
-                grant=grant, notice_version=body.notice_version if body else None, app=body.app if body else None,
-                valid_until=valid_until)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        event = await service.change_own(
+            conn, tenant_id=who.tenant_id, person_id=who.person_id, data_type=data_type, purpose=purpose,
+            grant=grant, notice_version=body.notice_version if body else None, app=body.app if body else None,
+            valid_until=valid_until)
     return ConsentChangeOut.of(event)
 
 
@@ -79,12 +49,9 @@ async def _change_own(who: Principal, svc: Services, data_type: str, purpose: st
                         "each means in plain words in your profile's language (`en` or `zh-CN`).",
             responses={410: PROBLEMS[410]})
 async def my_consents(who: Principal = Depends(policyholder), svc: Services = Depends(services)):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            person = await service.subject(conn, person_id=who.person_id)
-            views = await service.overview(conn, person_id=who.person_id, language=person.language)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        person = await service.subject(conn, person_id=who.person_id)
+        views = await service.overview(conn, person_id=who.person_id, language=person.language)
     return ConsentOverviewOut(language=person.language, consents=[ConsentItemOut.of(v) for v in views])
 
 
@@ -93,12 +60,9 @@ async def my_consents(who: Principal = Depends(policyholder), svc: Services = De
                         "is append-only: nothing in it is ever changed or removed, not even by erasure.",
             responses={410: PROBLEMS[410]})
 async def my_history(who: Principal = Depends(policyholder), svc: Services = Depends(services)):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            await service.subject(conn, person_id=who.person_id)
-            events = await service.history(conn, person_id=who.person_id)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        await service.subject(conn, person_id=who.person_id)
+        events = await service.history(conn, person_id=who.person_id)
     return HistoryOut(events=[HistoryEventOut.of(e) for e in events])
 
 
@@ -110,12 +74,9 @@ async def my_history(who: Principal = Depends(policyholder), svc: Services = Dep
             response_class=JSONResponse, responses={200: {"content": {"application/fhir+json": {}}},
                                                     410: PROBLEMS[410]})
 async def my_consents_fhir(who: Principal = Depends(policyholder), svc: Services = Depends(services)):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            await service.subject(conn, person_id=who.person_id)
-            currents = await repository.current_with_events(conn, who.person_id)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        await service.subject(conn, person_id=who.person_id)
+        currents = await repository.current_with_events(conn, who.person_id)
     bundle = fhir.consent_bundle(currents, person_id=who.person_id, now=datetime.now(timezone.utc))
     return JSONResponse(bundle, media_type="application/fhir+json")
 
@@ -175,13 +136,10 @@ async def my_dependants(who: Principal = Depends(policyholder), svc: Services = 
             description="Like `GET /v1/me/consents`, for a person you are the guardian of, in your language.")
 async def dependant_consents(person: str = _DEPENDANT, who: Principal = Depends(policyholder),
                              svc: Services = Depends(services)):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            me = await service.subject(conn, person_id=who.person_id)
-            minor = await service.dependant_of(conn, guardian_id=who.person_id, external_id=person)
-            views = await service.overview(conn, person_id=minor.id, language=me.language)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        me = await service.subject(conn, person_id=who.person_id)
+        minor = await service.dependant_of(conn, guardian_id=who.person_id, external_id=person)
+        views = await service.overview(conn, person_id=minor.id, language=me.language)
     return ConsentOverviewOut(language=me.language, consents=[ConsentItemOut.of(v) for v in views])
 
 
@@ -189,27 +147,21 @@ async def dependant_consents(person: str = _DEPENDANT, who: Principal = Depends(
             response_model=HistoryOut, responses=PROBLEMS)
 async def dependant_history(person: str = _DEPENDANT, who: Principal = Depends(policyholder),
                             svc: Services = Depends(services)):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            minor = await service.dependant_of(conn, guardian_id=who.person_id, external_id=person)
-            events = await service.history(conn, person_id=minor.id)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        minor = await service.dependant_of(conn, guardian_id=who.person_id, external_id=person)
+        events = await service.history(conn, person_id=minor.id)
     return HistoryOut(events=[HistoryEventOut.of(e) for e in events])
 
 
 async def _change_for(who: Principal, svc: Services, person: str, data_type: str, purpose: str, grant: bool,
                       body: ConsentGrantIn | ConsentWithdrawIn | None):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            await service.subject(conn, person_id=who.person_id)
-            event = await service.change_for_dependant(
-                conn, tenant_id=who.tenant_id, guardian_id=who.person_id, dependant_external_id=person,
-                data_type=data_type, purpose=purpose, grant=grant,
-                notice_version=body.notice_version if body else None, app=body.app if body else None,
-                valid_until=getattr(body, "valid_until", None))
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        await service.subject(conn, person_id=who.person_id)
+        event = await service.change_for_dependant(
+            conn, tenant_id=who.tenant_id, guardian_id=who.person_id, dependant_external_id=person,
+            data_type=data_type, purpose=purpose, grant=grant,
+            notice_version=body.notice_version if body else None, app=body.app if body else None,
+            valid_until=getattr(body, "valid_until", None))
     return ConsentChangeOut.of(event)
 
 

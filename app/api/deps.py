@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
-from fastapi import Depends, HTTPException, Request, WebSocket, status
+from fastapi import Depends, Request, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app import directory
+from app.api.fanout import CareFeed, StreamRegistry
 from app.auth import AuthError, Claims, TokenVerifier
 from app.core.db import Database
+from app.api.problems import refuse_handshake
+from app.core.errors import BeidouError, Forbidden, Unauthorized
 from app.core.settings import Settings
 from streaming.ingest import IngestWriter
 from streaming.validation import Limits
@@ -26,6 +29,10 @@ class Services:
     ingest: IngestWriter
     principals: PrincipalCache
     limits: Limits
+    streams: StreamRegistry = field(default_factory=StreamRegistry)
+    """Open ingest streams per person (consent changes reach them)."""
+    care_feed: CareFeed = field(default_factory=CareFeed)
+    """Open care-page live feeds per tenant (alert changes reach them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,9 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
+# In a route's `openapi_extra`: every signed-in role may use it (the OpenAPI document then lists no 403).
+ANY_ROLE = "x-any-role"
+
 _bearer = HTTPBearer(auto_error=False, description="A JWT from the insurer's identity provider "
                      "(or `beidou token` locally).")
 
@@ -93,29 +103,25 @@ async def authenticate(token: str, svc: Services) -> Principal:
     return await svc.principals.resolve(claims)
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
-
-
 async def principal(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
                     svc: Services = Depends(services)) -> Principal:
     if credentials is None:
-        raise _unauthorized("missing bearer token")
+        raise Unauthorized("missing bearer token")
     try:
         return await authenticate(credentials.credentials, svc)
     except AuthError as exc:
-        raise _unauthorized(str(exc)) from None
+        raise Unauthorized(str(exc)) from None
 
 
 async def policyholder(p: Principal = Depends(principal)) -> Principal:
     if p.person is None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this route is for policyholders")
+        raise Forbidden("this route is for policyholders")
     return p
 
 
 async def staff(p: Principal = Depends(principal)) -> Principal:
     if p.staff is None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this route is for care staff")
+        raise Forbidden("this route is for care staff")
     return p
 
 
@@ -124,3 +130,25 @@ def websocket_token(ws: WebSocket) -> str | None:
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     return ws.query_params.get("access_token")
+
+
+async def websocket_caller(ws: WebSocket, *, staff: bool, refusal: str) -> tuple[Services, Principal] | None:
+    """The services and the caller of a WebSocket handshake (a staff member if ``staff``, else a policyholder),
+    or None once the handshake was refused: a bad token, or the other kind of caller, closes with 1008 (policy
+    violation, ``refusal`` says why); any other error (a database outage) gets the answer an HTTP route gives."""
+    svc: Services = ws.app.state.services
+    token = websocket_token(ws)
+    try:
+        if not token:
+            raise AuthError("missing bearer token")
+        who = await authenticate(token, svc)
+    except AuthError as exc:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
+        return None
+    except BeidouError as exc:
+        await refuse_handshake(ws, exc)
+        return None
+    if (who.staff if staff else who.person) is None:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=refusal)
+        return None
+    return svc, who

@@ -2,24 +2,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import care, care_live, consents, fhir_in, health, me, me_page, outreach, readings, stream, sync, tenant, web
-from app.api.deps import PrincipalCache, Services
+from app.api import (care, care_live, consents, datatypes, fhir_in, health, me, me_page, outreach, readings, stream,
+                     sync, tenant, web)
+from app.api.deps import ANY_ROLE, PrincipalCache, Services
 from app.api.limits import BodySizeLimit
-from alerts.repository import ALERT_CHANNEL
+from app.api.problems import http_exception_response, problem_response, validation_response
 from app.auth import TokenVerifier
+from app.core import channels
 from app.core.db import Database
-from app.core.errors import BeidouError, DatabaseUnavailable
+from app.core.errors import BeidouError, UnstorableText
 from app.core.listen import listen_forever
 from app.core.settings import Settings
-from consent.service import CONSENT_CHANNEL, ConsentChange
+from consent import expiry
 from streaming.ingest import IngestWriter
 from streaming.validation import Limits
 
@@ -34,7 +39,11 @@ Health Beidou lets an insurer look after its policyholders' health **with their 
 * Every request carries a bearer JWT from the insurer's identity provider: claims `iss`, `aud`, `exp`,
   `sub` (the person or staff id as the insurer knows it), `tid` (tenant id) and `role`
   (`policyholder`, `care_agent`, `care_supervisor` or `tenant_admin`).
-* Errors are JSON `{"detail": ...}`; 503 answers carry `Retry-After`.
+* Every error is JSON `{"detail": ..., "code": ...}` (the `Problem` schema): `detail` says what went wrong in
+  words (for a request that fails validation, a list of the faulty fields), `code` is a stable, machine-readable
+  name clients act on (`invalid`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `erased`, `too_large`,
+  `unavailable`, ...). WebSocket `error` frames carry the same two fields. 503 answers carry `Retry-After`,
+  401 answers `WWW-Authenticate: Bearer`.
 """
 
 
@@ -52,18 +61,22 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
         await writer.start()
         limits = Limits(max_future=timedelta(seconds=settings.max_future_skew_s),
                         max_past=timedelta(days=settings.max_past_days))
-        app.state.services = Services(settings=settings, db=db, verifier=TokenVerifier(settings), ingest=writer,
-                                      principals=PrincipalCache(db), limits=limits)
-        registry = app.state.streams = stream.StreamRegistry()
-        feed = app.state.care_feed = care_live.CareFeed()
+        svc = app.state.services = Services(settings=settings, db=db, verifier=TokenVerifier(settings),
+                                            ingest=writer, principals=PrincipalCache(db), limits=limits)
 
         def on_notify(channel: str, payload: str) -> None:
-            if channel == CONSENT_CHANNEL:
-                registry.consent_changed(ConsentChange.parse(payload))
-            elif channel == ALERT_CHANNEL:
-                feed.publish(payload)
+            if channel == channels.CONSENT.name:
+                svc.streams.consent_changed(channels.CONSENT.decode(payload))
+            elif channel == channels.ALERTS.name:
+                svc.care_feed.publish(channels.ALERTS.decode(payload))
 
-        listener = asyncio.create_task(listen_forever(database_url, [CONSENT_CHANNEL, ALERT_CHANNEL], on_notify))
+        # Every background task of the API process starts (and stops) here, nowhere else.
+        tasks = [
+            asyncio.create_task(listen_forever(database_url, [channels.CONSENT.name, channels.ALERTS.name],
+                                               on_notify), name="api-listen"),
+            # Records and announces consents reaching their valid_until; safe in several processes at once.
+            asyncio.create_task(expiry.run_forever(db), name="consent-expiry"),
+        ]
         worker = scheduler = None
         if embedded_worker:
             from app.scheduler import Scheduler
@@ -79,44 +92,44 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
                 scheduler.stop()
             if worker is not None:
                 await worker.stop()
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await writer.stop()
             await db.close()
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    for module in (readings, sync, fhir_in, stream, consents, me, me_page, care, care_live, outreach, tenant, health, web):
+    for module in (readings, sync, fhir_in, stream, consents, me, me_page, care, care_live, outreach, tenant, datatypes,
+                   health, web):
         app.include_router(module.router)
 
     @app.exception_handler(BeidouError)
     async def _domain_error(_: Request, exc: BeidouError) -> JSONResponse:
         return problem_response(exc)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _framework_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return http_exception_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(exc)
+
     @app.exception_handler(psycopg.DataError)
     async def _data_error(_: Request, exc: psycopg.DataError) -> JSONResponse:
         if not _unstorable_text(exc):
             raise exc
-        return _unstorable_text_answer()
+        return problem_response(UnstorableText())
 
     @app.exception_handler(UnicodeEncodeError)
     async def _unencodable(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
         if not _unstorable_text(exc):
             raise exc
-        return _unstorable_text_answer()
+        return problem_response(UnstorableText())
 
     _document_raw_bodies(app)
     return app
-
-
-def problem_response(exc: BeidouError) -> JSONResponse:
-    """THE rendering of a domain error: ``{"detail": ..., "code": ...}`` with its status (and Retry-After on 503)."""
-    headers = None
-    detail = exc.detail
-    if isinstance(exc, DatabaseUnavailable):
-        headers = {"Retry-After": str(exc.retry_after_s)}
-        detail = f"database unavailable, nothing was stored: {exc}"
-    return JSONResponse({"detail": detail, "code": exc.code}, status_code=exc.status, headers=headers)
 
 
 def _unstorable_text(exc: Exception) -> bool:
@@ -127,12 +140,6 @@ def _unstorable_text(exc: Exception) -> bool:
     if isinstance(exc, psycopg.errors.UntranslatableCharacter | psycopg.errors.CharacterNotInRepertoire):
         return True
     return isinstance(exc, psycopg.DataError) and "NUL" in str(exc)
-
-
-def _unstorable_text_answer() -> JSONResponse:
-    # The failing statement ran inside the request's transaction, which rolled back: nothing was stored.
-    return JSONResponse({"detail": "text with a NUL character or an unpaired surrogate cannot be stored; "
-                                   "nothing was stored", "code": "invalid_text"}, status_code=422)
 
 
 def _document_raw_bodies(app: FastAPI) -> None:
@@ -175,8 +182,10 @@ def _document_common_answers(doc: dict) -> None:
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             if operation.get("security"):
+                any_role = operation.pop(ANY_ROLE, False)  # no role is refused: no 403 to document
                 for code, description in _COMMON_ANSWERS.items():
-                    responses.setdefault(code, {"description": description, "content": problem})
+                    if not (any_role and code == "403"):
+                        responses.setdefault(code, {"description": description, "content": problem})
             if "requestBody" in operation:
                 # Starlette cannot even read a body that is not UTF-8 text: 400 before any validation.
                 responses.setdefault("400", {"description": "The body could not be read as JSON text.",
@@ -185,8 +194,10 @@ def _document_common_answers(doc: dict) -> None:
                                              "content": problem})
             invalid = responses.get("422", {}).get("content", {}).get("application/json", {})
             if invalid.get("schema") == {"$ref": "#/components/schemas/HTTPValidationError"}:
-                # Besides the framework's list of field errors, routes refuse some valid-looking input with a
-                # sentence of their own (an unreadable page token, too long a time range).
-                invalid["schema"] = {"anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"},
-                                               {"$ref": "#/components/schemas/Problem"}]}
+                # The framework's field errors come in the same Problem shape (code `invalid`, `detail` a list of
+                # faulty fields); routes refuse some valid-looking input with a sentence of their own instead.
+                invalid["schema"] = {"$ref": "#/components/schemas/Problem"}
                 responses["422"]["description"] = "The request is invalid: `detail` lists the fields or says why."
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused not in json.dumps(doc["paths"]):
+            components.pop(unused, None)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
+from uuid import UUID
+
+from app.core.channels import AlertChange, ConsentChange
 
 
 class Subscribers:
@@ -25,3 +28,23 @@ class Subscribers:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_key.values())
+
+
+class StreamRegistry(Subscribers):
+    """Open ingest streams per person, so a consent change reaches every one of them at once."""
+
+    def consent_changed(self, change: ConsentChange) -> None:
+        message = {"type": "consent", "data_type": change.data_type, "purpose": change.purpose,
+                   "granted": change.granted}
+        for outbox in self.of(UUID(change.person_id)):
+            outbox.put_nowait(message)
+
+
+class CareFeed(Subscribers):
+    """Open care-page connections per tenant."""
+
+    def publish(self, change: AlertChange) -> None:
+        message = {"type": "alert", "alert_id": change.alert_id, "action": change.action}
+        for queue in self.of(UUID(change.tenant_id)):
+            if queue.qsize() < 1000:  # a stalled page must not grow memory; it reloads on reconnect
+                queue.put_nowait(message)

@@ -5,14 +5,14 @@ from datetime import datetime, time
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from alerts import outreach
 from alerts.messages import text_for
 from app.api.care import AlertDetail, _actor, get_alert
 from app.api.deps import Principal, Services, policyholder, services, staff
-from app.core.errors import Conflict
+from app.api.schemas import Problem
 
 router = APIRouter(tags=["outreach"])
 
@@ -117,14 +117,12 @@ async def _remove(body: DeviceRemove, who: Principal, svc: Services) -> Response
                          "end of the person's quiet hours (default 22:00–08:00 in their time zone) or for room under "
                          "the weekly cap; the alert's notifications show `held` and until when. 409 without the "
                          "person's outreach consent for the alert's data type.",
-             responses={404: {"description": "No such alert"}, 409: {"description": "Resolved, or no consent"}})
+             responses={404: {"model": Problem, "description": "No such alert"},
+                        409: {"model": Problem, "description": "Resolved, or no consent"}})
 async def reach_out(alert_id: UUID, who: Principal = Depends(staff), svc: Services = Depends(services)) -> AlertDetail:
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
-            await outreach.reach_out(conn, alert_id=alert_id, actor=_actor(who),
-                                     weekly_cap=svc.settings.outreach_weekly_cap)
-    except Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+        await outreach.reach_out(conn, alert_id=alert_id, actor=_actor(who),
+                                 weekly_cap=svc.settings.outreach_weekly_cap)
     return await get_alert(alert_id, who, svc)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.api.deps import Principal, Services, policyholder, services
 from app.api.schemas import BatchResult, Problem, ReadingPage
+from app.core.errors import Invalid, TooLarge
 from streaming import validation
 from streaming.receive import receive, summarise
 
@@ -20,12 +21,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is larger than ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=f"body larger than {limit} bytes")
+        raise TooLarge(f"body larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=f"body larger than {limit} bytes")
+            raise TooLarge(f"body larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -51,10 +52,9 @@ async def post_readings(request: Request, who: Principal = Depends(policyholder)
     try:
         items = validation.decode_batch(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise HTTPException(422, detail=str(exc)) from None
+        raise Invalid(str(exc)) from None
     if len(items) > svc.settings.max_batch_readings:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                            detail=f"at most {svc.settings.max_batch_readings} readings per batch")
+        raise TooLarge(f"at most {svc.settings.max_batch_readings} readings per batch")
     results = await receive(svc.ingest, tenant_id=who.tenant_id, person_id=who.person_id, items=items,
                             limits=svc.limits)
     return Response(_encoder.encode(summarise(results)), media_type="application/json")
@@ -77,7 +77,7 @@ async def my_readings(
     to = to or datetime.now(timezone.utc) + timedelta(days=1)
     from_ = from_ or to - timedelta(days=30)
     if to - from_ > timedelta(days=366):
-        raise HTTPException(422, detail="at most 366 days per query")
+        raise Invalid("at most 366 days per query")
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
         cur = await conn.execute(
             """SELECT time, metric, value, value2, source FROM readings

@@ -10,9 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from consent.catalog import DATA_TYPES, PURPOSES
+from app.core.datatypes import DATA_TYPES as REGISTRY
+from consent.catalog import DATA_TYPES
 
 MetricName = Literal[DATA_TYPES]  # type: ignore[valid-type]
+_UNITS = "; ".join(f"{t.name}: {t.unit} (also {', '.join(u for u in t.units if u != t.unit)})" if len(t.units) > 1
+                   else f"{t.name}: {t.unit}" for t in REGISTRY.values())
 
 
 class ReadingIn(BaseModel):
@@ -30,8 +33,8 @@ class ReadingIn(BaseModel):
     metric: MetricName = Field(description="Data type. Each needs the person's monitoring consent.")
     time: datetime = Field(description="When it was measured, RFC 3339 with the phone's UTC offset.")
     value: float | None = Field(None, description="The value, in `unit`.")
-    unit: str | None = Field(None, description="Unit of `value`; omitted = the canonical unit "
-                             "(bpm, ms, count, min, %, mmHg, mg/dL, °C, /min). Also: mmol/L, °F, kPa, ratio, h.")
+    unit: str | None = Field(None, description="Unit of `value`; omitted = the canonical unit. Accepted units per "
+                             "data type (converted to the canonical one): " + _UNITS + ". See GET /v1/data-types.")
     source: str = Field("app", min_length=1, max_length=64, description="Device or app that measured it.")
     systolic: float | None = Field(None, description="blood_pressure only.")
     diastolic: float | None = Field(None, description="blood_pressure only.")
@@ -63,29 +66,13 @@ class BatchResult(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error response."""
+    """Every error answer: what went wrong in words, and a stable code to act on."""
 
-    detail: str | list | dict
-    code: str | None = None
-
-
-class ConsentGrantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    notice_version: str | None = Field(None, max_length=64, description="Version of the notice the person saw.")
-    app: str | None = Field(None, max_length=128, description="App (and version) the consent was given in.")
-    valid_until: datetime | None = Field(None, description="Optional end of the consent.")
-
-
-class ConsentOut(BaseModel):
-    data_type: str
-    purpose: Literal[PURPOSES]  # type: ignore[valid-type]
-    granted: bool
-    valid_until: datetime | None
-    updated_at: datetime
-
-
-class ConsentList(BaseModel):
-    consents: list[ConsentOut]
+    detail: str | list[dict] = Field(description="What went wrong, in words; for a request that fails validation, "
+                                     "the list of faulty fields (`loc`, `msg`, `type`).")
+    code: str = Field(description="Stable, machine-readable: `invalid`, `unauthorized`, `forbidden`, `not_found`, "
+                      "`conflict`, `erased`, `too_large`, `unavailable`, or a more specific one a route documents "
+                      "(e.g. `guardian_required`, `birth_date_locked`).")
 
 
 class ReadingOut(BaseModel):

@@ -13,7 +13,8 @@ Protocol (JSON text frames):
   BEIDOU_WS_MAX_FRAMES_PER_S (burst BEIDOU_WS_FRAME_BURST): nothing of it is stored, resend it later.
 * server → client: ``{"type": "consent", "data_type": ..., "purpose": ..., "granted": false}`` when the
   person's consent changes, from any device or process.
-* A stream opened while the database is down is refused with HTTP 503 and ``Retry-After`` (a bad token: 403).
+* A stream opened while the database is down is refused with HTTP 503, ``Retry-After`` and the same
+  ``{"detail", "code": "unavailable"}`` body as any HTTP route (a bad token: 403), as ``GET /v1/care/live`` is.
 
 At most BEIDOU_WS_MAX_INFLIGHT_FRAMES frames per connection wait for their commit; beyond that the server
 stops reading the socket, so a slow database slows the client instead of growing memory.
@@ -24,18 +25,14 @@ import asyncio
 import logging
 import math
 import time
-from uuid import UUID
 
 import msgspec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from app.api.fanout import Subscribers
-from app.api.deps import Services, authenticate, websocket_token
-from app.auth import AuthError
-from app.core.errors import DatabaseUnavailable
+from app.api.deps import Services, websocket_caller
+from app.api.problems import error_frame
+from app.core.errors import DatabaseUnavailable, Internal, Invalid, RateLimited, TooLarge
 from app.core.observability import WS_CONNECTIONS
-from consent.service import ConsentChange
 from streaming import validation
 from streaming.receive import receive, summarise
 
@@ -79,38 +76,15 @@ def _seq_of(data: str | bytes) -> int | None:
         return None
 
 
-class StreamRegistry(Subscribers):
-    """Open streams per person, so a consent change reaches every one of them at once."""
-
-    def consent_changed(self, change: ConsentChange) -> None:
-        message = {"type": "consent", "data_type": change.data_type, "purpose": change.purpose,
-                   "granted": change.granted}
-        for outbox in self.of(UUID(change.person_id)):
-            outbox.put_nowait(message)
-
-
 @router.websocket("/v1/stream")
 async def stream(ws: WebSocket) -> None:
-    svc: Services = ws.app.state.services
-    registry: StreamRegistry = ws.app.state.streams
-    token = websocket_token(ws)
-    try:
-        if not token:
-            raise AuthError("missing bearer token")
-        who = await authenticate(token, svc)
-    except AuthError as exc:
-        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
+    if (caller := await websocket_caller(ws, staff=False, refusal="streaming is for policyholders")) is None:
         return
-    except DatabaseUnavailable as exc:
-        await _refuse_unavailable(ws, exc)
-        return
-    if who.person is None:
-        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="streaming is for policyholders")
-        return
+    svc, who = caller
     await ws.accept()
     WS_CONNECTIONS.inc()
     outbox: asyncio.Queue = asyncio.Queue()
-    registry.add(who.person_id, outbox)
+    svc.streams.add(who.person_id, outbox)
     sender = asyncio.create_task(_send_loop(ws, outbox))
     inflight = asyncio.Semaphore(svc.settings.ws_max_inflight_frames)
     rate = FrameRate(svc.settings.ws_max_frames_per_s, svc.settings.ws_frame_burst)
@@ -126,24 +100,23 @@ async def stream(ws: WebSocket) -> None:
             if data is None:
                 data = message.get("bytes") or b""
             if len(data) > svc.settings.max_frame_bytes:
-                outbox.put_nowait(_error(None, "frame_too_large",
-                                         f"frame larger than {svc.settings.max_frame_bytes} bytes; nothing stored"))
+                outbox.put_nowait(error_frame(TooLarge(
+                    f"frame larger than {svc.settings.max_frame_bytes} bytes; nothing stored", code="frame_too_large")))
                 continue
             wait = rate.take()
             if wait:
-                outbox.put_nowait(_error(_seq_of(data), "rate_limited",
-                                         f"more than {svc.settings.ws_max_frames_per_s:g} frames per second on this "
-                                         "connection; nothing stored, resend after retry_after seconds",
-                                         retry_after=math.ceil(wait * 10) / 10))
+                outbox.put_nowait(error_frame(RateLimited(
+                    f"more than {svc.settings.ws_max_frames_per_s:g} frames per second on this connection; nothing "
+                    "stored, resend after retry_after seconds"), _seq_of(data), retry_after=math.ceil(wait * 10) / 10))
                 continue
             try:
                 frame = validation.decode_frame(data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                outbox.put_nowait(_error(None, "malformed_frame", f"{exc}; nothing stored"))
+                outbox.put_nowait(error_frame(Invalid(f"{exc}; nothing stored", code="malformed_frame")))
                 continue
             if len(frame.readings) > svc.settings.max_batch_readings:
-                outbox.put_nowait(_error(frame.seq, "batch_too_large",
-                                         f"at most {svc.settings.max_batch_readings} readings per frame"))
+                outbox.put_nowait(error_frame(TooLarge(f"at most {svc.settings.max_batch_readings} readings per frame",
+                                                       code="batch_too_large"), frame.seq))
                 continue
             await inflight.acquire()  # back-pressure: stop reading while too many frames await commit
             task = asyncio.create_task(_store_frame(svc, who, frame, outbox))
@@ -152,7 +125,7 @@ async def stream(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        registry.remove(who.person_id, outbox)
+        svc.streams.remove(who.person_id, outbox)
         # Frames already handed to the writer still commit; their acks just have nowhere to go.
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
@@ -160,31 +133,16 @@ async def stream(ws: WebSocket) -> None:
         WS_CONNECTIONS.dec()
 
 
-async def _refuse_unavailable(ws: WebSocket, exc: DatabaseUnavailable) -> None:
-    """Refuse the handshake with a real 503 and Retry-After (a close before accepting reaches the client as a bare
-    HTTP 403, which reads as "your token is bad"); 1013 where the server cannot send an HTTP answer."""
-    if "websocket.http.response" in ws.scope.get("extensions", {}):
-        await ws.send_denial_response(JSONResponse(
-            {"detail": f"database unavailable, try again later: {exc}", "code": "unavailable"},
-            status_code=503, headers={"Retry-After": str(exc.retry_after_s)}))
-    else:
-        await ws.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="database unavailable")
-
-
-def _error(seq: int | None, code: str, detail: str, **extra) -> dict:
-    return {"type": "error", "seq": seq, "code": code, "detail": detail, **extra}
-
-
 async def _store_frame(svc: Services, who, frame: validation.DecodedFrame, outbox: asyncio.Queue) -> None:
     try:
         results = await receive(svc.ingest, tenant_id=who.tenant_id, person_id=who.person_id,
                                 items=frame.readings, limits=svc.limits)
     except DatabaseUnavailable as exc:
-        outbox.put_nowait(_error(frame.seq, "unavailable", f"not stored: {exc}", retry_after=exc.retry_after_s))
+        outbox.put_nowait(error_frame(exc, frame.seq))
         return
     except Exception:
         log.exception("stream.frame_failed seq=%s", frame.seq)
-        outbox.put_nowait(_error(frame.seq, "internal", "not stored: internal error, please resend"))
+        outbox.put_nowait(error_frame(Internal("not stored: internal error, please resend"), frame.seq))
         return
     outbox.put_nowait({"type": "ack", "seq": frame.seq, **summarise(results)})
 

@@ -11,6 +11,14 @@ class BeidouError(Exception):
     status: int = 400
     code: str = "bad_request"
 
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kwargs) -> None:
+        """``class Gone(BeidouError, status=410, code="erased")``; class attributes of the same names work too."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+
     def __init__(self, detail: str = "", *, code: str | None = None) -> None:
         super().__init__(detail)
         if code is not None:
@@ -21,60 +29,54 @@ class BeidouError(Exception):
         return str(self) or self.code.replace("_", " ")
 
 
-class Invalid(BeidouError):
+class Invalid(BeidouError, status=422, code="invalid"):
     """The request is well-formed JSON but its content cannot be accepted."""
 
-    status = 422
-    code = "invalid"
+
+class UnstorableText(Invalid, code="invalid_text"):
+    """Input text PostgreSQL cannot hold (a NUL character, an unpaired surrogate). The statement ran inside the
+    request's transaction, which rolled back: nothing was stored."""
+
+    def __init__(self, detail: str = "text with a NUL character or an unpaired surrogate cannot be stored; "
+                                     "nothing was stored") -> None:
+        super().__init__(detail)
 
 
-class Unauthorized(BeidouError):
-    """No valid credentials."""
-
-    status = 401
-    code = "unauthorized"
+class Unauthorized(BeidouError, status=401, code="unauthorized"):
+    """No valid credentials (answered with ``WWW-Authenticate: Bearer``)."""
 
 
-class Forbidden(BeidouError):
+class Forbidden(BeidouError, status=403, code="forbidden"):
     """The caller may not do this."""
 
-    status = 403
-    code = "forbidden"
 
-
-class NotFound(BeidouError):
+class NotFound(BeidouError, status=404, code="not_found"):
     """The thing does not exist, or is not visible to the caller (never says which)."""
 
-    status = 404
-    code = "not_found"
 
-
-class Conflict(BeidouError):
+class Conflict(BeidouError, status=409, code="conflict"):
     """The request clashes with the current state."""
 
-    status = 409
-    code = "conflict"
 
-
-class Gone(BeidouError):
+class Gone(BeidouError, status=410, code="erased"):
     """The person's data was erased: nothing more can be written for them."""
 
-    status = 410
-    code = "erased"
 
-
-class TooLarge(BeidouError):
+class TooLarge(BeidouError, status=413, code="too_large"):
     """The request is larger than a configured limit."""
 
-    status = 413
-    code = "too_large"
+
+class Internal(BeidouError, status=500, code="internal"):
+    """Our fault, not the caller's; the message says what to do (e.g. resend)."""
 
 
-class DatabaseUnavailable(BeidouError):
+class RateLimited(BeidouError, status=429, code="rate_limited"):
+    """Too many requests or frames; the answer says when to try again."""
+
+
+class DatabaseUnavailable(BeidouError, status=503, code="unavailable"):
     """The database cannot be reached or timed out; the caller should retry later."""
 
-    status = 503
-    code = "unavailable"
     retry_after_s = 5
 
 

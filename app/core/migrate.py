@@ -18,6 +18,7 @@ from app.core.settings import PROJECT_ROOT
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+SCHEMA_DUMP = "schema.sql"  # the committed dump of a fresh run (app.core.schema), not a migration
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any fixed number: all migration runners of this project take the same lock.
 _LOCK_KEY = 0x6265_6964_6F75  # "beidou"
@@ -46,6 +47,8 @@ def discover(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Every migration file in order; a badly named ``.sql`` file is an error, not silently skipped."""
     found = []
     for path in sorted(folder.glob("*.sql")):
+        if path.name == SCHEMA_DUMP:
+            continue
         match = _NAME.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migration files are named NNNN_lowercase_name.sql")

@@ -81,10 +81,6 @@ class Settings(BaseSettings):
                                        "(unset: keep them).")
     log_level: str = Field(default="INFO", description="Log level.")
 
-    @property
-    def uses_local_cluster(self) -> bool:
-        return self.database_url is None
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -34,9 +34,6 @@ class Clock:
     def now(self) -> float:
         return min(time.time(), self.start + (time.monotonic() - self.t0) * self.speed)
 
-    def caught_up(self) -> bool:
-        return self.now() >= time.time() - 1
-
 
 @dataclass
 class Stats:

@@ -66,6 +66,7 @@ export function careApi(getToken, onUnauthorized) {
     alert: (id) => request("GET", `/v1/care/alerts/${enc(id)}`),
     act: (id, action, body) => request("POST", `/v1/care/alerts/${enc(id)}/${action}`, { body: body || {} }),
     readings: (person, params) => request("GET", `/v1/care/people/${enc(person)}/readings`, { params }),
+    dataTypes: () => request("GET", "/v1/data-types"),
   };
 }
 

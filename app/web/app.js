@@ -2,9 +2,9 @@
 
 import { renderActions, renderChartLabels, renderEvidence, renderHeader, renderTimeline } from "./alert-view.js";
 import { careApi, isApiError, peekClaims } from "./api.js";
-import { chartSpec, chartWindow, drawChart } from "./chart.js";
+import { chartSpec, chartWindow, drawChart, setDataTypes } from "./chart.js";
 import { $, age, errorText, show } from "./dom.js";
-import { label, language, pickLanguage, serviceText, setLanguage, t, translatePage } from "./i18n.js";
+import { addDataTypes, label, language, pickLanguage, serviceText, setLanguage, t, translatePage } from "./i18n.js";
 import { LiveFeed } from "./live.js";
 import { renderNotifications } from "./notification-view.js";
 import { renderQueueList } from "./queue-view.js";
@@ -19,6 +19,7 @@ const state = {
   token: null,
   working: false,
   claims: {},
+  dataTypesLoaded: false,
   alerts: [],
   nextPage: null,
   shown: PAGE_SIZE,
@@ -129,10 +130,23 @@ function startWork() {
   renderWho();
   show($("who"), true);
   show($("live-state"), true);
-  loadQueue();
+  loadDataTypes().finally(loadQueue);
   live.start();
   clearInterval(state.refreshTimer);
   state.refreshTimer = setInterval(renderAges, 30_000);
+}
+
+/** Names, units and chart settings of the data types, as the service declares them (once per page load). */
+async function loadDataTypes() {
+  if (state.dataTypesLoaded) return;
+  try {
+    const { data_types: types } = await api.dataTypes();
+    addDataTypes(types);
+    setDataTypes(types);
+    state.dataTypesLoaded = true;
+  } catch (err) {
+    if (!isApiError(err)) throw err;  // without them the page shows codes instead of names, and retries next time
+  }
 }
 
 function renderWho() {

@@ -5,23 +5,20 @@
 import { language, t } from "./i18n.js";
 
 /**
- * How each metric is charted. ``bucket``: the series' bucket; ``total``: plot the bucket's sum
- * (avg × count) because the detector works on daily totals (steps, sleep). ``band`` is the smallest change
- * the detector counts for the metric's feature (streaming/detection/config.py: candidate_bpm for heart
- * rate, DailySpec.min_change otherwise); ``log`` means that change is on a log scale (a fraction).
+ * How each metric is charted, from GET /v1/data-types (see setDataTypes). ``bucket``: the series' bucket;
+ * ``total``: plot the bucket's sum (avg × count) because the detector works on daily totals (steps, sleep).
+ * ``band`` is the smallest change the detector counts for the metric's feature; ``log`` means that change
+ * is on a log scale (a fraction).
  */
-export const METRIC_CHART = {
-  heart_rate: { bucket: "1h", unit: "bpm", band: 3 },
-  resting_heart_rate: { bucket: "1h", unit: "bpm", band: 4 },
-  hrv_rmssd: { bucket: "1h", unit: "ms", band: 0.2, log: true },
-  steps: { bucket: "1d", unit: "steps", band: 0.5, log: true, total: true },
-  sleep: { bucket: "1d", unit: "min", band: 90, total: true },
-  spo2: { bucket: "1h", unit: "%", band: 2 },
-  blood_pressure: { bucket: "1h", unit: "mmHg", band: 10 },
-  glucose: { bucket: "1h", unit: "mg/dL", band: 20 },
-  body_temperature: { bucket: "1h", unit: "°C", band: 0.5 },
-  respiratory_rate: { bucket: "1h", unit: "/min", band: 2 },
-};
+export const METRIC_CHART = {};
+
+/** Take each data type's chart settings from the service's description of it. */
+export function setDataTypes(types) {
+  for (const type of types) {
+    const { bucket, unit, band, log, total } = type.chart;
+    METRIC_CHART[type.name] = { bucket, unit, band, log, total };
+  }
+}
 const FALLBACK = { bucket: "1h", unit: "", band: 0 };
 const DAY_S = 86400;
 

@@ -168,14 +168,8 @@ const en = {
   np_person_replied: "Member replied",
   rk_staff: "staff", rk_person: "member",
   answer_fine: "I'm fine", answer_help: "I need help", answer_call: "Please call me",
-  feat_overnight_rhr: "Overnight resting heart rate", feat_device_rhr: "Resting heart rate (device)",
-  feat_hrv: "Heart-rate variability", feat_daily_steps: "Daily steps", feat_sleep_duration: "Sleep duration",
-  feat_spo2: "Blood oxygen (SpO2)", feat_blood_pressure: "Blood pressure", feat_glucose: "Blood glucose",
-  feat_body_temperature: "Body temperature", feat_respiratory_rate: "Respiratory rate",
+  // Feature (feat_*) and chart (m_*) names of the data types come from GET /v1/data-types: addDataTypes().
   feat_wear: "Device not worn",
-  m_heart_rate: "heart rate", m_resting_heart_rate: "resting heart rate", m_hrv_rmssd: "HRV (RMSSD)",
-  m_steps: "steps", m_sleep: "sleep", m_spo2: "SpO2", m_blood_pressure: "systolic blood pressure",
-  m_glucose: "glucose", m_body_temperature: "body temperature", m_respiratory_rate: "respiratory rate",
 };
 
 const zh = {
@@ -343,14 +337,7 @@ const zh = {
   np_person_replied: "成员回复",
   rk_staff: "员工", rk_person: "成员",
   answer_fine: "我很好", answer_help: "我需要帮助", answer_call: "请给我打电话",
-  feat_overnight_rhr: "夜间静息心率", feat_device_rhr: "静息心率（设备）",
-  feat_hrv: "心率变异性", feat_daily_steps: "每日步数", feat_sleep_duration: "睡眠时长",
-  feat_spo2: "血氧饱和度", feat_blood_pressure: "血压", feat_glucose: "血糖",
-  feat_body_temperature: "体温", feat_respiratory_rate: "呼吸频率",
   feat_wear: "设备未佩戴",
-  m_heart_rate: "心率", m_resting_heart_rate: "静息心率", m_hrv_rmssd: "心率变异性（RMSSD）",
-  m_steps: "步数", m_sleep: "睡眠", m_spo2: "血氧", m_blood_pressure: "收缩压",
-  m_glucose: "血糖", m_body_temperature: "体温", m_respiratory_rate: "呼吸频率",
 };
 
 // Fixed sentences the service writes (alerts/outreach.py, alerts/sender.py) that the page can translate;
@@ -380,6 +367,23 @@ export function setLanguage(lang) {
 
 export function language() {
   return current;
+}
+
+/**
+ * Take the data types' names from the service (GET /v1/data-types): ``m_<type>`` is the chart label and
+ * ``feat_<feature>`` the detector feature's name, in every language the service describes them in.
+ */
+export function addDataTypes(types) {
+  for (const type of types) {
+    for (const [lang, text] of Object.entries(type.chart.labels)) {
+      if (TABLES[lang]) TABLES[lang][`m_${type.name}`] = text;
+    }
+    for (const feature of type.features) {
+      for (const [lang, text] of Object.entries(feature.labels)) {
+        if (TABLES[lang]) TABLES[lang][`feat_${feature.name}`] = text;
+      }
+    }
+  }
 }
 
 /** The label for ``key`` with ``{name}`` placeholders filled in; falls back to English, then to ``fallback``. */

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from streaming.detection.fusion import FusionParams
 from streaming.detection.operating_points import threshold_for
+from app.core.datatypes import feature_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +55,24 @@ class DailySpec:
 
 DEFAULT_DAILY: tuple[DailySpec, ...] = (
     # Illness lowers activity; a lazy day is ordinary, so steps only ever raise a watch, two days running.
-    DailySpec("daily_steps", "steps", "sum", -1, 0.5, "daily steps", "steps", 0.25, log=True,
+    DailySpec(feature_of("steps"), "steps", "sum", -1, 0.5, "daily steps", "steps", 0.25, log=True,
               max_tier="watch", single_day_watch=False, min_hours=10),
     # Resting heart rate from the device and HRV alert through the evidence fusion, with the other signals.
-    DailySpec("device_rhr", "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm", 1.5,
+    DailySpec(feature_of("resting_heart_rate"), "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm",
+              1.5, max_tier="watch"),
+    DailySpec(feature_of("hrv_rmssd"), "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True,
               max_tier="watch"),
-    DailySpec("hrv", "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True, max_tier="watch"),
-    DailySpec("sleep_duration", "sleep", "sum", 0, 90.0, "sleep", "min", 20.0, max_tier="watch",
+    DailySpec(feature_of("sleep"), "sleep", "sum", 0, 90.0, "sleep", "min", 20.0, max_tier="watch",
               single_day_watch=False),
     # SpO2, temperature and respiratory rate alert through the fusion too (one alert per illness, not one
     # per vital sign); the alerting layer makes an alert critical when one of them is among its signals.
-    DailySpec("spo2", "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5, max_tier="watch"),
-    DailySpec("blood_pressure", "blood_pressure", "mean", +1, 10.0, "systolic blood pressure", "mmHg", 3.0),
-    DailySpec("glucose", "glucose", "mean", +1, 20.0, "mean glucose", "mg/dL", 5.0),
-    DailySpec("body_temperature", "body_temperature", "max", +1, 0.5, "highest body temperature", "°C", 0.15,
-              max_tier="watch"),
-    DailySpec("respiratory_rate", "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5,
+    DailySpec(feature_of("spo2"), "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5, max_tier="watch"),
+    DailySpec(feature_of("blood_pressure"), "blood_pressure", "mean", +1, 10.0, "systolic blood pressure", "mmHg",
+              3.0),
+    DailySpec(feature_of("glucose"), "glucose", "mean", +1, 20.0, "mean glucose", "mg/dL", 5.0),
+    DailySpec(feature_of("body_temperature"), "body_temperature", "max", +1, 0.5, "highest body temperature", "°C",
+              0.15, max_tier="watch"),
+    DailySpec(feature_of("respiratory_rate"), "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5,
               max_tier="watch"),
 )
 
@@ -139,9 +142,3 @@ class DetectorConfig:
     min_worn_hours: int = 10
     """Hours of a day with heart rate before its steps count as evidence: inactivity is a signal only
     while the watch is worn; a day without heart rate is a gap."""
-
-    def daily_spec(self, metric: str) -> DailySpec | None:
-        for spec in self.daily:
-            if spec.metric == metric:
-                return spec
-        return None

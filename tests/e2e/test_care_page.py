@@ -133,6 +133,8 @@ def test_an_agent_works_an_alert_from_the_live_queue(service, worker, page, arti
     hr_item = page.locator("#queue .queue-item", has_text=HR_REASON)
     expect(hr_item).to_be_visible()
     expect(hr_item.locator(".q-age")).to_have_text(re.compile(r"(min ago|just now)"))
+    # Feature names, chart labels and bands come from the service's description of the data types.
+    expect(hr_item.locator(".q-feature")).to_have_text("Overnight resting heart rate")
     expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
     assert page.evaluate("sessionStorage.getItem('beidou.care.token')") == agent_token
 
@@ -170,6 +172,8 @@ def test_an_agent_works_an_alert_from_the_live_queue(service, worker, page, arti
     assert canvas.evaluate("c => c.width") > 300
     assert canvas.evaluate("c => c.toDataURL().length") > 5000  # something was drawn
     expect(page.locator("#chart-legend .lg-baseline")).to_be_visible()
+    expect(page.locator("#chart-legend .lg-band")).to_contain_text("3 bpm")
+    expect(page.locator("#chart-title")).to_contain_text("heart rate")
     expect(page.locator("#evidence tbody tr")).to_have_count(1)
     expect(page.locator("#evidence tbody")).to_contain_text("63")
     expect(page.locator("#timeline li[data-action='opened']")).to_be_visible()
@@ -204,6 +208,7 @@ def test_an_agent_works_an_alert_from_the_live_queue(service, worker, page, arti
     expect(page.locator("#a-reopen")).to_have_text("重新打开")
     expect(page.locator("#d-status")).to_have_text("已解决")
     expect(page.locator("#logout")).to_have_text("退出登录")
+    expect(page.locator("#queue")).to_contain_text("血氧饱和度")  # the SpO2 alert's feature, in Chinese
     page.locator("#lang-toggle").click()
     expect(page.locator("#a-reopen")).to_have_text("Reopen")
 

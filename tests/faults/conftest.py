@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.faults.report import REPORT
-from tests.support import Service, TestDatabase, start_service
+from tests.support import Service, TestDatabase, running_service
 
 FAULTS_DIR = os.path.dirname(__file__)
 JWT_SECRET = "fault-secret-" + uuid.uuid4().hex
@@ -61,9 +61,8 @@ def fault_db(admin_server_url: str, template_db: TestDatabase) -> TestDatabase:
 @pytest.fixture(scope="session")
 def fault_service(fault_db: TestDatabase, tmp_path_factory) -> Service:
     """An API process on the fault database; tests may kill and restart it (``stop(SIGKILL)``, ``start()``)."""
-    svc = start_service(fault_db, JWT_SECRET, tmp_path_factory.mktemp("fault-service"))
-    yield svc
-    svc.stop()
+    with running_service(fault_db, JWT_SECRET, tmp_path_factory.mktemp("fault-service")) as svc:
+        yield svc
 
 
 @pytest.fixture

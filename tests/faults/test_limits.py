@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 
 from tests.faults import Phone, check_exactly_once, reading
 from tests.faults.conftest import JWT_SECRET
-from tests.support import start_service
+from tests.support import running_service, start_service
 
 STATEMENT_TIMEOUT_MS = 300
 FRAMES_PER_S = 10
@@ -25,10 +25,9 @@ FRAME_BURST = 5
 @pytest.fixture(scope="module")
 def limits_service(fault_db, tmp_path_factory):
     """An API with a low frame-rate limit, so the limit is reached without a flood."""
-    svc = start_service(fault_db, JWT_SECRET, tmp_path_factory.mktemp("limits-service"),
-                        BEIDOU_WS_MAX_FRAMES_PER_S=str(FRAMES_PER_S), BEIDOU_WS_FRAME_BURST=str(FRAME_BURST))
-    yield svc
-    svc.stop()
+    with running_service(fault_db, JWT_SECRET, tmp_path_factory.mktemp("limits-service"),
+                         BEIDOU_WS_MAX_FRAMES_PER_S=str(FRAMES_PER_S), BEIDOU_WS_FRAME_BURST=str(FRAME_BURST)) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")

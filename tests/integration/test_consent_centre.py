@@ -1,8 +1,6 @@
 """The consent centre from the outside: default deny, grant/withdraw symmetry, receipts, history, FHIR, expiry."""
 from __future__ import annotations
 
-import json
-import time
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -12,6 +10,7 @@ from websockets.sync.client import connect
 from consent.catalog import DATA_TYPES, PURPOSES
 from consent.receipts import receipt_for
 from consent.repository import ConsentEvent
+from tests.support import receive_until
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -30,14 +29,6 @@ def person_id(service, tenant, external: str):
     with service.admin_conn() as conn:
         return conn.execute("SELECT id FROM people WHERE tenant_id = %s AND external_id = %s",
                             (tenant.id, external)).fetchone()[0]
-
-
-def receive_until(ws, predicate, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        if predicate(message):
-            return message
 
 
 @pytest.fixture

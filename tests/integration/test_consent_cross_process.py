@@ -10,28 +10,19 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import JWT_SECRET
-from tests.support import start_service
+from tests.support import receive_until, running_service
 
 
 @pytest.fixture(scope="module")
 def second_service(service, tmp_path_factory):
     """Another API process on the same database, as production runs several side by side."""
-    svc = start_service(service.db, JWT_SECRET, tmp_path_factory.mktemp("second-service"))
-    yield svc
-    svc.stop()
+    with running_service(service.db, JWT_SECRET, tmp_path_factory.mktemp("second-service")) as svc:
+        yield svc
 
 
 def frame(seq: int, seconds_ago: int) -> str:
     when = datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)
     return json.dumps({"seq": seq, "readings": [{"metric": "heart_rate", "time": when.isoformat(), "value": 66}]})
-
-
-def receive_until(ws, predicate, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        if predicate(message):
-            return message
 
 
 def test_a_withdrawal_through_one_process_reaches_a_stream_on_another_within_a_second(service, second_service, tenant):

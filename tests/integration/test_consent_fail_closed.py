@@ -6,18 +6,18 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import JWT_SECRET
-from tests.support import start_service
+from tests.support import running_service
 
 
 @pytest.fixture
 def impatient_service(fresh_db, tmp_path):
     """A service of its own that gives up on a statement after one second."""
-    svc = start_service(fresh_db, JWT_SECRET, tmp_path, BEIDOU_STATEMENT_TIMEOUT_MS="1000")
-    yield svc
-    svc.stop()
+    with running_service(fresh_db, JWT_SECRET, tmp_path, BEIDOU_STATEMENT_TIMEOUT_MS="1000") as svc:
+        yield svc
 
 
 def batch() -> dict:
@@ -48,3 +48,23 @@ def test_readings_are_refused_while_consent_cannot_be_read(impatient_service):
     with psycopg.connect(impatient_service.db.admin_url) as conn:
         assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 0
     assert pia.post("/v1/readings", json=batch()).json()["accepted"] == 1
+
+
+def test_both_websocket_handshakes_answer_a_database_outage_the_same_way(impatient_service):
+    tenant = impatient_service.new_tenant()
+    base = impatient_service.ws_url.rsplit("/v1/", 1)[0]
+    blocker = psycopg.connect(impatient_service.db.admin_url)
+    answers = []
+    try:
+        blocker.execute("LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE")  # nobody new can be looked up
+        for path, token in (("/v1/stream", tenant.person_token("new-person")),
+                            ("/v1/care/live", tenant.staff_token("new-agent"))):
+            with pytest.raises(InvalidStatus) as refused:
+                connect(f"{base}{path}", additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10)
+            response = refused.value.response
+            answers.append((response.status_code, response.headers.get("Retry-After") is not None,
+                            json.loads(response.body)["code"]))
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert answers == [(503, True, "unavailable"), (503, True, "unavailable")]

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
+from consent.catalog import DATA_TYPES, PURPOSES
 from tests.conftest import JWT_SECRET
 from tests.support import start_service
 
 NOW = datetime.now(timezone(timedelta(hours=8))).replace(microsecond=0)
 BULK = 20_000  # minute readings written straight into the hypertable: a couple of weeks, many chunks
 KEPT = {"consent_events", "consent_state", "audit_log", "people"}  # what the law keeps, restricted
-LOINC = {"heart_rate": "8867-4", "resting_heart_rate": "40443-4", "hrv_rmssd": "80404-7", "steps": "55423-8",
+LOINC = {"heart_rate": "8867-4", "resting_heart_rate": "40443-4", "hrv_rmssd": "hrv_rmssd", "steps": "55423-8",
          "sleep": "93832-4", "spo2": "59408-5", "blood_pressure": "85354-9", "glucose": "2339-0",
          "body_temperature": "8310-5", "respiratory_rate": "9279-1"}
 
@@ -82,7 +83,7 @@ def test_the_json_export_is_streamed_and_holds_exactly_what_is_stored(service, t
         assert len(doc["data"][table]) == doc["counts"][table] == stored, table
         assert {row["person_id"] for row in doc["data"][table]} == {str(pid)}
     assert doc["counts"]["readings"] == BULK + len(ONE_OF_EACH)
-    assert len(doc["consents"]) == 30 and sum(c["granted"] for c in doc["consents"]) == 11
+    assert len(doc["consents"]) == len(DATA_TYPES) * len(PURPOSES) and sum(c["granted"] for c in doc["consents"]) == 11
     bp = next(r for r in doc["data"]["readings"] if r["metric"] == "blood_pressure")
     assert (bp["value"], bp["value2"]) == (121, 79)
 

@@ -10,6 +10,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests.support import receive_until
+
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
@@ -17,14 +19,6 @@ def frame(seq: int, *values: float, start: int = 0, source: str = "watch-1") -> 
     readings = [{"metric": "heart_rate", "time": (NOW - timedelta(seconds=start + i)).isoformat(), "value": v,
                  "source": source} for i, v in enumerate(values)]
     return json.dumps({"seq": seq, "readings": readings})
-
-
-def receive_until(ws, predicate, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-        if predicate(message):
-            return message
 
 
 def open_stream(service, token: str):

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support import start_service
+from tests.support import running_service
 
 
 def _key():
@@ -46,10 +46,9 @@ def idp():
 @pytest.fixture(scope="module")
 def jwks_service(shared_db, idp, tmp_path_factory):
     _, url = idp
-    svc = start_service(shared_db, "unused-secret", tmp_path_factory.mktemp("jwks"), BEIDOU_JWT_JWKS_URL=url,
-                        BEIDOU_JWT_ISSUER="https://idp.insurer.example", BEIDOU_JWT_AUDIENCE="health-beidou")
-    yield svc
-    svc.stop()
+    with running_service(shared_db, "unused-secret", tmp_path_factory.mktemp("jwks"), BEIDOU_JWT_JWKS_URL=url,
+                         BEIDOU_JWT_ISSUER="https://idp.insurer.example", BEIDOU_JWT_AUDIENCE="health-beidou") as svc:
+        yield svc
 
 
 def token(key, tenant_id, *, kid="idp-1", alg="RS256", **overrides) -> str:

@@ -40,6 +40,17 @@ def grant_outreach(clinic, data_type: str) -> None:
     assert response.status_code == 200, response.text
 
 
+def reach_out_to(clinic, fcm, token: str, behaviour: str, **how) -> str:
+    """A heart-rate alert whose person consents to outreach and has one phone (``token``), which FCM answers
+    with ``behaviour`` (emulator scripting); the agent reaches out. Returns the alert id."""
+    grant_outreach(clinic, "heart_rate")
+    register(clinic.app, token)
+    fcm.set_behaviour(token, behaviour, **how)
+    alert_id = open_alert(clinic)
+    clinic.agent.post(f"/v1/care/alerts/{alert_id}/reach-out")
+    return alert_id
+
+
 def register(client, token: str, language: str | None = None) -> None:
     response = client.post("/v1/me/devices", json={"token": token, "platform": "android", "app_version": "3.1.0",
                                                   "language": language})
@@ -138,11 +149,7 @@ def test_quiet_hours_hold_a_check_in_but_not_a_critical_one(clinic, fcm):
 
 
 def test_an_unregistered_token_is_dropped_and_never_tried_again(clinic, fcm):
-    grant_outreach(clinic, "heart_rate")
-    register(clinic.app, "tok-gone")
-    fcm.set_behaviour("tok-gone", "unregistered")
-    alert_id = open_alert(clinic)
-    clinic.agent.post(f"/v1/care/alerts/{alert_id}/reach-out")
+    alert_id = reach_out_to(clinic, fcm, "tok-gone", "unregistered")
     failed = wait_status(clinic, alert_id, "failed")
     assert "call instead" in failed["status_detail"]
     assert len(fcm.messages("tok-gone")) == 1
@@ -151,11 +158,7 @@ def test_an_unregistered_token_is_dropped_and_never_tried_again(clinic, fcm):
 
 
 def test_unavailable_is_retried_with_backoff_until_it_goes_through(clinic, fcm):
-    grant_outreach(clinic, "heart_rate")
-    register(clinic.app, "tok-flaky")
-    fcm.set_behaviour("tok-flaky", "unavailable", times=2)
-    alert_id = open_alert(clinic)
-    clinic.agent.post(f"/v1/care/alerts/{alert_id}/reach-out")
+    alert_id = reach_out_to(clinic, fcm, "tok-flaky", "unavailable", times=2)
     wait_status(clinic, alert_id, "sent", timeout=30)
     outcomes = [m["outcome"] for m in fcm.messages("tok-flaky")]
     assert outcomes == ["UNAVAILABLE", "UNAVAILABLE", "sent"] or outcomes[-1] != "UNAVAILABLE"
@@ -163,32 +166,20 @@ def test_unavailable_is_retried_with_backoff_until_it_goes_through(clinic, fcm):
 
 
 def test_quota_exceeded_honours_retry_after(clinic, fcm):
-    grant_outreach(clinic, "heart_rate")
-    register(clinic.app, "tok-quota")
-    fcm.set_behaviour("tok-quota", "quota_exceeded", times=1, retry_after=2)
-    alert_id = open_alert(clinic)
-    clinic.agent.post(f"/v1/care/alerts/{alert_id}/reach-out")
+    alert_id = reach_out_to(clinic, fcm, "tok-quota", "quota_exceeded", times=1, retry_after=2)
     wait_status(clinic, alert_id, "sent", timeout=30)
     first, second = [datetime.fromisoformat(m["received_at"]) for m in fcm.messages("tok-quota")]
     assert second - first >= timedelta(seconds=2)
 
 
 def test_invalid_argument_is_not_retried_and_a_dead_letter_says_call_instead(clinic, fcm):
-    grant_outreach(clinic, "heart_rate")
-    register(clinic.app, "tok-bad")
-    fcm.set_behaviour("tok-bad", "invalid_argument")
-    alert_id = open_alert(clinic)
-    clinic.agent.post(f"/v1/care/alerts/{alert_id}/reach-out")
+    alert_id = reach_out_to(clinic, fcm, "tok-bad", "invalid_argument")
     failed = wait_status(clinic, alert_id, "failed")
     assert "INVALID_ARGUMENT" in failed["status_detail"] and failed["attempts"] == 1
 
 
 def test_retries_stop_at_the_limit_and_leave_a_dead_letter(clinic, fcm):
-    grant_outreach(clinic, "heart_rate")
-    register(clinic.app, "tok-down")
-    fcm.set_behaviour("tok-down", "internal")
-    alert_id = open_alert(clinic)
-    clinic.agent.post(f"/v1/care/alerts/{alert_id}/reach-out")
+    alert_id = reach_out_to(clinic, fcm, "tok-down", "internal")
     failed = wait_status(clinic, alert_id, "failed", timeout=40)
     assert failed["attempts"] == 4 and "call instead" in failed["status_detail"]
     assert len(fcm.messages("tok-down")) == 4

@@ -2,31 +2,67 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import psycopg
 import pytest
 
-from app.core import migrate
-
-PG_DUMP = "/usr/lib/postgresql/15/bin/pg_dump"
-
-
-def _schema(url: str) -> str:
-    out = subprocess.run([PG_DUMP, "--schema-only", "--no-owner", "--exclude-schema=beidou_meta", url],
-                         capture_output=True, text=True, check=True).stdout
-    # Drop comment lines that carry dump-specific noise.
-    return "\n".join(line for line in out.splitlines() if not line.startswith(("--", "\\restrict", "\\unrestrict")))
+from app.core import migrate, schema
+from app.core.datatypes import DATA_TYPES
 
 
-def test_fresh_and_stepwise_upgraded_databases_end_with_the_same_schema(empty_db, fresh_db, tmp_path):
-    migrations = migrate.discover()
+
+def test_a_fresh_migration_run_gives_the_committed_schema(fresh_db):
+    """migrations/schema.sql is what the migrations build: a migration that changes more (or less) than its
+    author meant shows up here. After a deliberate change: beidou db schema > migrations/schema.sql"""
+    assert schema.dump(fresh_db.admin_url) == schema.SCHEMA_FILE.read_text()
+
+
+def test_upgrading_one_migration_at_a_time_gives_the_same_schema_as_a_fresh_run(empty_db):
     # Step by step, one migration per upgrade call, as a long-lived installation would get them.
+    migrations = migrate.discover()
     for m in migrations:
         migrate.upgrade(empty_db.admin_url, target=m.version)
-    assert _schema(empty_db.admin_url) == _schema(fresh_db.admin_url)
+    assert schema.dump(empty_db.admin_url) == schema.SCHEMA_FILE.read_text()
     with psycopg.connect(empty_db.admin_url) as conn:
         assert sorted(migrate.applied(conn)) == [m.version for m in migrations]
+
+
+def test_the_data_types_table_holds_exactly_the_registry(fresh_db):
+    with psycopg.connect(fresh_db.app_url) as conn:
+        rows = set(conn.execute("SELECT name, unit FROM data_types").fetchall())
+    assert rows == {(t.name, t.unit) for t in DATA_TYPES.values()}
+
+
+def test_a_reading_or_consent_of_an_unknown_type_cannot_be_stored(fresh_db):
+    with psycopg.connect(fresh_db.admin_url, autocommit=True) as conn:
+        tid = conn.execute("INSERT INTO tenants (name) VALUES ('x') RETURNING id").fetchone()[0]
+        pid = conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, 'p') RETURNING id",
+                           (tid,)).fetchone()[0]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                            VALUES (now(), %s, %s, 'mood', 3, 's', 0)""", (tid, pid))
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("""INSERT INTO consent_events (tenant_id, person_id, data_type, purpose, action)
+                            VALUES (%s, %s, 'mood', 'monitoring', 'grant')""", (tid, pid))
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        VALUES (now(), %s, %s, 'hrv_sdnn', 40, 's', 0)""", (tid, pid))
+
+
+def test_adding_a_data_type_is_one_row_and_types_are_never_removed(fresh_db):
+    with psycopg.connect(fresh_db.admin_url, autocommit=True) as conn:
+        tid = conn.execute("INSERT INTO tenants (name) VALUES ('x') RETURNING id").fetchone()[0]
+        pid = conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, 'p') RETURNING id",
+                           (tid,)).fetchone()[0]
+        conn.execute("INSERT INTO data_types (name, unit) VALUES ('weight', 'kg')")  # what a migration would do
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        VALUES (now(), %s, %s, 'weight', 70, 's', 0)""", (tid, pid))
+        for statement in ("DELETE FROM data_types WHERE name = 'weight'", "UPDATE data_types SET unit = 'lb'",
+                          "TRUNCATE data_types CASCADE"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with psycopg.connect(fresh_db.app_url) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO data_types (name, unit) VALUES ('mood', 'score')")
 
 
 def test_upgrade_twice_applies_nothing_the_second_time(fresh_db):

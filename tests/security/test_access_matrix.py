@@ -68,6 +68,7 @@ CALLERS = (
 )
 AUDIENCES = {"person": {"policyholder"}, "staff": {"care_agent", "care_supervisor", "tenant_admin"},
              "admin": {"tenant_admin"}}
+AUDIENCES["signed_in"] = AUDIENCES["person"] | AUDIENCES["staff"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def targets(kind: str, a: Insurer, b: Insurer) -> list[Target]:
 
 @dataclass(frozen=True)
 class Policy:
-    audience: str  # public | person | staff | admin
+    audience: str  # public | signed_in | person | staff | admin
     ok: int = 200
     target: str | None = None
     params: dict = field(default_factory=dict)
@@ -183,6 +184,8 @@ POLICY: dict[str, Policy] = {
     "GET /me": Policy("public"),
     "GET /me/": Policy("public", ok=308),
     "GET /me/static/{path:path}": Policy("public", params={"path": "me.js"}),
+    # public metadata, for anyone with a token
+    "GET /v1/data-types": Policy("signed_in"),
     # a policyholder's own
     "POST /v1/readings": Policy("person", body=_reading),
     "POST /v1/sync/health-connect": Policy("person", body=_hc_change),

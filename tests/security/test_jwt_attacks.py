@@ -2,9 +2,9 @@
 
 Each attack starts from a token the service would accept (the control case proves it is) and breaks one
 thing: the algorithm, the signature, a time claim, the audience or issuer, a required claim, the tenant or the
-role. Over HTTP the answer is 401 with ``WWW-Authenticate: Bearer`` and a bare ``{"detail"}``; a WebSocket
-handshake is refused (HTTP 403), whether the token comes as a header or as the ``access_token`` query
-parameter browsers use. A refused token provisions nobody.
+role. Over HTTP the answer is 401 with ``WWW-Authenticate: Bearer`` and nothing but ``{"detail", "code":
+"unauthorized"}``; a WebSocket handshake is refused (HTTP 403), whether the token comes as a header or as the
+``access_token`` query parameter browsers use. A refused token provisions nobody.
 """
 from __future__ import annotations
 
@@ -161,8 +161,9 @@ def test_a_forged_or_broken_token_is_refused(attack, service, forge):
                 continue
             if status != 401:
                 failures.append(f"{where}: {status} {response.text[:200]}")
-            elif response.headers.get("www-authenticate") != "Bearer" or set(response.json()) != {"detail"}:
-                failures.append(f"{where}: 401 without WWW-Authenticate: Bearer or with more than a detail")
+            elif (response.headers.get("www-authenticate") != "Bearer"
+                  or response.json().keys() != {"detail", "code"} or response.json()["code"] != "unauthorized"):
+                failures.append(f"{where}: 401 without WWW-Authenticate: Bearer or with more than detail and code")
     assert not failures, "\n".join(failures)
 
 

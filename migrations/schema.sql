@@ -1,0 +1,880 @@
+CREATE EXTENSION IF NOT EXISTS timescaledb WITH SCHEMA public;
+
+COMMENT ON EXTENSION timescaledb IS 'Enables scalable inserts and complex queries for time-series data (Apache 2 Edition)';
+
+CREATE SCHEMA beidou_chunks;
+
+CREATE FUNCTION public.beidou_dependants() RETURNS SETOF uuid
+    LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $$ SELECT g.minor_id FROM guardianships g
+    WHERE g.guardian_id = beidou_person() AND g.tenant_id = beidou_tenant() AND g.ended_at IS NULL $$;
+
+CREATE FUNCTION public.beidou_drop_old_readings(keep_days integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE dropped integer;
+BEGIN
+  IF keep_days IS NULL OR keep_days < 1 THEN
+    RAISE EXCEPTION 'keep_days must be at least 1';
+  END IF;
+  SELECT count(*) INTO dropped FROM drop_chunks('readings', older_than => now() - make_interval(days => keep_days));
+  RETURN dropped;
+END $$;
+
+CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$SELECT $1 = ANY ('{blood_pressure,body_temperature,glucose,heart_rate,hrv_rmssd,hrv_sdnn,respiratory_rate,resting_heart_rate,sleep,spo2,steps}'::text[])$_$;
+
+CREATE FUNCTION public.beidou_person() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT nullif(current_setting('beidou.person_id', true), '')::uuid $$;
+
+CREATE FUNCTION public.beidou_tenant() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT nullif(current_setting('beidou.tenant_id', true), '')::uuid $$;
+
+CREATE FUNCTION public.beidou_tenant_ids() RETURNS SETOF uuid
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$ SELECT id FROM tenants ORDER BY id $$;
+
+CREATE FUNCTION public.consent_due_expiries(max_rows integer) RETURNS TABLE(tenant_id uuid, person_id uuid, data_type text, purpose text, event_id bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$ SELECT s.tenant_id, s.person_id, s.data_type, s.purpose, s.event_id FROM consent_state s
+    WHERE s.granted AND s.valid_until <= now() ORDER BY s.valid_until LIMIT max_rows $$;
+
+CREATE FUNCTION public.consent_events_apply() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+  INSERT INTO consent_state AS s (tenant_id, person_id, data_type, purpose, granted, event_id, valid_until, updated_at)
+  VALUES (NEW.tenant_id, NEW.person_id, NEW.data_type, NEW.purpose, NEW.action = 'grant', NEW.id,
+          NEW.valid_until, NEW.created_at)
+  ON CONFLICT (person_id, data_type, purpose) DO UPDATE
+    SET granted = EXCLUDED.granted, event_id = EXCLUDED.event_id,
+        valid_until = EXCLUDED.valid_until, updated_at = EXCLUDED.updated_at;
+  RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.consent_events_check_grant() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+  p record;
+BEGIN
+  IF NEW.action <> 'grant' THEN
+    RETURN NEW;
+  END IF;
+  SELECT birth_date, time_zone, erased_at INTO p FROM people WHERE id = NEW.person_id;
+  IF FOUND AND p.erased_at IS NOT NULL THEN
+    RAISE EXCEPTION 'consent refused: this person''s data was erased' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF FOUND AND NEW.actor = 'self' AND p.birth_date IS NOT NULL
+     AND p.birth_date > (now() AT TIME ZONE p.time_zone)::date - interval '14 years' THEN
+    RAISE EXCEPTION 'consent refused: a person under 14 needs a guardian''s grant'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$;
+
+CREATE FUNCTION public.data_types_refresh() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$
+BEGIN
+  EXECUTE format('CREATE OR REPLACE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean '
+                 'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
+                 format('SELECT $1 = ANY (%L::text[])', (SELECT array_agg(name ORDER BY name) FROM data_types)));
+  RETURN NULL;
+END $_$;
+
+CREATE FUNCTION public.refuse_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+CREATE TABLE public.alert_evidence (
+    alert_id uuid NOT NULL,
+    anomaly_event_id bigint NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL
+);
+
+ALTER TABLE ONLY public.alert_evidence FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.alert_timeline (
+    id bigint NOT NULL,
+    alert_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    actor_kind text NOT NULL,
+    actor_id text NOT NULL,
+    action text NOT NULL,
+    from_status text,
+    to_status text,
+    detail jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT alert_timeline_actor_kind_check CHECK ((actor_kind = ANY (ARRAY['staff'::text, 'person'::text, 'system'::text])))
+);
+
+ALTER TABLE ONLY public.alert_timeline FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.alert_timeline ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.alert_timeline_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.alerts (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    kind text NOT NULL,
+    feature text NOT NULL,
+    metric text NOT NULL,
+    tier text NOT NULL,
+    severity text NOT NULL,
+    severity_rank smallint NOT NULL,
+    urgent boolean DEFAULT false NOT NULL,
+    status text NOT NULL,
+    summary text NOT NULL,
+    episode_start timestamp with time zone NOT NULL,
+    episode_end timestamp with time zone NOT NULL,
+    opened_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    assignee_id uuid,
+    claimed_at timestamp with time zone,
+    resolved_at timestamp with time zone,
+    resolution text,
+    resolution_note text,
+    consent_event_id bigint,
+    policy jsonb NOT NULL,
+    escalations_done text[] DEFAULT '{}'::text[] NOT NULL,
+    next_escalation_at timestamp with time zone,
+    CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['health'::text, 'data_gap'::text]))),
+    CONSTRAINT alerts_resolution_check CHECK ((resolution = ANY (ARRAY['needed_help'::text, 'member_fine'::text, 'false_alarm'::text, 'no_response'::text, 'consent_withdrawn'::text]))),
+    CONSTRAINT alerts_severity_check CHECK ((severity = ANY (ARRAY['info'::text, 'low'::text, 'high'::text, 'critical'::text]))),
+    CONSTRAINT alerts_status_check CHECK ((status = ANY (ARRAY['open'::text, 'claimed'::text, 'contacted'::text, 'resolved'::text]))),
+    CONSTRAINT alerts_tier_check CHECK ((tier = ANY (ARRAY['watch'::text, 'alert'::text])))
+);
+
+ALTER TABLE ONLY public.alerts FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.anomaly_events (
+    id bigint NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    kind text NOT NULL,
+    feature text NOT NULL,
+    metric text NOT NULL,
+    tier text NOT NULL,
+    start_time timestamp with time zone NOT NULL,
+    end_time timestamp with time zone NOT NULL,
+    value double precision,
+    baseline double precision,
+    reason text NOT NULL,
+    source_received_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    handled_at timestamp with time zone,
+    CONSTRAINT anomaly_events_kind_check CHECK ((kind = ANY (ARRAY['health'::text, 'data_gap'::text]))),
+    CONSTRAINT anomaly_events_tier_check CHECK ((tier = ANY (ARRAY['watch'::text, 'alert'::text])))
+);
+
+ALTER TABLE ONLY public.anomaly_events FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.anomaly_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.anomaly_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.audit_log (
+    id bigint NOT NULL,
+    tenant_id uuid NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    actor_kind text NOT NULL,
+    actor_id text NOT NULL,
+    action text NOT NULL,
+    subject_person_id uuid,
+    detail jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT audit_log_actor_kind_check CHECK ((actor_kind = ANY (ARRAY['staff'::text, 'person'::text, 'system'::text, 'operator'::text])))
+);
+
+ALTER TABLE ONLY public.audit_log FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.consent_events (
+    id bigint NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    data_type text NOT NULL,
+    purpose text NOT NULL,
+    action text NOT NULL,
+    notice_version text,
+    app text,
+    actor text DEFAULT 'self'::text NOT NULL,
+    valid_until timestamp with time zone,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    actor_person_id uuid,
+    reason text,
+    CONSTRAINT consent_events_action_check CHECK ((action = ANY (ARRAY['grant'::text, 'withdraw'::text]))),
+    CONSTRAINT consent_events_purpose_check CHECK ((purpose = ANY (ARRAY['monitoring'::text, 'outreach'::text, 'research'::text])))
+);
+
+ALTER TABLE ONLY public.consent_events FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.consent_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.consent_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.consent_state (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    data_type text NOT NULL,
+    purpose text NOT NULL,
+    granted boolean NOT NULL,
+    event_id bigint NOT NULL,
+    valid_until timestamp with time zone,
+    updated_at timestamp with time zone NOT NULL
+);
+
+ALTER TABLE ONLY public.consent_state FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.data_types (
+    name text NOT NULL,
+    unit text NOT NULL,
+    CONSTRAINT data_types_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,62}$'::text))
+);
+
+ALTER TABLE ONLY public.data_types FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.detection_work (
+    id bigint NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.detection_work FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.detection_work ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.detection_work_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.detector_feedback (
+    id bigint NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    feature text NOT NULL,
+    kind text NOT NULL,
+    until timestamp with time zone NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    applied_at timestamp with time zone,
+    CONSTRAINT detector_feedback_kind_check CHECK ((kind = 'false_alarm'::text))
+);
+
+ALTER TABLE ONLY public.detector_feedback FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.detector_feedback ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.detector_feedback_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.detector_state (
+    person_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    state_version integer NOT NULL,
+    state bytea NOT NULL,
+    cursor_time timestamp with time zone,
+    readings_seen bigint DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.detector_state FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.devices (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid,
+    staff_id uuid,
+    provider text DEFAULT 'fcm'::text NOT NULL,
+    token text NOT NULL,
+    token_kind text DEFAULT 'registration'::text NOT NULL,
+    platform text NOT NULL,
+    app_version text,
+    language text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen timestamp with time zone DEFAULT now() NOT NULL,
+    disabled_at timestamp with time zone,
+    disabled_reason text,
+    CONSTRAINT devices_check CHECK (((person_id IS NULL) <> (staff_id IS NULL))),
+    CONSTRAINT devices_platform_check CHECK ((platform = ANY (ARRAY['android'::text, 'ios'::text, 'web'::text]))),
+    CONSTRAINT devices_token_check CHECK (((length(token) >= 1) AND (length(token) <= 4096))),
+    CONSTRAINT devices_token_kind_check CHECK ((token_kind = ANY (ARRAY['registration'::text, 'installation'::text])))
+);
+
+ALTER TABLE ONLY public.devices FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.escalation_policies (
+    tenant_id uuid NOT NULL,
+    policy jsonb NOT NULL,
+    updated_by text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.escalation_policies FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.guardianships (
+    tenant_id uuid NOT NULL,
+    guardian_id uuid NOT NULL,
+    minor_id uuid NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    ended_at timestamp with time zone,
+    CONSTRAINT guardianships_check CHECK ((guardian_id <> minor_id))
+);
+
+ALTER TABLE ONLY public.guardianships FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.notification_deliveries (
+    id bigint NOT NULL,
+    notification_id uuid NOT NULL,
+    device_id uuid,
+    tenant_id uuid NOT NULL,
+    person_id uuid,
+    attempt integer NOT NULL,
+    ok boolean NOT NULL,
+    provider_message_id text,
+    error_code text,
+    detail text,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.notification_deliveries FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.notification_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.notification_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.notifications (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id uuid NOT NULL,
+    recipient_kind text NOT NULL,
+    person_id uuid,
+    staff_id uuid,
+    alert_id uuid,
+    purpose text NOT NULL,
+    metric text,
+    critical boolean DEFAULT false NOT NULL,
+    status text DEFAULT 'queued'::text NOT NULL,
+    status_detail text,
+    not_before timestamp with time zone DEFAULT now() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    opened_at timestamp with time zone,
+    answer text,
+    answered_at timestamp with time zone,
+    held_reason text,
+    CONSTRAINT notifications_answer_check CHECK ((answer = ANY (ARRAY['fine'::text, 'help'::text, 'call'::text]))),
+    CONSTRAINT notifications_check CHECK ((((recipient_kind = 'person'::text) = ((person_id IS NOT NULL) AND (staff_id IS NULL))) OR ((recipient_kind = 'staff'::text) AND (staff_id IS NOT NULL)))),
+    CONSTRAINT notifications_recipient_kind_check CHECK ((recipient_kind = ANY (ARRAY['person'::text, 'staff'::text]))),
+    CONSTRAINT notifications_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'held'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'cancelled'::text, 'opened'::text, 'answered'::text])))
+);
+
+ALTER TABLE ONLY public.notifications FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.people (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id uuid NOT NULL,
+    external_id text NOT NULL,
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
+    language text DEFAULT 'en'::text NOT NULL,
+    birth_date date,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    erased_at timestamp with time zone,
+    quiet_start time without time zone DEFAULT '22:00:00'::time without time zone NOT NULL,
+    quiet_end time without time zone DEFAULT '08:00:00'::time without time zone NOT NULL,
+    CONSTRAINT people_external_id_check CHECK (((length(external_id) >= 1) AND (length(external_id) <= 200)))
+);
+
+ALTER TABLE ONLY public.people FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.readings (
+    "time" timestamp with time zone NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    metric text NOT NULL,
+    value double precision NOT NULL,
+    value2 double precision,
+    details jsonb,
+    source text NOT NULL,
+    utc_offset_min smallint NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT readings_metric_known CHECK (public.beidou_known_data_type(metric))
+);
+
+ALTER TABLE ONLY public.readings FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.sources (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    source text NOT NULL,
+    first_seen timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.sources FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.staff (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id uuid NOT NULL,
+    external_id text NOT NULL,
+    role text NOT NULL,
+    display_name text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    on_duty boolean DEFAULT false NOT NULL,
+    CONSTRAINT staff_external_id_check CHECK (((length(external_id) >= 1) AND (length(external_id) <= 200))),
+    CONSTRAINT staff_role_check CHECK ((role = ANY (ARRAY['care_agent'::text, 'care_supervisor'::text, 'tenant_admin'::text])))
+);
+
+ALTER TABLE ONLY public.staff FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.tenants (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT tenants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+);
+
+ALTER TABLE ONLY public.tenants FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE ONLY public.alert_evidence
+    ADD CONSTRAINT alert_evidence_pkey PRIMARY KEY (alert_id, anomaly_event_id);
+
+ALTER TABLE ONLY public.alert_timeline
+    ADD CONSTRAINT alert_timeline_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.anomaly_events
+    ADD CONSTRAINT anomaly_events_person_id_feature_kind_tier_start_time_key UNIQUE (person_id, feature, kind, tier, start_time);
+
+ALTER TABLE ONLY public.anomaly_events
+    ADD CONSTRAINT anomaly_events_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.consent_events
+    ADD CONSTRAINT consent_events_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.consent_state
+    ADD CONSTRAINT consent_state_pkey PRIMARY KEY (person_id, data_type, purpose);
+
+ALTER TABLE ONLY public.data_types
+    ADD CONSTRAINT data_types_pkey PRIMARY KEY (name);
+
+ALTER TABLE ONLY public.detection_work
+    ADD CONSTRAINT detection_work_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.detector_feedback
+    ADD CONSTRAINT detector_feedback_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.detector_state
+    ADD CONSTRAINT detector_state_pkey PRIMARY KEY (person_id);
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_tenant_id_provider_token_key UNIQUE (tenant_id, provider, token);
+
+ALTER TABLE ONLY public.escalation_policies
+    ADD CONSTRAINT escalation_policies_pkey PRIMARY KEY (tenant_id);
+
+ALTER TABLE ONLY public.guardianships
+    ADD CONSTRAINT guardianships_pkey PRIMARY KEY (guardian_id, minor_id);
+
+ALTER TABLE ONLY public.notification_deliveries
+    ADD CONSTRAINT notification_deliveries_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.people
+    ADD CONSTRAINT people_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.people
+    ADD CONSTRAINT people_tenant_id_external_id_key UNIQUE (tenant_id, external_id);
+
+ALTER TABLE ONLY public.sources
+    ADD CONSTRAINT sources_pkey PRIMARY KEY (person_id, source);
+
+ALTER TABLE ONLY public.staff
+    ADD CONSTRAINT staff_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.staff
+    ADD CONSTRAINT staff_tenant_id_external_id_key UNIQUE (tenant_id, external_id);
+
+ALTER TABLE ONLY public.tenants
+    ADD CONSTRAINT tenants_name_key UNIQUE (name);
+
+ALTER TABLE ONLY public.tenants
+    ADD CONSTRAINT tenants_pkey PRIMARY KEY (id);
+
+CREATE INDEX alert_timeline_alert ON public.alert_timeline USING btree (alert_id, id);
+
+CREATE INDEX alerts_escalation_due ON public.alerts USING btree (next_escalation_at) WHERE (next_escalation_at IS NOT NULL);
+
+CREATE UNIQUE INDEX alerts_one_open ON public.alerts USING btree (person_id, kind, feature) WHERE (status <> 'resolved'::text);
+
+CREATE INDEX alerts_queue ON public.alerts USING btree (tenant_id, status, severity_rank DESC, opened_at);
+
+CREATE INDEX anomaly_events_unhandled ON public.anomaly_events USING btree (tenant_id, id) WHERE (handled_at IS NULL);
+
+CREATE INDEX audit_log_tenant_at ON public.audit_log USING btree (tenant_id, at DESC);
+
+CREATE INDEX consent_events_person ON public.consent_events USING btree (person_id, id);
+
+CREATE INDEX consent_state_expiring ON public.consent_state USING btree (valid_until) WHERE (granted AND (valid_until IS NOT NULL));
+
+CREATE INDEX detection_work_person ON public.detection_work USING btree (person_id, id);
+
+CREATE INDEX detector_feedback_pending ON public.detector_feedback USING btree (person_id) WHERE (applied_at IS NULL);
+
+CREATE INDEX devices_person ON public.devices USING btree (person_id) WHERE (disabled_at IS NULL);
+
+CREATE INDEX devices_staff ON public.devices USING btree (staff_id) WHERE (disabled_at IS NULL);
+
+CREATE INDEX guardianships_minor ON public.guardianships USING btree (minor_id);
+
+CREATE INDEX notification_deliveries_notification ON public.notification_deliveries USING btree (notification_id, id);
+
+CREATE INDEX notifications_alert ON public.notifications USING btree (alert_id);
+
+CREATE INDEX notifications_due ON public.notifications USING btree (not_before) WHERE (status = ANY (ARRAY['queued'::text, 'held'::text]));
+
+CREATE UNIQUE INDEX readings_natural_key ON public.readings USING btree (person_id, metric, "time", source);
+
+CREATE TRIGGER alert_timeline_append_only BEFORE UPDATE ON public.alert_timeline FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER consent_events_append_only BEFORE DELETE OR UPDATE ON public.consent_events FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER consent_events_apply AFTER INSERT ON public.consent_events FOR EACH ROW EXECUTE FUNCTION public.consent_events_apply();
+
+CREATE TRIGGER consent_events_check_grant BEFORE INSERT ON public.consent_events FOR EACH ROW EXECUTE FUNCTION public.consent_events_check_grant();
+
+CREATE TRIGGER consent_events_no_truncate BEFORE TRUNCATE ON public.consent_events FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER data_types_add_only BEFORE DELETE OR UPDATE ON public.data_types FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER data_types_no_truncate BEFORE TRUNCATE ON public.data_types FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER data_types_refresh AFTER INSERT ON public.data_types FOR EACH STATEMENT EXECUTE FUNCTION public.data_types_refresh();
+
+CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.readings FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
+
+ALTER TABLE ONLY public.alert_evidence
+    ADD CONSTRAINT alert_evidence_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.alert_evidence
+    ADD CONSTRAINT alert_evidence_anomaly_event_id_fkey FOREIGN KEY (anomaly_event_id) REFERENCES public.anomaly_events(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.alert_timeline
+    ADD CONSTRAINT alert_timeline_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_assignee_id_fkey FOREIGN KEY (assignee_id) REFERENCES public.staff(id);
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_consent_event_id_fkey FOREIGN KEY (consent_event_id) REFERENCES public.consent_events(id);
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.anomaly_events
+    ADD CONSTRAINT anomaly_events_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.consent_events
+    ADD CONSTRAINT consent_events_actor_person_id_fkey FOREIGN KEY (actor_person_id) REFERENCES public.people(id);
+
+ALTER TABLE ONLY public.consent_events
+    ADD CONSTRAINT consent_events_data_type_fkey FOREIGN KEY (data_type) REFERENCES public.data_types(name);
+
+ALTER TABLE ONLY public.consent_events
+    ADD CONSTRAINT consent_events_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id);
+
+ALTER TABLE ONLY public.consent_events
+    ADD CONSTRAINT consent_events_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.consent_state
+    ADD CONSTRAINT consent_state_event_id_fkey FOREIGN KEY (event_id) REFERENCES public.consent_events(id);
+
+ALTER TABLE ONLY public.consent_state
+    ADD CONSTRAINT consent_state_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id);
+
+ALTER TABLE ONLY public.detection_work
+    ADD CONSTRAINT detection_work_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.detector_feedback
+    ADD CONSTRAINT detector_feedback_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.detector_state
+    ADD CONSTRAINT detector_state_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_staff_id_fkey FOREIGN KEY (staff_id) REFERENCES public.staff(id);
+
+ALTER TABLE ONLY public.devices
+    ADD CONSTRAINT devices_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.escalation_policies
+    ADD CONSTRAINT escalation_policies_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.guardianships
+    ADD CONSTRAINT guardianships_guardian_id_fkey FOREIGN KEY (guardian_id) REFERENCES public.people(id);
+
+ALTER TABLE ONLY public.guardianships
+    ADD CONSTRAINT guardianships_minor_id_fkey FOREIGN KEY (minor_id) REFERENCES public.people(id);
+
+ALTER TABLE ONLY public.guardianships
+    ADD CONSTRAINT guardianships_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.notification_deliveries
+    ADD CONSTRAINT notification_deliveries_device_id_fkey FOREIGN KEY (device_id) REFERENCES public.devices(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.notification_deliveries
+    ADD CONSTRAINT notification_deliveries_notification_id_fkey FOREIGN KEY (notification_id) REFERENCES public.notifications(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_staff_id_fkey FOREIGN KEY (staff_id) REFERENCES public.staff(id);
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.people
+    ADD CONSTRAINT people_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.sources
+    ADD CONSTRAINT sources_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.sources
+    ADD CONSTRAINT sources_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.staff
+    ADD CONSTRAINT staff_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE public.alert_evidence ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.alert_timeline ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.alerts ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.anomaly_events ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.consent_events ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.consent_state ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.data_types ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.detection_work ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.detector_feedback ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.detector_state ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.devices ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.escalation_policies ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY guardian_acts ON public.consent_events FOR INSERT TO beidou_app WITH CHECK (((tenant_id = public.beidou_tenant()) AND (actor = 'guardian'::text) AND (actor_person_id = public.beidou_person()) AND (person_id IN ( SELECT public.beidou_dependants() AS beidou_dependants))));
+
+CREATE POLICY guardian_reads ON public.consent_events FOR SELECT TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (person_id IN ( SELECT public.beidou_dependants() AS beidou_dependants))));
+
+CREATE POLICY guardian_reads ON public.consent_state FOR SELECT TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (person_id IN ( SELECT public.beidou_dependants() AS beidou_dependants))));
+
+CREATE POLICY guardian_reads ON public.people FOR SELECT TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (id IN ( SELECT public.beidou_dependants() AS beidou_dependants))));
+
+ALTER TABLE public.guardianships ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY isolation ON public.alert_evidence TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.alert_timeline TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.alerts TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.anomaly_events TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.audit_log TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL))) WITH CHECK ((tenant_id = public.beidou_tenant()));
+
+CREATE POLICY isolation ON public.consent_events TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.consent_state TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.detection_work TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.detector_feedback TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.detector_state TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.devices TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.escalation_policies TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL)));
+
+CREATE POLICY isolation ON public.guardianships TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (guardian_id = public.beidou_person()) OR (minor_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (guardian_id = public.beidou_person()) OR (minor_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.notification_deliveries TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.notifications TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.people TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.readings TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.sources TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.staff TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL)));
+
+CREATE POLICY maintained_by_migrations ON public.data_types TO CURRENT_USER USING (true) WITH CHECK (true);
+
+CREATE POLICY maintained_by_trigger ON public.consent_state TO CURRENT_USER USING (true) WITH CHECK (true);
+
+ALTER TABLE public.notification_deliveries ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.notifications ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY only_guardians_act_as_guardian ON public.consent_events AS RESTRICTIVE FOR INSERT TO beidou_app WITH CHECK (((actor <> 'guardian'::text) OR ((actor_person_id = public.beidou_person()) AND (person_id IN ( SELECT public.beidou_dependants() AS beidou_dependants)))));
+
+CREATE POLICY operator_manage ON public.tenants TO CURRENT_USER USING (true) WITH CHECK (true);
+
+ALTER TABLE public.people ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY readable ON public.data_types TO beidou_app USING (true);
+
+ALTER TABLE public.readings ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.sources ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.staff ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_self ON public.tenants TO beidou_app USING ((id = public.beidou_tenant()));
+
+ALTER TABLE public.tenants ENABLE ROW LEVEL SECURITY;
+
+REVOKE USAGE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_drop_old_readings(keep_days integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_drop_old_readings(keep_days integer) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_tenant_ids() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_tenant_ids() TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.consent_due_expiries(max_rows integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.consent_due_expiries(max_rows integer) TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.alert_evidence TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.alert_timeline TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.alerts TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.anomaly_events TO beidou_app;
+
+GRANT SELECT,INSERT ON TABLE public.audit_log TO beidou_app;
+
+GRANT SELECT,INSERT ON TABLE public.consent_events TO beidou_app;
+
+GRANT SELECT ON TABLE public.consent_state TO beidou_app;
+
+GRANT SELECT ON TABLE public.data_types TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.detection_work TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.detector_feedback TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.detector_state TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.devices TO beidou_app;
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.escalation_policies TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.guardianships TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.notification_deliveries TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.notifications TO beidou_app;
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.people TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.readings TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sources TO beidou_app;
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.staff TO beidou_app;
+
+GRANT SELECT ON TABLE public.tenants TO beidou_app;
