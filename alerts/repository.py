@@ -1,18 +1,25 @@
 """SQL for alerts. Every function runs inside a tenant-scoped transaction."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from consent import repository as consent_repo
+
 ALERT_CHANNEL = "beidou_alerts"
+
+# Staff may see an alert's health data (summary, evidence, readings) only while the person's monitoring consent
+# for its data type is in force; a request for help carries none.
+_SHOWN = "(a.kind = 'help_request' OR beidou_consent_in_force(a.person_id, a.metric, 'monitoring'))"
 
 ALERT_COLUMNS = """a.id, a.person_id, p.external_id AS person, a.kind, a.feature, a.metric, a.tier, a.severity,
     a.urgent, a.status, a.summary, a.episode_start, a.episode_end, a.opened_at, a.updated_at, s.external_id AS assignee,
-    a.claimed_at, a.resolved_at, a.resolution, a.resolution_note, a.next_escalation_at, a.escalations_done"""
+    a.claimed_at, a.resolved_at, a.resolution, a.resolution_note, a.next_escalation_at, a.escalations_done,
+    NOT """ + _SHOWN + """ AS data_hidden"""
 
 
 async def unhandled_events(conn: psycopg.AsyncConnection, limit: int) -> list[dict]:
@@ -30,14 +37,8 @@ async def mark_handled(conn: psycopg.AsyncConnection, event_id: int) -> None:
 
 
 async def consent_event_for(conn: psycopg.AsyncConnection, person_id: UUID, metric: str, purpose: str) -> int | None:
-    """The consent event that currently permits ``purpose`` for ``metric``, or None."""
-    cur = await conn.execute(
-        """SELECT event_id FROM consent_state WHERE person_id = %s AND data_type = %s AND purpose = %s
-              AND granted AND (valid_until IS NULL OR valid_until > now())""",
-        (person_id, metric, purpose),
-    )
-    row = await cur.fetchone()
-    return row[0] if row else None
+    """The consent event that currently permits ``purpose`` for ``metric`` (in force), or None."""
+    return await consent_repo.in_force_event(conn, person_id, metric, purpose)
 
 
 async def tenant_policy(conn: psycopg.AsyncConnection) -> dict | None:
@@ -104,7 +105,16 @@ async def add_timeline(conn: psycopg.AsyncConnection, *, alert_id: UUID, tenant_
                                        to_status, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (alert_id, tenant_id, person_id, actor_kind, actor_id, action, from_status, to_status, Jsonb(detail or {})),
     )
-    await conn.execute("SELECT pg_notify(%s, %s)", (ALERT_CHANNEL, f"{tenant_id}|{alert_id}|{action}"))
+    await notify_alert_change(conn, tenant_id=tenant_id, alert_id=alert_id, action=action)
+
+
+async def notify_alert_change(conn: psycopg.AsyncConnection, *, tenant_id: UUID, alert_id: UUID, action: str) -> None:
+    """Tell the care pages (at commit) that an alert changed: ``tenant|alert|action|shown`` — or ``hidden``
+    when the person's monitoring consent for its data type is not in force, so the feed never names it."""
+    await conn.execute(
+        f"""SELECT pg_notify(%s, %s || CASE WHEN {_SHOWN} THEN '|shown' ELSE '|hidden' END)
+              FROM alerts a WHERE a.id = %s""",
+        (ALERT_CHANNEL, f"{tenant_id}|{alert_id}|{action}", alert_id))
 
 
 async def queue(conn: psycopg.AsyncConnection, *, statuses: list[str], severities: list[str] | None,
@@ -119,9 +129,7 @@ async def queue(conn: psycopg.AsyncConnection, *, statuses: list[str], severitie
              WHERE a.status = ANY(%(statuses)s) AND a.kind = ANY(%(kinds)s)
                AND (%(severities)s::text[] IS NULL OR a.severity = ANY(%(severities)s))
                AND (%(assignee)s::text IS NULL OR s.external_id = %(assignee)s)
-               AND EXISTS (SELECT 1 FROM consent_state c WHERE c.person_id = a.person_id AND c.data_type = a.metric
-                             AND c.purpose = 'monitoring' AND c.granted
-                             AND (c.valid_until IS NULL OR c.valid_until > now()))
+               AND {_SHOWN}
                AND (%(has_after)s = false OR (-(a.urgent::int), -a.severity_rank, a.opened_at, a.id)
                                              > (%(u)s, %(r)s, %(o)s, %(i)s))
              ORDER BY a.urgent DESC, a.severity_rank DESC, a.opened_at ASC, a.id ASC
@@ -255,3 +263,91 @@ async def audit(conn: psycopg.AsyncConnection, *, tenant_id: UUID, actor_kind: s
            VALUES (%s, %s, %s, %s, %s, %s)""",
         (tenant_id, actor_kind, actor_id, action, person_id, Jsonb(detail)),
     )
+
+
+async def set_on_duty(conn: psycopg.AsyncConnection, staff_id: UUID, on_duty: bool) -> None:
+    await conn.execute("UPDATE staff SET on_duty = %s WHERE id = %s", (on_duty, staff_id))
+
+
+async def person_by_external(conn: psycopg.AsyncConnection, external_id: str) -> UUID | None:
+    cur = await conn.execute("SELECT id FROM people WHERE external_id = %s", (external_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def reading_series(conn: psycopg.AsyncConnection, *, person_id: UUID, metric: str, bucket: str,
+                         start: datetime, end: datetime) -> list[tuple]:
+    """(bucket start, avg, min, max, count) of the person's ``metric`` readings in [start, end)."""
+    cur = await conn.execute(
+        """SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
+             FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time < %s
+            GROUP BY t ORDER BY t""",
+        (bucket, person_id, metric, start, end),
+    )
+    return await cur.fetchall()
+
+
+async def alert_giving_reason(conn: psycopg.AsyncConnection, *, person_id: UUID, staff_id: UUID | None,
+                              resolved_within: timedelta) -> UUID | None:
+    """An alert of the person that gives this staff member a reason to look (need-to-know): open and theirs or
+    unassigned (None: anyone's), or resolved within ``resolved_within``; shown alerts only."""
+    cur = await conn.execute(
+        f"""SELECT a.id FROM alerts a
+             WHERE a.person_id = %s AND (%s::uuid IS NULL OR a.assignee_id IS NULL OR a.assignee_id = %s)
+               AND (a.status <> 'resolved' OR a.resolved_at > now() - %s::interval) AND {_SHOWN}
+             ORDER BY a.status <> 'resolved' DESC, a.opened_at DESC LIMIT 1""",
+        (person_id, staff_id, staff_id, resolved_within),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def open_help_request_for_update(conn: psycopg.AsyncConnection, person_id: UUID) -> dict | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT * FROM alerts WHERE person_id = %s AND kind = 'help_request' AND status <> 'resolved'
+           FOR UPDATE""", (person_id,))
+    return await cur.fetchone()
+
+
+_AUDIT_ITEM = """SELECT l.id, l.at, l.actor_id AS staff, l.action, l.detail, p.external_id AS person
+                   FROM audit_log l LEFT JOIN people p ON p.id = l.subject_person_id"""
+LOOK_ACTIONS = ["readings.viewed", "alert.evidence_viewed"]
+
+
+async def access_log(conn: psycopg.AsyncConnection, *, person_id: UUID, before: int | None, limit: int
+                     ) -> tuple[list[dict], bool]:
+    """Staff looks at the person's data, newest first (the person's own context may read exactly these), and
+    whether the insurer names its staff in them."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT l.id, l.at, l.actor_id AS staff, l.action, l.detail FROM audit_log l
+            WHERE l.subject_person_id = %s AND l.actor_kind = 'staff' AND l.action = ANY(%s)
+              AND (%s::bigint IS NULL OR l.id < %s) ORDER BY l.id DESC LIMIT %s""",
+        (person_id, LOOK_ACTIONS, before, before, limit),
+    )
+    rows = await cur.fetchall()
+    cur2 = await conn.execute("SELECT access_log_names_staff FROM tenants WHERE id = beidou_tenant()")
+    named = await cur2.fetchone()
+    return rows, bool(named and named[0])
+
+
+async def audit_view(conn: psycopg.AsyncConnection, *, person: str | None, staff: str | None,
+                     break_glass: bool | None, start: datetime | None, end: datetime | None, before: int | None,
+                     limit: int) -> list[dict]:
+    """The insurer's audit log of staff looks, newest first, filtered; keyset-paged on the id."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        _AUDIT_ITEM + """
+            WHERE l.actor_kind = 'staff' AND l.action = ANY(%(actions)s)
+              AND (%(person)s::text IS NULL OR p.external_id = %(person)s)
+              AND (%(staff)s::text IS NULL OR l.actor_id = %(staff)s)
+              AND (%(glass)s::boolean IS NULL OR coalesce((l.detail->>'break_glass')::boolean, false) = %(glass)s)
+              AND (%(start)s::timestamptz IS NULL OR l.at >= %(start)s)
+              AND (%(end)s::timestamptz IS NULL OR l.at < %(end)s)
+              AND (%(before)s::bigint IS NULL OR l.id < %(before)s)
+            ORDER BY l.id DESC LIMIT %(limit)s""",
+        {"actions": LOOK_ACTIONS, "person": person, "staff": staff, "glass": break_glass, "start": start,
+         "end": end, "before": before, "limit": limit},
+    )
+    return await cur.fetchall()
