@@ -8,7 +8,6 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from consent import repository as consent_repo
 
 ALERT_CHANNEL = "beidou_alerts"
 
@@ -34,11 +33,6 @@ async def unhandled_events(conn: psycopg.AsyncConnection, limit: int) -> list[di
 
 async def mark_handled(conn: psycopg.AsyncConnection, event_id: int) -> None:
     await conn.execute("UPDATE anomaly_events SET handled_at = now() WHERE id = %s", (event_id,))
-
-
-async def consent_event_for(conn: psycopg.AsyncConnection, person_id: UUID, metric: str, purpose: str) -> int | None:
-    """The consent event that currently permits ``purpose`` for ``metric`` (in force), or None."""
-    return await consent_repo.in_force_event(conn, person_id, metric, purpose)
 
 
 async def tenant_policy(conn: psycopg.AsyncConnection) -> dict | None:
@@ -290,11 +284,13 @@ async def reading_series(conn: psycopg.AsyncConnection, *, person_id: UUID, metr
 async def alert_giving_reason(conn: psycopg.AsyncConnection, *, person_id: UUID, staff_id: UUID | None,
                               resolved_within: timedelta) -> UUID | None:
     """An alert of the person that gives this staff member a reason to look (need-to-know): open and theirs or
-    unassigned (None: anyone's), or resolved within ``resolved_within``; shown alerts only."""
+    unassigned (None: anyone's), or resolved within ``resolved_within``. Consent is checked apart: it hides
+    the values, and the page says so."""
     cur = await conn.execute(
-        f"""SELECT a.id FROM alerts a
+        """SELECT a.id FROM alerts a
              WHERE a.person_id = %s AND (%s::uuid IS NULL OR a.assignee_id IS NULL OR a.assignee_id = %s)
-               AND (a.status <> 'resolved' OR a.resolved_at > now() - %s::interval) AND {_SHOWN}
+               AND a.kind <> 'help_request'
+               AND (a.status <> 'resolved' OR a.resolved_at > now() - %s::interval)
              ORDER BY a.status <> 'resolved' DESC, a.opened_at DESC LIMIT 1""",
         (person_id, staff_id, staff_id, resolved_within),
     )
@@ -351,3 +347,42 @@ async def audit_view(conn: psycopg.AsyncConnection, *, person: str | None, staff
          "end": end, "before": before, "limit": limit},
     )
     return await cur.fetchall()
+
+
+async def register_device(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID | None,
+                          staff_id: UUID | None, token: str, token_kind: str, platform: str, app_version: str | None,
+                          language: str | None) -> dict | None:
+    """Register a push token for its owner; None when the token belongs to someone else and may not move.
+
+    A token moves to another person only once the push service confirmed the old owner's device gone (the row
+    was disabled as unregistered); a staff member's token never moves, and no person's token moves to staff."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """INSERT INTO devices AS d (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (tenant_id, provider, token) DO UPDATE SET person_id = EXCLUDED.person_id,
+               staff_id = EXCLUDED.staff_id, token_kind = EXCLUDED.token_kind, platform = EXCLUDED.platform,
+               app_version = EXCLUDED.app_version, language = EXCLUDED.language, last_seen = now(),
+               disabled_at = NULL, disabled_reason = NULL
+            WHERE (d.person_id IS NOT DISTINCT FROM EXCLUDED.person_id AND d.staff_id IS NOT DISTINCT FROM EXCLUDED.staff_id)
+               OR (d.disabled_at IS NOT NULL AND d.staff_id IS NULL AND EXCLUDED.staff_id IS NULL)
+           RETURNING id, platform, app_version, created_at""",
+        (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language))
+    return await cur.fetchone()
+
+
+async def remove_device(conn: psycopg.AsyncConnection, *, token: str, person_id: UUID | None,
+                        staff_id: UUID | None) -> None:
+    if staff_id is not None:
+        await conn.execute("DELETE FROM devices WHERE token = %s AND staff_id = %s", (token, staff_id))
+    else:
+        await conn.execute("DELETE FROM devices WHERE token = %s AND person_id = %s", (token, person_id))
+
+
+async def quiet_hours(conn: psycopg.AsyncConnection, person_id: UUID) -> tuple:
+    cur = await conn.execute("SELECT quiet_start, quiet_end FROM people WHERE id = %s", (person_id,))
+    return await cur.fetchone()
+
+
+async def set_quiet_hours(conn: psycopg.AsyncConnection, person_id: UUID, start, end) -> None:
+    await conn.execute("UPDATE people SET quiet_start = %s, quiet_end = %s WHERE id = %s", (start, end, person_id))

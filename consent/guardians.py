@@ -11,12 +11,12 @@ from uuid import UUID
 
 import psycopg
 
-from app.core.errors import NotFound
+from app.core.errors import Invalid, NotFound
 from consent import people, profile, repository, service
 from consent.catalog import AGE_OF_CONSENT, GUARDIAN_MIN_AGE
 
 
-class InvalidGuardianship(ValueError):
+class InvalidGuardianship(Invalid, ValueError):
     """The link asked for cannot be made; the message says why."""
 
 

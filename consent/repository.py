@@ -243,3 +243,15 @@ async def notify_change(conn: psycopg.AsyncConnection, *, tenant_id: UUID, perso
     """Tell every process (open streams, workers) about the change; delivered when the transaction commits."""
     payload = f"{tenant_id}|{person_id}|{data_type}|{purpose}|{'1' if granted else '0'}"
     await conn.execute("SELECT pg_notify('beidou_consent', %s)", (payload,))
+
+
+async def own_readings(conn: psycopg.AsyncConnection, person_id: UUID, *, start: datetime, end: datetime,
+                       metric: str | None, limit: int) -> list[tuple]:
+    """The person's own readings in [start, end), newest first: (time, metric, value, value2, source)."""
+    cur = await conn.execute(
+        """SELECT time, metric, value, value2, source FROM readings
+            WHERE person_id = %s AND time >= %s AND time < %s AND (%s::text IS NULL OR metric = %s)
+            ORDER BY time DESC LIMIT %s""",
+        (person_id, start, end, metric, metric, limit),
+    )
+    return await cur.fetchall()

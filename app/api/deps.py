@@ -1,8 +1,10 @@
 """Request dependencies: the service container, the authenticated principal."""
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
@@ -11,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app import directory
 from app.auth import AuthError, Claims, TokenVerifier
 from app.core.db import Database
+from app.core.errors import Invalid
 from app.core.settings import Settings
 from streaming.ingest import IngestWriter
 from streaming.validation import Limits
@@ -80,6 +83,13 @@ class PrincipalCache:
         self._entries.pop((tenant_id, subject, "policyholder"), None)
 
 
+def aware(value: datetime | None, name: str) -> datetime | None:
+    """A query time must say its UTC offset: a bare local time would mean a different instant to every reader."""
+    if value is not None and value.tzinfo is None:
+        raise Invalid(f"`{name}` needs a UTC offset, e.g. 2026-11-01T00:00:00+08:00 or 2026-11-01T00:00:00Z")
+    return value
+
+
 def services(request: Request) -> Services:
     return request.app.state.services
 
@@ -91,6 +101,29 @@ _bearer = HTTPBearer(auto_error=False, description="A JWT from the insurer's ide
 async def authenticate(token: str, svc: Services) -> Principal:
     claims = svc.verifier.verify(token)
     return await svc.principals.resolve(claims)
+
+
+# A WebSocket outlives no token: it closes when HTTP with the same token would start answering 401 (exp plus
+# the configured leeway), with this application close code and reason, so the app fetches a fresh token and
+# reconnects instead of treating it as a network fault.
+TOKEN_EXPIRED_CLOSE = 4401
+TOKEN_EXPIRED_REASON = "token_expired"
+
+
+async def authenticate_until(token: str, svc: Services) -> tuple[Principal, float]:
+    """The principal, and the Unix time its token stops being accepted."""
+    claims = svc.verifier.verify(token)
+    principal = await svc.principals.resolve(claims)
+    return principal, (claims.expires_at or time.time()) + svc.settings.jwt_leeway_s
+
+
+async def close_at_expiry(ws: WebSocket, until: float) -> None:
+    """Close ``ws`` with 4401 ``token_expired`` at ``until`` (run as a task next to the connection's loop)."""
+    await asyncio.sleep(max(0.0, until - time.time()))
+    try:
+        await ws.close(code=TOKEN_EXPIRED_CLOSE, reason=TOKEN_EXPIRED_REASON)
+    except RuntimeError:  # already closed
+        pass
 
 
 def _unauthorized(detail: str) -> HTTPException:

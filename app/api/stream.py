@@ -14,6 +14,8 @@ Protocol (JSON text frames):
 * server → client: ``{"type": "consent", "data_type": ..., "purpose": ..., "granted": false}`` when the
   person's consent changes, from any device or process.
 * A stream opened while the database is down is refused with HTTP 503 and ``Retry-After`` (a bad token: 403).
+* The stream closes when its token expires (``exp`` plus BEIDOU_JWT_LEEWAY_S) with close code 4401 and reason
+  ``token_expired``; frames after that are not stored. Reconnect with a fresh token.
 
 At most BEIDOU_WS_MAX_INFLIGHT_FRAMES frames per connection wait for their commit; beyond that the server
 stops reading the socket, so a slow database slows the client instead of growing memory.
@@ -31,7 +33,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import JSONResponse
 
 from app.api.fanout import Subscribers
-from app.api.deps import Services, authenticate, websocket_token
+from app.api.deps import Services, authenticate_until, close_at_expiry, websocket_token
 from app.auth import AuthError
 from app.core.errors import DatabaseUnavailable
 from app.core.observability import WS_CONNECTIONS
@@ -97,7 +99,7 @@ async def stream(ws: WebSocket) -> None:
     try:
         if not token:
             raise AuthError("missing bearer token")
-        who = await authenticate(token, svc)
+        who, until = await authenticate_until(token, svc)
     except AuthError as exc:
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
         return
@@ -112,6 +114,7 @@ async def stream(ws: WebSocket) -> None:
     outbox: asyncio.Queue = asyncio.Queue()
     registry.add(who.person_id, outbox)
     sender = asyncio.create_task(_send_loop(ws, outbox))
+    expiry = asyncio.create_task(close_at_expiry(ws, until))
     inflight = asyncio.Semaphore(svc.settings.ws_max_inflight_frames)
     rate = FrameRate(svc.settings.ws_max_frames_per_s, svc.settings.ws_frame_burst)
     pending: set[asyncio.Task] = set()
@@ -121,6 +124,9 @@ async def stream(ws: WebSocket) -> None:
                 await asyncio.sleep(0.01)
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
+                break
+            if time.time() >= until:  # nothing more is taken on an expired token; the close is on its way
+                await expiry
                 break
             data = message.get("text")
             if data is None:
@@ -157,6 +163,7 @@ async def stream(ws: WebSocket) -> None:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         sender.cancel()
+        expiry.cancel()
         WS_CONNECTIONS.dec()
 
 
