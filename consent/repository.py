@@ -171,12 +171,15 @@ async def in_force_event(conn: psycopg.AsyncConnection, person_id: UUID, data_ty
 
 
 async def consent_standing(conn: psycopg.AsyncConnection, person_id: UUID, data_type: str, purpose: str) -> str:
-    """Why consent is or is not in force, in one word staff may see: ``in_force``, ``withdrawn``, ``expired``,
-    ``never`` (no decision recorded), ``needs_monitoring`` (granted, but monitoring is not) or ``erased``."""
+    """Why consent is or is not in force, in one word staff may see: ``in_force``, ``withdrawn``, ``expired``
+    (past its valid_until, whether or not the expiry sweep recorded it yet), ``never`` (no decision recorded),
+    ``needs_monitoring`` (granted, but monitoring is not in force) or ``erased``."""
     cur = await conn.execute(
-        """SELECT p.erased_at IS NOT NULL, s.granted, s.valid_until IS NOT NULL AND s.valid_until <= now(),
+        """SELECT p.erased_at IS NOT NULL, s.granted,
+                  (s.granted AND s.valid_until <= now()) OR (NOT s.granted AND e.reason = 'expired'),
                   beidou_consent_in_force(p.id, %s, %s)
              FROM people p LEFT JOIN consent_state s ON s.person_id = p.id AND s.data_type = %s AND s.purpose = %s
+             LEFT JOIN consent_events e ON e.id = s.event_id
             WHERE p.id = %s""",
         (data_type, purpose, data_type, purpose, person_id),
     )
@@ -188,10 +191,10 @@ async def consent_standing(conn: psycopg.AsyncConnection, person_id: UUID, data_
         return "in_force"
     if granted is None:
         return "never"
-    if not granted:
-        return "withdrawn"
     if expired:
         return "expired"
+    if not granted:
+        return "withdrawn"
     return "needs_monitoring"
 
 
