@@ -357,3 +357,30 @@ def test_an_agent_reaches_out_and_the_person_asks_for_help(service, worker, fcm,
 
     assert page.evaluate("window.notReloaded") is True
     assert [p for p in page.problems if "Failed to load resource" not in p] == []
+
+
+def test_the_open_alert_hides_its_chart_when_the_person_withdraws_consent(service, worker, page):
+    """Consent-aware views: the person withdraws heart-rate monitoring while an agent has the alert open; the
+    page re-reads it and shows "consent withdrawn — data hidden" instead of a chart, and no values."""
+    tenant = service.new_tenant()
+    member = Member(tenant, person="lan")
+    member.stream_heart_rate(days=3)
+    member.anomaly("overnight_rhr", "heart_rate", HR_REASON, 74, 63)
+    page.goto(service.base_url + "/care")
+    sign_in(page, tenant.staff_token("nurse-1"))
+    item = page.locator("#queue .queue-item", has_text=HR_REASON)
+    expect(item).to_be_visible(timeout=15_000)
+    item.click()
+    expect(page.locator("#chart canvas")).to_be_visible()
+    expect(page.locator("#evidence tbody")).to_contain_text("63")
+
+    assert member.app.delete("/v1/me/consents/heart_rate/monitoring").status_code == 200
+    hidden = page.locator("#chart-empty")
+    expect(hidden).to_be_visible(timeout=15_000)
+    expect(hidden).to_contain_text("Consent withdrawn — data hidden")
+    expect(hidden).to_have_attribute("data-reason", "consent")
+    expect(page.locator("#chart canvas")).to_have_count(0)
+    expect(page.locator("#d-chips")).to_contain_text("data hidden")
+    expect(page.locator("#evidence tbody tr")).to_have_count(0)
+    expect(page.locator("#d-reason")).not_to_contain_text("bpm")
+    expect(page.locator("#queue .queue-item", has_text=HR_REASON)).to_have_count(0)
