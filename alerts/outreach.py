@@ -79,8 +79,8 @@ async def reach_out(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: ser
     if alert["status"] == "resolved":
         raise Conflict("the alert is resolved")
     if not await consent_repo.in_force(conn, alert["person_id"], alert["metric"], OUTREACH):
-        raise NoOutreachConsent("the person's outreach consent for this data type is not in force (not granted, "
-                                "withdrawn, expired, or monitoring is not granted): call them instead")
+        # Not in force covers not granted, withdrawn, expired, and granted without monitoring of the same data.
+        raise NoOutreachConsent("the person has not agreed to be contacted about this data (no outreach consent)")
     # Pressing twice sends once: a check-in still pending, or sent in the last ten minutes, is the answer.
     cur = await conn.execute(
         """SELECT id FROM notifications WHERE alert_id = %s AND recipient_kind = 'person'
