@@ -364,7 +364,8 @@ async def register_device(conn: psycopg.AsyncConnection, *, tenant_id: UUID, per
                staff_id = EXCLUDED.staff_id, token_kind = EXCLUDED.token_kind, platform = EXCLUDED.platform,
                app_version = EXCLUDED.app_version, language = EXCLUDED.language, last_seen = now(),
                disabled_at = NULL, disabled_reason = NULL
-            WHERE (d.person_id IS NOT DISTINCT FROM EXCLUDED.person_id AND d.staff_id IS NOT DISTINCT FROM EXCLUDED.staff_id)
+            WHERE (d.person_id IS NOT DISTINCT FROM EXCLUDED.person_id
+                   AND d.staff_id IS NOT DISTINCT FROM EXCLUDED.staff_id)
                OR (d.disabled_at IS NOT NULL AND d.staff_id IS NULL AND EXCLUDED.staff_id IS NULL)
            RETURNING id, platform, app_version, created_at""",
         (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language))
