@@ -387,3 +387,20 @@ async def quiet_hours(conn: psycopg.AsyncConnection, person_id: UUID) -> tuple:
 
 async def set_quiet_hours(conn: psycopg.AsyncConnection, person_id: UUID, start, end) -> None:
     await conn.execute("UPDATE people SET quiet_start = %s, quiet_end = %s WHERE id = %s", (start, end, person_id))
+
+
+DIGEST_ACTION = "audit.break_glass_digest"
+
+
+async def break_glass_digest_due(conn: psycopg.AsyncConnection, start: datetime, end: datetime) -> int | None:
+    """Break-the-glass looks of the tenant in [start, end), or None when that day's digest was already sent."""
+    cur = await conn.execute(
+        "SELECT 1 FROM audit_log WHERE action = %s AND detail->>'from' = %s LIMIT 1",
+        (DIGEST_ACTION, start.isoformat()))
+    if await cur.fetchone():
+        return None
+    cur = await conn.execute(
+        """SELECT count(*) FROM audit_log WHERE actor_kind = 'staff' AND action = ANY(%s)
+              AND coalesce((detail->>'break_glass')::boolean, false) AND at >= %s AND at < %s""",
+        (LOOK_ACTIONS, start, end))
+    return (await cur.fetchone())[0]

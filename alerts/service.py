@@ -236,3 +236,24 @@ async def request_help(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person
                             actor_id=actor.id, action="opened", to_status="open",
                             detail={"reason": HELP_REQUEST, "after_alert": str(after_alert) if after_alert else None})
     return alert_id
+
+
+async def send_break_glass_digest(conn: psycopg.AsyncConnection, *, tenant_id: UUID,
+                                  now: datetime | None = None) -> int:
+    """Once per UTC day: tell the supervisors how many break-the-glass looks there were the day before (a push
+    that names no one; the audit view has the details). Safe to run again: the digest is recorded in the audit
+    log and a day is never sent twice. Returns the number of looks reported."""
+    now = now or datetime.now(timezone.utc)
+    end = datetime.combine(now.date(), datetime.min.time(), tzinfo=timezone.utc)
+    start = end - timedelta(days=1)
+    looks = await repo.break_glass_digest_due(conn, start, end)
+    if not looks:
+        return 0
+    recipients = await repo.staff_to_notify(conn, "supervisors", None)
+    for staff_id in recipients:
+        await repo.queue_notification(conn, tenant_id=tenant_id, alert_id=None, purpose="break_glass_digest",
+                                      staff_id=staff_id)
+    await repo.audit(conn, tenant_id=tenant_id, actor_kind="system", actor_id="scheduler", action=repo.DIGEST_ACTION,
+                     person_id=None, detail={"from": start.isoformat(), "to": end.isoformat(), "looks": looks,
+                                             "recipients": len(recipients)})
+    return looks

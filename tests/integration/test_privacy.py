@@ -329,3 +329,37 @@ def test_a_person_sees_who_looked_at_their_data_by_role_and_why(clinic):
     assert len(audit["items"]) == 1 and audit["next"]
     more = clinic.supervisor.get("/v1/care/audit", params={"person": "li", "before": audit["next"]}).json()
     assert audit["items"][0]["id"] > more["items"][0]["id"]
+
+
+def test_break_the_glass_looks_reach_the_supervisors_in_a_daily_digest(tenant):
+    from tests.support import start_process, stop_process
+    for subject, role in (("sup-1", "care_supervisor"), ("admin-1", "tenant_admin"), ("agent-1", "care_agent")):
+        assert tenant.client(tenant.staff_token(subject, role)).get("/v1/care/alerts").status_code == 200
+    with tenant.service.admin_conn() as conn:
+        for _ in range(2):
+            conn.execute(
+                """INSERT INTO audit_log (tenant_id, at, actor_kind, actor_id, action, detail)
+                   VALUES (%s, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '3 hours',
+                           'staff', 'agent-1', 'readings.viewed',
+                           '{"break_glass": true, "reason": "member phoned", "role": "care_agent"}')""",
+                (tenant.id,))
+
+    def digests():
+        with tenant.service.admin_conn() as conn:
+            return conn.execute(
+                """SELECT s.external_id FROM notifications n JOIN staff s ON s.id = n.staff_id
+                    WHERE n.tenant_id = %s AND n.purpose = 'break_glass_digest' ORDER BY 1""",
+                (tenant.id,)).fetchall()
+
+    for again in (False, True):  # a second scheduler (or a restart) sends nothing more for the same day
+        scheduler = start_process(tenant.service, "scheduler")
+        try:
+            assert wait_for(digests, timeout=30) == [("admin-1",), ("sup-1",)]
+            time.sleep(8 if again else 0)  # the job's first run is 5 s after start
+        finally:
+            stop_process(scheduler)
+    assert digests() == [("admin-1",), ("sup-1",)]
+    with tenant.service.admin_conn() as conn:
+        logged = conn.execute("SELECT detail->>'looks' FROM audit_log WHERE tenant_id = %s AND action = "
+                              "'audit.break_glass_digest'", (tenant.id,)).fetchall()
+    assert logged == [("2",)]
