@@ -75,7 +75,8 @@ class AlertSummary(BaseModel):
     next_escalation_at: datetime | None
     escalations_done: list[str]
     data_hidden: bool = Field(False, description="The person's monitoring consent for this data type is not in "
-                              "force: the alert's summary, evidence and readings are hidden (code-stable).")
+                              "force: the alert's summary, evidence and readings are withheld; the timeline still "
+                              "shows what happened and why it closed.")
 
 
 class AlertPage(BaseModel):
