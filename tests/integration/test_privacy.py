@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import timedelta
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.integration.test_alerts import NOW, Clinic, worker  # noqa: F401 (the worker fixture)
+from tests.integration.test_alerts import Clinic, worker  # noqa: F401 (the worker fixture)
 from tests.support import wait_for
 
 
