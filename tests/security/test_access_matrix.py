@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -536,14 +537,15 @@ def test_consent_matrix_live_feed(service, insurers, consent_people):
     a, b = insurers
     admin = a.staff_client("tenant_admin")
     ws_url = service.base_url.replace("http", "ws", 1) + "/v1/care/live"
-    feeds = {role: connect(ws_url, additional_headers={"Authorization": f"Bearer {a.staff_token(role)}"})
-             for role in STAFF}
-    feeds["other tenant"] = connect(ws_url, additional_headers={
-        "Authorization": f"Bearer {b.staff_token('tenant_admin')}"})
+    stack = ExitStack()
+    feeds = {role: stack.enter_context(connect(ws_url, additional_headers={
+        "Authorization": f"Bearer {a.staff_token(role)}"})) for role in STAFF}
+    feeds["other tenant"] = stack.enter_context(connect(ws_url, additional_headers={
+        "Authorization": f"Bearer {b.staff_token('tenant_admin')}"}))
     try:
         for p in (p for p in consent_people if p.with_alert):
-            # A change every state allows: a note-free resolve of an open alert, or a claim attempt's refusal
-            # leaves nothing; so resolve what is open and record contact on what is not.
+            # One change per alert, whatever its state: resolve it if open, reopen it if closed and in force,
+            # else the person's answer to a check-in touches it.
             detail = admin.get(f"/v1/care/alerts/{p.alert_id}").json()
             if detail["status"] != "resolved":
                 assert admin.post(f"/v1/care/alerts/{p.alert_id}/resolve",
@@ -580,5 +582,4 @@ def test_consent_matrix_live_feed(service, insurers, consent_people):
                 failures.append(f"{role} feed: no anonymous change for hidden alerts")
         assert not failures, "\n  ".join(failures)
     finally:
-        for feed in feeds.values():
-            feed.close()
+        stack.close()
