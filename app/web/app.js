@@ -56,6 +56,9 @@ const live = new LiveFeed({
   },
   poll: () => loadQueue(),
   pollMs: POLL_MS,
+  onExpired: () => {
+    if (state.working) signOut({ expired: "token expired" });
+  },
 });
 
 function roleOf(alert) {
