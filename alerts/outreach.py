@@ -182,10 +182,15 @@ async def reply(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_
             target = await service.request_help(conn, tenant_id=tenant_id, person_id=person_id, actor=actor,
                                                 after_alert=alert_id)
         else:
-            if alert["status"] == "resolved":
-                await service.act(conn, alert_id=alert_id, actor=actor, action="reopen")
-            await repo.update_alert(conn, alert_id, urgent=True)
             target = alert_id
+            if alert["status"] == "resolved":
+                # A newer alert for the same condition may be open already: the request for help goes to it.
+                newer = await repo.open_alert_for_update(conn, person_id, alert["kind"], alert["feature"])
+                if newer is not None:
+                    target = newer["id"]
+                else:
+                    await service.act(conn, alert_id=alert_id, actor=actor, action="reopen")
+            await repo.update_alert(conn, target, urgent=True)
         current = await repo.alert_for_update(conn, target)  # escalation follows who has it now
         staff = [current["assignee_id"]] if current["assignee_id"] else (
             await repo.staff_to_notify(conn, "supervisors", None) + await repo.staff_to_notify(conn, "on_duty", None))

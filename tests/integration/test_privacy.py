@@ -198,6 +198,18 @@ def test_help_on_a_resolved_alert_tells_whoever_has_it_now_not_the_former_assign
     assert staff_pushes(clinic, alert_id) == ["admin-1", "sup-1"]
 
 
+def test_help_on_a_closed_alert_reaches_the_newer_open_alert_for_the_same_condition(clinic):
+    first = open_alert(clinic)
+    message = message_for(clinic, first)
+    assert clinic.agent.post(f"/v1/care/alerts/{first}/resolve", json={"reason": "no_response"}).status_code == 200
+    second = open_alert(clinic, days_ago=0)
+    assert second != first
+    answer = clinic.app.post(f"/v1/me/messages/{message}/reply", json={"answer": "help"})
+    assert answer.status_code == 200, answer.text
+    assert [(a["id"], a["urgent"]) for a in clinic.queue()] == [(second, True)]
+    assert clinic.agent.get(f"/v1/care/alerts/{first}").json()["status"] == "resolved"
+
+
 # --- defect 6: a birth date the insurer recorded stays locked ---
 
 def test_a_birth_date_the_insurer_recorded_stays_locked_after_the_guardian_link_ends(tenant):
