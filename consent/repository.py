@@ -51,7 +51,7 @@ class CurrentConsent:
 
     data_type: str
     purpose: str
-    granted: bool          # granted and not past valid_until
+    granted: bool          # the person's decision, not past valid_until (the FHIR status; see in_force)
     recorded_granted: bool  # what the latest event said, expiry aside
     valid_until: datetime | None
     updated_at: datetime
@@ -103,17 +103,6 @@ async def insert_event(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person
          actor_person_id, reason),
     )
     return await cur.fetchone()
-
-
-async def current_for_person(conn: psycopg.AsyncConnection, person_id: UUID) -> list[ConsentState]:
-    cur = conn.cursor(row_factory=class_row(ConsentState))
-    await cur.execute(
-        """SELECT data_type, purpose, granted AND (valid_until IS NULL OR valid_until > now()) AS granted,
-                  valid_until, updated_at, event_id
-             FROM consent_state WHERE person_id = %s ORDER BY data_type, purpose""",
-        (person_id,),
-    )
-    return await cur.fetchall()
 
 
 async def current_with_events(conn: psycopg.AsyncConnection, person_id: UUID) -> list[CurrentConsent]:
