@@ -37,6 +37,10 @@ class AlertConsumer:
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             return await service.escalate_due(conn, tenant_id=tenant_id, now=now or datetime.now(timezone.utc))
 
+    async def break_glass_digest(self, tenant_id: UUID) -> int:
+        async with self.db.transaction(tenant_id=tenant_id) as conn:
+            return await service.send_break_glass_digest(conn, tenant_id=tenant_id)
+
     async def consent_withdrawn(self, tenant_id: UUID, person_id: UUID, metric: str) -> int:
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             closed = await service.close_for_withdrawn_consent(conn, person_id=person_id, metric=metric)

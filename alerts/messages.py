@@ -15,6 +15,11 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("An alert needs attention", "An alert in your care queue is waiting to be picked up."),
         "zh-CN": ("有提醒待处理", "关怀队列中有一条提醒等待处理。"),
     },
+    "break_glass_digest": {
+        "en": ("Break-the-glass looks yesterday", "Staff looked at people's data without an alert. Open the audit "
+                                                  "view to review them."),
+        "zh-CN": ("昨日有紧急调阅", "有工作人员在没有提醒的情况下查看了会员数据，请打开审计视图核查。"),
+    },
     "person_replied": {
         "en": ("A member asked for help", "Open the care queue: a member answered your check-in."),
         "zh-CN": ("会员请求帮助", "请打开关怀队列：一位会员回复了您的问候。"),

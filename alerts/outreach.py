@@ -13,9 +13,17 @@ from alerts import repository as repo
 from alerts import service
 from app.core.db import tenant_wide
 from app.core.errors import Conflict, NotFound
+from consent import repository as consent_repo
+from consent.catalog import MONITORING, OUTREACH
 
 ANSWERS = ("fine", "help", "call")
 PENDING = ("queued", "held", "sending")
+
+
+class NoOutreachConsent(Conflict):
+    """The person's outreach consent for the alert's data type is not in force: no push."""
+
+    code = "no_outreach_consent"
 
 
 def quiet_until(now: datetime, zone: str, start: time, end: time) -> datetime | None:
@@ -70,8 +78,9 @@ async def reach_out(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: ser
         raise NotFound("no such alert")
     if alert["status"] == "resolved":
         raise Conflict("the alert is resolved")
-    if await repo.consent_event_for(conn, alert["person_id"], alert["metric"], "outreach") is None:
-        raise Conflict("the person has not agreed to be contacted about this data (no outreach consent)")
+    if not await consent_repo.in_force(conn, alert["person_id"], alert["metric"], OUTREACH):
+        # Not in force covers not granted, withdrawn, expired, and granted without monitoring of the same data.
+        raise NoOutreachConsent("the person has not agreed to be contacted about this data (no outreach consent)")
     # Pressing twice sends once: a check-in still pending, or sent in the last ten minutes, is the answer.
     cur = await conn.execute(
         """SELECT id FROM notifications WHERE alert_id = %s AND recipient_kind = 'person'
@@ -135,19 +144,28 @@ async def _tenant(conn: psycopg.AsyncConnection) -> UUID:
 
 
 async def reply(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_id: UUID, answer: str) -> dict:
-    """The person's answer: "fine" resolves the alert as member_fine; "help" or "call" makes it urgent for the
-    assigned agent (or the supervisors and on-duty staff when nobody has it), reopening it if needed."""
+    """The person's answer, once per message: "fine" resolves the alert as member_fine; "help" or "call" makes it
+    urgent (reopening it if needed) for whoever has it now, or the supervisors and on-duty staff when nobody
+    does. Where the alert's health data may no longer be shown (monitoring consent not in force), help goes to
+    a request-for-help item of its own. A later answer to the same message is recorded on the timeline only."""
     if answer not in ANSWERS:
         raise Conflict(f"answer must be one of {', '.join(ANSWERS)}")
     message = await message_for_person(conn, person_id=person_id, notification_id=notification_id, mark_opened=False)
+    alert_id = message["alert_id"]
+    person = await _person(conn, person_id)
+    if message["answer"] is not None:
+        if alert_id is not None:
+            await repo.add_timeline(conn, alert_id=alert_id, tenant_id=await _tenant(conn), person_id=person_id,
+                                    actor_kind="person", actor_id=person["external_id"], action="person_replied_again",
+                                    detail={"answer": answer, "notification_id": str(notification_id),
+                                            "kept": message["answer"]})
+        return message
     await conn.execute(
         """UPDATE notifications SET answer = %s, answered_at = now(), status = 'answered', updated_at = now()
             WHERE id = %s""", (answer, notification_id))
-    alert_id = message["alert_id"]
     if alert_id is None:
         return {**message, "answer": answer, "status": "answered"}
     alert = await repo.alert_for_update(conn, alert_id)
-    person = await _person(conn, person_id)
     actor = service.Actor("person", person["external_id"])
     tenant_id = alert["tenant_id"]
     await repo.add_timeline(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id, actor_kind="person",
@@ -157,15 +175,26 @@ async def reply(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_
         if alert["status"] != "resolved":
             await service.act(conn, alert_id=alert_id, actor=actor, action="resolve", reason="member_fine",
                               note="the member answered: I'm fine")
-    else:
-        if alert["status"] == "resolved":
-            await service.act(conn, alert_id=alert_id, actor=actor, action="reopen")
-        await repo.update_alert(conn, alert_id, urgent=True)
-        async with tenant_wide(conn):  # staff rows are outside the person's own view
-            targets = [alert["assignee_id"]] if alert["assignee_id"] else (
-                await repo.staff_to_notify(conn, "supervisors", None)
-                + await repo.staff_to_notify(conn, "on_duty", None))
-            for staff_id in dict.fromkeys(targets):
-                await repo.queue_notification(conn, tenant_id=tenant_id, alert_id=alert_id,
-                                              purpose="person_replied", staff_id=staff_id, critical=True)
+        return {**message, "answer": answer, "status": "answered"}
+    async with tenant_wide(conn):  # staff rows and the tenant's policy are outside the person's own view
+        if alert["kind"] != service.HELP_REQUEST and not await consent_repo.in_force(conn, person_id, alert["metric"],
+                                                                                     MONITORING):
+            target = await service.request_help(conn, tenant_id=tenant_id, person_id=person_id, actor=actor,
+                                                after_alert=alert_id)
+        else:
+            target = alert_id
+            if alert["status"] == "resolved":
+                # A newer alert for the same condition may be open already: the request for help goes to it.
+                newer = await repo.open_alert_for_update(conn, person_id, alert["kind"], alert["feature"])
+                if newer is not None:
+                    target = newer["id"]
+                else:
+                    await service.act(conn, alert_id=alert_id, actor=actor, action="reopen")
+            await repo.update_alert(conn, target, urgent=True)
+        current = await repo.alert_for_update(conn, target)  # escalation follows who has it now
+        staff = [current["assignee_id"]] if current["assignee_id"] else (
+            await repo.staff_to_notify(conn, "supervisors", None) + await repo.staff_to_notify(conn, "on_duty", None))
+        for staff_id in dict.fromkeys(staff):
+            await repo.queue_notification(conn, tenant_id=tenant_id, alert_id=target, purpose="person_replied",
+                                          staff_id=staff_id, critical=True)
     return {**message, "answer": answer, "status": "answered"}

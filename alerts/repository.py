@@ -1,7 +1,7 @@
 """SQL for alerts. Every function runs inside a tenant-scoped transaction."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import psycopg
@@ -10,12 +10,18 @@ from psycopg.types.json import Jsonb
 
 from app.core import channels
 from streaming.events import AnomalyEvent
+from streaming.records import repository as records_repo
 
 ALERT_CHANNEL = channels.ALERTS.name
 
+# Staff may see an alert's health data (summary, evidence, readings) only while the person's monitoring consent
+# for its data type is in force; a request for help carries none.
+_SHOWN = "(a.kind = 'help_request' OR beidou_consent_in_force(a.person_id, a.metric, 'monitoring'))"
+
 ALERT_COLUMNS = """a.id, a.person_id, p.external_id AS person, a.kind, a.feature, a.metric, a.tier, a.severity,
     a.urgent, a.status, a.summary, a.reason_code, a.details, a.episode_start, a.episode_end, a.opened_at, a.updated_at, s.external_id AS assignee,
-    a.claimed_at, a.resolved_at, a.resolution, a.resolution_note, a.next_escalation_at, a.escalations_done"""
+    a.claimed_at, a.resolved_at, a.resolution, a.resolution_note, a.next_escalation_at, a.escalations_done,
+    NOT """ + _SHOWN + """ AS data_hidden"""
 
 
 async def unhandled_events(conn: psycopg.AsyncConnection, limit: int) -> list[AnomalyEvent]:
@@ -31,17 +37,6 @@ async def unhandled_events(conn: psycopg.AsyncConnection, limit: int) -> list[An
 
 async def mark_handled(conn: psycopg.AsyncConnection, event_id: int) -> None:
     await conn.execute("UPDATE anomaly_events SET handled_at = now() WHERE id = %s", (event_id,))
-
-
-async def consent_event_for(conn: psycopg.AsyncConnection, person_id: UUID, metric: str, purpose: str) -> int | None:
-    """The consent event that currently permits ``purpose`` for ``metric``, or None."""
-    cur = await conn.execute(
-        """SELECT event_id FROM consent_state WHERE person_id = %s AND data_type = %s AND purpose = %s
-              AND granted AND (valid_until IS NULL OR valid_until > now())""",
-        (person_id, metric, purpose),
-    )
-    row = await cur.fetchone()
-    return row[0] if row else None
 
 
 async def tenant_policy(conn: psycopg.AsyncConnection) -> dict | None:
@@ -112,7 +107,16 @@ async def add_timeline(conn: psycopg.AsyncConnection, *, alert_id: UUID, tenant_
                                        to_status, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (alert_id, tenant_id, person_id, actor_kind, actor_id, action, from_status, to_status, Jsonb(detail or {})),
     )
-    await channels.notify(conn, channels.ALERTS, channels.AlertChange(str(tenant_id), str(alert_id), action))
+    await notify_alert_change(conn, tenant_id=tenant_id, alert_id=alert_id, action=action)
+
+
+async def notify_alert_change(conn: psycopg.AsyncConnection, *, tenant_id: UUID, alert_id: UUID, action: str) -> None:
+    """Tell the care pages (at commit) that an alert changed: ``tenant|alert|action|shown`` — or ``hidden``
+    when the person's monitoring consent for its data type is not in force, so the feed never names it."""
+    await conn.execute(
+        f"""SELECT pg_notify(%s, %s || CASE WHEN {_SHOWN} THEN '|shown' ELSE '|hidden' END)
+              FROM alerts a WHERE a.id = %s""",
+        (ALERT_CHANNEL, channels.AlertChange(str(tenant_id), str(alert_id), action).prefix(), alert_id))
 
 
 async def queue(conn: psycopg.AsyncConnection, *, statuses: list[str], severities: list[str] | None,
@@ -127,9 +131,7 @@ async def queue(conn: psycopg.AsyncConnection, *, statuses: list[str], severitie
              WHERE a.status = ANY(%(statuses)s) AND a.kind = ANY(%(kinds)s)
                AND (%(severities)s::text[] IS NULL OR a.severity = ANY(%(severities)s))
                AND (%(assignee)s::text IS NULL OR s.external_id = %(assignee)s)
-               AND EXISTS (SELECT 1 FROM consent_state c WHERE c.person_id = a.person_id AND c.data_type = a.metric
-                             AND c.purpose = 'monitoring' AND c.granted
-                             AND (c.valid_until IS NULL OR c.valid_until > now()))
+               AND {_SHOWN}
                AND (%(has_after)s = false OR (-(a.urgent::int), -a.severity_rank, a.opened_at, a.id)
                                              > (%(u)s, %(r)s, %(o)s, %(i)s))
              ORDER BY a.urgent DESC, a.severity_rank DESC, a.opened_at ASC, a.id ASC
@@ -270,3 +272,157 @@ async def audit(conn: psycopg.AsyncConnection, *, tenant_id: UUID, actor_kind: s
            VALUES (%s, %s, %s, %s, %s, %s)""",
         (tenant_id, actor_kind, actor_id, action, person_id, Jsonb(detail)),
     )
+
+
+async def set_on_duty(conn: psycopg.AsyncConnection, staff_id: UUID, on_duty: bool) -> None:
+    await conn.execute("UPDATE staff SET on_duty = %s WHERE id = %s", (on_duty, staff_id))
+
+
+async def person_by_external(conn: psycopg.AsyncConnection, external_id: str) -> UUID | None:
+    cur = await conn.execute("SELECT id FROM people WHERE external_id = %s", (external_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def reading_series(conn: psycopg.AsyncConnection, *, person_id: UUID, metric: str, bucket: str,
+                         start: datetime, end: datetime) -> list[tuple]:
+    """(bucket start, avg, min, max, count) of the person's ``metric`` readings in [start, end). Steps come one
+    source per person and hour (``streaming.records.repository.STEPS_MERGED``): two apps' steps never add up."""
+    if metric == "steps":
+        cur = await conn.execute(
+            f"""SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
+                  FROM {records_repo.STEPS_MERGED} GROUP BY t ORDER BY t""",
+            (bucket, person_id, start, end))
+        return await cur.fetchall()
+    cur = await conn.execute(
+        """SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
+             FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time < %s
+            GROUP BY t ORDER BY t""",
+        (bucket, person_id, metric, start, end),
+    )
+    return await cur.fetchall()
+
+
+async def alert_giving_reason(conn: psycopg.AsyncConnection, *, person_id: UUID, staff_id: UUID | None,
+                              resolved_within: timedelta) -> UUID | None:
+    """An alert of the person that gives this staff member a reason to look (need-to-know): open and theirs or
+    unassigned (None: anyone's), or resolved within ``resolved_within``. Consent is checked apart: it hides
+    the values, and the page says so."""
+    cur = await conn.execute(
+        """SELECT a.id FROM alerts a
+             WHERE a.person_id = %s AND (%s::uuid IS NULL OR a.assignee_id IS NULL OR a.assignee_id = %s)
+               AND a.kind <> 'help_request'
+               AND (a.status <> 'resolved' OR a.resolved_at > now() - %s::interval)
+             ORDER BY a.status <> 'resolved' DESC, a.opened_at DESC LIMIT 1""",
+        (person_id, staff_id, staff_id, resolved_within),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def open_help_request_for_update(conn: psycopg.AsyncConnection, person_id: UUID) -> dict | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT * FROM alerts WHERE person_id = %s AND kind = 'help_request' AND status <> 'resolved'
+           FOR UPDATE""", (person_id,))
+    return await cur.fetchone()
+
+
+_AUDIT_ITEM = """SELECT l.id, l.at, l.actor_id AS staff, l.action, l.detail, p.external_id AS person
+                   FROM audit_log l LEFT JOIN people p ON p.id = l.subject_person_id"""
+LOOK_ACTIONS = ["readings.viewed", "alert.evidence_viewed"]
+
+
+async def access_log(conn: psycopg.AsyncConnection, *, person_id: UUID, before: int | None, limit: int
+                     ) -> tuple[list[dict], bool]:
+    """Staff looks at the person's data, newest first (the person's own context may read exactly these), and
+    whether the insurer names its staff in them."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT l.id, l.at, l.actor_id AS staff, l.action, l.detail FROM audit_log l
+            WHERE l.subject_person_id = %s AND l.actor_kind = 'staff' AND l.action = ANY(%s)
+              AND (%s::bigint IS NULL OR l.id < %s) ORDER BY l.id DESC LIMIT %s""",
+        (person_id, LOOK_ACTIONS, before, before, limit),
+    )
+    rows = await cur.fetchall()
+    cur2 = await conn.execute("SELECT access_log_names_staff FROM tenants WHERE id = beidou_tenant()")
+    named = await cur2.fetchone()
+    return rows, bool(named and named[0])
+
+
+async def audit_view(conn: psycopg.AsyncConnection, *, person: str | None, staff: str | None,
+                     break_glass: bool | None, start: datetime | None, end: datetime | None, before: int | None,
+                     limit: int) -> list[dict]:
+    """The insurer's audit log of staff looks, newest first, filtered; keyset-paged on the id."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        _AUDIT_ITEM + """
+            WHERE l.actor_kind = 'staff' AND l.action = ANY(%(actions)s)
+              AND (%(person)s::text IS NULL OR p.external_id = %(person)s)
+              AND (%(staff)s::text IS NULL OR l.actor_id = %(staff)s)
+              AND (%(glass)s::boolean IS NULL OR coalesce((l.detail->>'break_glass')::boolean, false) = %(glass)s)
+              AND (%(start)s::timestamptz IS NULL OR l.at >= %(start)s)
+              AND (%(end)s::timestamptz IS NULL OR l.at < %(end)s)
+              AND (%(before)s::bigint IS NULL OR l.id < %(before)s)
+            ORDER BY l.id DESC LIMIT %(limit)s""",
+        {"actions": LOOK_ACTIONS, "person": person, "staff": staff, "glass": break_glass, "start": start,
+         "end": end, "before": before, "limit": limit},
+    )
+    return await cur.fetchall()
+
+
+async def register_device(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID | None,
+                          staff_id: UUID | None, token: str, token_kind: str, platform: str, app_version: str | None,
+                          language: str | None) -> dict | None:
+    """Register a push token for its owner; None when the token belongs to someone else and may not move.
+
+    A token moves to another person only once the push service confirmed the old owner's device gone (the row
+    was disabled as unregistered); a staff member's token never moves, and no person's token moves to staff."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """INSERT INTO devices AS d (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (tenant_id, provider, token) DO UPDATE SET person_id = EXCLUDED.person_id,
+               staff_id = EXCLUDED.staff_id, token_kind = EXCLUDED.token_kind, platform = EXCLUDED.platform,
+               app_version = EXCLUDED.app_version, language = EXCLUDED.language, last_seen = now(),
+               disabled_at = NULL, disabled_reason = NULL
+            WHERE (d.person_id IS NOT DISTINCT FROM EXCLUDED.person_id
+                   AND d.staff_id IS NOT DISTINCT FROM EXCLUDED.staff_id)
+               OR (d.disabled_at IS NOT NULL AND d.staff_id IS NULL AND EXCLUDED.staff_id IS NULL)
+           RETURNING id, platform, app_version, created_at""",
+        (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language))
+    return await cur.fetchone()
+
+
+async def remove_device(conn: psycopg.AsyncConnection, *, token: str, person_id: UUID | None,
+                        staff_id: UUID | None) -> None:
+    if staff_id is not None:
+        await conn.execute("DELETE FROM devices WHERE token = %s AND staff_id = %s", (token, staff_id))
+    else:
+        await conn.execute("DELETE FROM devices WHERE token = %s AND person_id = %s", (token, person_id))
+
+
+async def quiet_hours(conn: psycopg.AsyncConnection, person_id: UUID) -> tuple:
+    cur = await conn.execute("SELECT quiet_start, quiet_end FROM people WHERE id = %s", (person_id,))
+    return await cur.fetchone()
+
+
+async def set_quiet_hours(conn: psycopg.AsyncConnection, person_id: UUID, start, end) -> None:
+    await conn.execute("UPDATE people SET quiet_start = %s, quiet_end = %s WHERE id = %s", (start, end, person_id))
+
+
+DIGEST_ACTION = "audit.break_glass_digest"
+
+
+async def break_glass_digest_due(conn: psycopg.AsyncConnection, start: datetime, end: datetime) -> int | None:
+    """Break-the-glass looks of the tenant in [start, end), or None when that day's digest was already sent."""
+    cur = await conn.execute(
+        "SELECT 1 FROM audit_log WHERE action = %s AND detail->>'from' = %s LIMIT 1",
+        (DIGEST_ACTION, start.isoformat()))
+    if await cur.fetchone():
+        return None
+    cur = await conn.execute(
+        """SELECT count(*) FROM audit_log WHERE actor_kind = 'staff' AND action = ANY(%s)
+              AND coalesce((detail->>'break_glass')::boolean, false) AND at >= %s AND at < %s""",
+        (LOOK_ACTIONS, start, end))
+    return (await cur.fetchone())[0]

@@ -20,6 +20,8 @@ from alerts.messages import text_for
 from alerts.outreach import quiet_until
 from alerts.push.provider import PushMessage, PushProvider, SendResult, backoff_delay
 from app.core.db import Database
+from consent import repository as consent_repo
+from consent.catalog import OUTREACH
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,9 @@ class NotificationSender:
         if n["alert_id"] and n["alert_status"] == "resolved" and n["purpose"] in ("check_in", "reconnect", "escalation"):
             return "cancelled", "the alert was resolved", None
         if n["recipient_kind"] == "person":
-            if n["metric"] and await repo.consent_event_for(conn, n["person_id"], n["metric"], "outreach") is None:
+            # In force, not merely granted: outreach needs monitoring of the same data type, and an erased
+            # person has nothing in force.
+            if n["metric"] and not await consent_repo.in_force(conn, n["person_id"], n["metric"], OUTREACH):
                 return "cancelled", "outreach consent withdrawn", None
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute("SELECT id, time_zone, quiet_start, quiet_end FROM people WHERE id = %s",
@@ -169,8 +173,8 @@ async def _set(conn, n: dict, *, status: str, status_detail: str | None, not_bef
                   held_reason = %s, updated_at = now() WHERE id = %s""",
         (status, status_detail, not_before, held_reason, n["id"]))
     if n["alert_id"]:
-        await conn.execute("SELECT pg_notify(%s, %s)", (repo.ALERT_CHANNEL, f"{n['tenant_id']}|{n['alert_id']}|"
-                                                                            f"notification_{status}"))
+        await repo.notify_alert_change(conn, tenant_id=n["tenant_id"], alert_id=n["alert_id"],
+                                       action=f"notification_{status}")
 
 
 async def _devices(conn, n: dict) -> list[dict]:

@@ -15,6 +15,8 @@ import psycopg
 from alerts import repository as repo
 from alerts.policy import DEFAULT_POLICY, SEVERITY_RANK, EscalationPolicy, severity_for
 from app.core.errors import Conflict, Forbidden, NotFound
+from consent import repository as consent_repo
+from consent.catalog import MONITORING
 from streaming.events import TIER_RANK, AnomalyEvent
 
 RESOLUTIONS = ("needed_help", "member_fine", "false_alarm", "no_response", "consent_withdrawn")
@@ -36,6 +38,15 @@ class Actor:
 
 SYSTEM = Actor("system", "system")
 
+HELP_REQUEST = "help_request"
+HELP_SUMMARY = "The person asked for help."
+
+
+class ConsentNotInForce(Conflict):
+    """The person's monitoring consent for the alert's data type is not in force: the alert stays closed."""
+
+    code = "consent_not_in_force"
+
 
 async def open_from_anomaly(conn: psycopg.AsyncConnection, *, tenant_id: UUID, event: AnomalyEvent,
                             now: datetime | None = None) -> UUID | None:
@@ -44,7 +55,7 @@ async def open_from_anomaly(conn: psycopg.AsyncConnection, *, tenant_id: UUID, e
     structured reason is copied into the alert, next to its English summary."""
     now = now or datetime.now(timezone.utc)
     person_id = UUID(event.person)
-    consent_event = await repo.consent_event_for(conn, person_id, event.metric, "monitoring")
+    consent_event = await consent_repo.in_force_event(conn, person_id, event.metric, MONITORING)
     if consent_event is None:
         return None
     severity = severity_for(event.kind, event.tier, event.feature, event.metric)
@@ -148,6 +159,10 @@ async def act(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: Actor, ac
     elif action == "reopen":
         if status != "resolved":
             raise Conflict("only a resolved alert can be reopened")
+        if alert["kind"] != HELP_REQUEST and not await consent_repo.in_force(conn, alert["person_id"], alert["metric"],
+                                                                             MONITORING):
+            raise ConsentNotInForce("the person's monitoring consent for this data type is not in force; the "
+                                    "alert stays closed")
         changes = {"status": "claimed" if actor.staff_id else "open", "assignee_id": actor.staff_id,
                    "resolution": None, "resolved_at": None, "resolution_note": None}
     else:
@@ -199,3 +214,46 @@ async def close_for_withdrawn_consent(conn: psycopg.AsyncConnection, *, person_i
         await act(conn, alert_id=alert["id"], actor=SYSTEM, action="resolve", reason="consent_withdrawn")
         closed += 1
     return closed
+
+
+async def request_help(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, actor: Actor,
+                       after_alert: UUID | None, now: datetime | None = None) -> UUID:
+    """The person asked for help where the alert's health data may no longer be shown: an urgent request-for-help
+    item of its own (no data type, values or detector reason), or the open one made urgent again."""
+    now = now or datetime.now(timezone.utc)
+    existing = await repo.open_help_request_for_update(conn, person_id)
+    if existing is not None:
+        await repo.update_alert(conn, existing["id"], urgent=True)
+        return existing["id"]
+    policy = EscalationPolicy.model_validate(await repo.tenant_policy(conn) or DEFAULT_POLICY.model_dump())
+    severity = "high"
+    alert_id = await repo.insert_alert(
+        conn, tenant_id=tenant_id, person_id=person_id, kind=HELP_REQUEST, feature=HELP_REQUEST, metric=HELP_REQUEST,
+        tier="alert", severity=severity, severity_rank=SEVERITY_RANK[severity], urgent=True, status="open",
+        summary=HELP_SUMMARY, episode_start=now, episode_end=now, opened_at=now, consent_event_id=None,
+        policy=policy.model_dump(), next_escalation_at=policy.next_due(severity, now, []))
+    await repo.add_timeline(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id, actor_kind=actor.kind,
+                            actor_id=actor.id, action="opened", to_status="open",
+                            detail={"reason": HELP_REQUEST, "after_alert": str(after_alert) if after_alert else None})
+    return alert_id
+
+
+async def send_break_glass_digest(conn: psycopg.AsyncConnection, *, tenant_id: UUID,
+                                  now: datetime | None = None) -> int:
+    """Once per UTC day: tell the supervisors how many break-the-glass looks there were the day before (a push
+    that names no one; the audit view has the details). Safe to run again: the digest is recorded in the audit
+    log and a day is never sent twice. Returns the number of looks reported."""
+    now = now or datetime.now(timezone.utc)
+    end = datetime.combine(now.date(), datetime.min.time(), tzinfo=timezone.utc)
+    start = end - timedelta(days=1)
+    looks = await repo.break_glass_digest_due(conn, start, end)
+    if not looks:
+        return 0
+    recipients = await repo.staff_to_notify(conn, "supervisors", None)
+    for staff_id in recipients:
+        await repo.queue_notification(conn, tenant_id=tenant_id, alert_id=None, purpose="break_glass_digest",
+                                      staff_id=staff_id)
+    await repo.audit(conn, tenant_id=tenant_id, actor_kind="system", actor_id="scheduler", action=repo.DIGEST_ACTION,
+                     person_id=None, detail={"from": start.isoformat(), "to": end.isoformat(), "looks": looks,
+                                             "recipients": len(recipients)})
+    return looks

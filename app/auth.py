@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
@@ -29,6 +29,7 @@ class Claims:
     tenant_id: UUID
     subject: str
     role: str
+    expires_at: float | None = field(default=None, compare=False)  # the token's `exp` (Unix time)
 
     @property
     def is_staff(self) -> bool:
@@ -83,7 +84,7 @@ class TokenVerifier:
         subject = str(payload["sub"])
         if not 1 <= len(subject) <= 200:
             raise AuthError("invalid subject claim")
-        return Claims(tenant_id=tenant_id, subject=subject, role=role)
+        return Claims(tenant_id=tenant_id, subject=subject, role=role, expires_at=float(payload["exp"]))
 
 
 def issue_token(settings: Settings, *, tenant_id: UUID | str, subject: str, role: str, ttl_s: int = 24 * 3600) -> str:

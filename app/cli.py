@@ -167,8 +167,8 @@ def worker() -> None:
         pass
 
 
-@main.command(help="Run the scheduler: escalation timers, data-gap checks, retention. Run ONE per deployment "
-                   "(jobs are lock-guarded, so a second one is harmless but idle).")
+@main.command(help="Run the scheduler: escalation timers, data-gap checks, retention, the daily break-the-glass "
+                   "digest. Run ONE per deployment (jobs are lock-guarded, so a second one is harmless but idle).")
 def scheduler() -> None:
     import asyncio
 

@@ -41,6 +41,9 @@ class Scheduler:
                                id="escalations", next_run_time=now + timedelta(seconds=1))
         self.scheduler.add_job(self._guarded("gap_check", self.run_gap_check), "interval", seconds=gap_check_s,
                                id="gap_check")
+        # Hourly, so a deployment that was down at midnight still sends yesterday's digest; each day once.
+        self.scheduler.add_job(self._guarded("break_glass_digest", self.run_break_glass_digest), "interval", hours=1,
+                               id="break_glass_digest", next_run_time=now + timedelta(seconds=5))
         if retention_days:
             self.scheduler.add_job(self._guarded("retention", self.run_retention), "interval", hours=6,
                                    id="retention", next_run_time=now + timedelta(seconds=30))
@@ -75,6 +78,10 @@ class Scheduler:
 
     async def run_gap_check(self) -> int:
         return sum([await self.detection.check_gaps(t) for t in await self.detection.tenants()])
+
+    async def run_break_glass_digest(self) -> int:
+        """Tell each insurer's supervisors about yesterday's break-the-glass looks (once per day)."""
+        return sum([await self.alerts.break_glass_digest(t) for t in await self.detection.tenants()])
 
     async def run_retention(self) -> int:
         """Drop reading chunks older than the retention period (TimescaleDB Apache edition has no policies)."""

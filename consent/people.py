@@ -102,9 +102,9 @@ async def dependants(conn: psycopg.AsyncConnection, guardian_id: UUID) -> list[P
     return await cur.fetchall()
 
 
-async def has_active_guardian(conn: psycopg.AsyncConnection, minor_id: UUID) -> bool:
-    cur = await conn.execute("SELECT 1 FROM guardianships WHERE minor_id = %s AND ended_at IS NULL LIMIT 1",
-                             (minor_id,))
+async def birth_date_set_by_insurer(conn: psycopg.AsyncConnection, minor_id: UUID) -> bool:
+    """The insurer recorded this person's birth date with a guardian link (active or ended)."""
+    cur = await conn.execute("SELECT 1 FROM guardianships WHERE minor_id = %s LIMIT 1", (minor_id,))
     return await cur.fetchone() is not None
 
 

@@ -1,7 +1,8 @@
 """A person's profile as the consent centre uses it: time zone, language, birth date.
 
 The birth date decides who may grant consent. A person may state their own; once the insurer has linked
-them to a guardian (which records the birth date from the insurer's files), only the insurer changes it.
+them to a guardian (which records the birth date from the insurer's files), only the insurer changes it — also
+after that link ended.
 A birth date that makes someone a minor withdraws the grants they gave themselves.
 """
 from __future__ import annotations
@@ -33,9 +34,13 @@ def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+# Names in the zone database that are not places: the server's own zone, POSIX rule files, a placeholder.
+_NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def check_time_zone(name: str) -> str:
     """An IANA time zone name such as Asia/Shanghai, or InvalidProfile."""
-    if name not in _zones():
+    if name not in _zones() or name in _NOT_PLACES or name.startswith(("posix/", "right/")):
         raise InvalidProfile(f"unknown time zone {name!r}: use an IANA name such as Asia/Shanghai or UTC")
     zoneinfo.ZoneInfo(name)
     return name
@@ -73,7 +78,10 @@ async def update(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: U
         check_birth_date(birth_date, today=date.today())
     await repository.lock_person(conn, person_id)
     person = await service.subject(conn, person_id=person_id)
-    if birth_date is not None and birth_date != person.birth_date and await people.has_active_guardian(conn, person_id):
+    # Locked once the insurer recorded it with a guardian link, even after the link ended: otherwise a minor could
+    # make themselves an adult the moment the guardian steps back.
+    if (birth_date is not None and birth_date != person.birth_date
+            and await people.birth_date_set_by_insurer(conn, person_id)):
         raise BirthDateLocked("your birth date was set by your insurer with your guardian; ask them to correct it")
     await people.update_profile(conn, person_id, time_zone=time_zone, language=language, birth_date=birth_date)
     person = await service.subject(conn, person_id=person_id)

@@ -53,7 +53,7 @@ class CurrentConsent:
 
     data_type: str
     purpose: str
-    granted: bool          # granted and not past valid_until
+    granted: bool          # the person's decision, not past valid_until (the FHIR status; see in_force)
     recorded_granted: bool  # what the latest event said, expiry aside
     valid_until: datetime | None
     updated_at: datetime
@@ -62,6 +62,7 @@ class CurrentConsent:
     app: str | None
     actor: str
     actor_person_id: UUID | None
+    in_force: bool = False  # beidou_consent_in_force: granted, not expired, and every purpose it needs too
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,8 @@ async def current_with_events(conn: psycopg.AsyncConnection, person_id: UUID) ->
     await cur.execute(
         """SELECT s.data_type, s.purpose, s.granted AND (s.valid_until IS NULL OR s.valid_until > now()) AS granted,
                   s.granted AS recorded_granted, s.valid_until, s.updated_at, s.event_id,
-                  e.notice_version, e.app, e.actor, e.actor_person_id
+                  e.notice_version, e.app, e.actor, e.actor_person_id,
+                  beidou_consent_in_force(s.person_id, s.data_type, s.purpose) AS in_force
              FROM consent_state s JOIN consent_events e ON e.id = s.event_id
             WHERE s.person_id = %s ORDER BY s.data_type, s.purpose""",
         (person_id,),
@@ -131,20 +133,75 @@ async def state_of(conn: psycopg.AsyncConnection, person_id: UUID, data_type: st
     return await cur.fetchone()
 
 
+async def in_force(conn: psycopg.AsyncConnection, person_id: UUID, data_type: str, purpose: str) -> bool:
+    """THE consent check: ``purpose`` for ``data_type`` is granted, not withdrawn, not expired, every purpose it
+    needs is too, and the person's data was not erased (SQL ``beidou_consent_in_force``)."""
+    cur = await conn.execute("SELECT beidou_consent_in_force(%s, %s, %s)", (person_id, data_type, purpose))
+    return bool((await cur.fetchone())[0])
+
+
+async def types_in_force(conn: psycopg.AsyncConnection, person_id: UUID, purpose: str) -> set[str]:
+    """The data types for which ``purpose`` is in force for the person."""
+    cur = await conn.execute(
+        """SELECT s.data_type FROM consent_state s
+            WHERE s.person_id = %s AND s.purpose = %s AND beidou_consent_in_force(s.person_id, s.data_type, %s)""",
+        (person_id, purpose, purpose),
+    )
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def in_force_event(conn: psycopg.AsyncConnection, person_id: UUID, data_type: str, purpose: str) -> int | None:
+    """The consent event that currently permits ``purpose`` for ``data_type`` (None: not in force)."""
+    cur = await conn.execute(
+        """SELECT event_id FROM consent_state WHERE person_id = %s AND data_type = %s AND purpose = %s
+              AND beidou_consent_in_force(person_id, data_type, purpose)""",
+        (person_id, data_type, purpose),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def consent_standing(conn: psycopg.AsyncConnection, person_id: UUID, data_type: str, purpose: str) -> str:
+    """Why consent is or is not in force, in one word staff may see: ``in_force``, ``withdrawn``, ``expired``
+    (past its valid_until, whether or not the expiry sweep recorded it yet), ``never`` (no decision recorded),
+    ``needs_monitoring`` (granted, but monitoring is not in force) or ``erased``."""
+    cur = await conn.execute(
+        """SELECT p.erased_at IS NOT NULL, s.granted,
+                  (s.granted AND s.valid_until <= now()) OR (NOT s.granted AND e.reason = 'expired'),
+                  beidou_consent_in_force(p.id, %s, %s)
+             FROM people p LEFT JOIN consent_state s ON s.person_id = p.id AND s.data_type = %s AND s.purpose = %s
+             LEFT JOIN consent_events e ON e.id = s.event_id
+            WHERE p.id = %s""",
+        (data_type, purpose, data_type, purpose, person_id),
+    )
+    row = await cur.fetchone()
+    if row is None or row[0]:
+        return "erased"
+    _, granted, expired, ok = row
+    if ok:
+        return "in_force"
+    if granted is None:
+        return "never"
+    if expired:
+        return "expired"
+    if not granted:
+        return "withdrawn"
+    return "needs_monitoring"
+
+
 async def granted_pairs(conn: psycopg.AsyncConnection, person_ids: list[UUID], purpose: str
                         ) -> set[tuple[UUID, str]]:
-    """(person, data_type) pairs with an active grant for ``purpose``, for many people in one query.
+    """(person, data_type) pairs with ``purpose`` in force, for many people in one query.
 
     Called by ingest inside its write transaction: it first takes the people's consent locks shared, so a
     withdrawal or erasure committing meanwhile either waits for this transaction's readings (and erases them)
     or is seen by the read below; a reading is never stored after a withdrawal was acknowledged. A person
-    whose data was erased has no grant, whatever an older process may still believe about them."""
+    whose data was erased has no consent in force, whatever an older process may still believe about them."""
     await share_people(conn, person_ids)
     cur = await conn.execute(
-        """SELECT s.person_id, s.data_type FROM consent_state s JOIN people p ON p.id = s.person_id
-            WHERE s.person_id = ANY(%s) AND s.purpose = %s AND s.granted
-              AND (s.valid_until IS NULL OR s.valid_until > now()) AND p.erased_at IS NULL""",
-        (person_ids, purpose),
+        """SELECT s.person_id, s.data_type FROM consent_state s
+            WHERE s.person_id = ANY(%s) AND s.purpose = %s AND beidou_consent_in_force(s.person_id, s.data_type, %s)""",
+        (person_ids, purpose, purpose),
     )
     return {(row[0], row[1]) for row in await cur.fetchall()}
 
@@ -180,3 +237,15 @@ async def notify_change(conn: psycopg.AsyncConnection, *, tenant_id: UUID, perso
     """Tell every process (open streams, workers) about the change; delivered when the transaction commits."""
     await channels.notify(conn, channels.CONSENT,
                           channels.ConsentChange(str(tenant_id), str(person_id), data_type, purpose, granted))
+
+
+async def own_readings(conn: psycopg.AsyncConnection, person_id: UUID, *, start: datetime, end: datetime,
+                       metric: str | None, limit: int) -> list[tuple]:
+    """The person's own readings in [start, end), newest first: (time, metric, value, value2, source)."""
+    cur = await conn.execute(
+        """SELECT time, metric, value, value2, source FROM readings
+            WHERE person_id = %s AND time >= %s AND time < %s AND (%s::text IS NULL OR metric = %s)
+            ORDER BY time DESC LIMIT %s""",
+        (person_id, start, end, metric, metric, limit),
+    )
+    return await cur.fetchall()

@@ -176,7 +176,6 @@ async def overview(conn: psycopg.AsyncConnection, *, person_id: UUID, language: 
     """Every data type × purpose with its current state and a plain-language description."""
     lang = language_or_default(language)
     current = {(c.data_type, c.purpose): c for c in await repository.current_with_events(conn, person_id)}
-    granted = {key for key, c in current.items() if c.granted}
     views = []
     for data_type in DATA_TYPES:
         for purpose in PURPOSES:
@@ -184,7 +183,7 @@ async def overview(conn: psycopg.AsyncConnection, *, person_id: UUID, language: 
             is_granted = c is not None and c.granted
             views.append(ConsentView(
                 data_type=data_type, purpose=purpose, granted=is_granted,
-                in_effect=is_granted and all((data_type, need) in granted for need in NEEDS[purpose]),
+                in_effect=c is not None and c.in_force,
                 needs=NEEDS[purpose], valid_until=c.valid_until if c else None,
                 updated_at=c.updated_at if c else None, notice_version=c.notice_version if c else None,
                 app=c.app if c else None, actor=c.actor if c else None, event_id=c.event_id if c else None,

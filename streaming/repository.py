@@ -8,6 +8,8 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from consent import repository as consent_repo
+from consent.catalog import MONITORING
 from streaming.events import AnomalyEvent
 
 ANOMALY_CHANNEL = "beidou_anomaly"
@@ -78,12 +80,8 @@ async def load_state(conn: psycopg.AsyncConnection, person_id: UUID) -> StoredSt
 
 
 async def monitored_metrics(conn: psycopg.AsyncConnection, person_id: UUID) -> set[str]:
-    cur = await conn.execute(
-        """SELECT data_type FROM consent_state WHERE person_id = %s AND purpose = 'monitoring' AND granted
-              AND (valid_until IS NULL OR valid_until > now())""",
-        (person_id,),
-    )
-    return {row[0] for row in await cur.fetchall()}
+    """The data types whose monitoring consent is in force for the person (the one consent check)."""
+    return await consent_repo.types_in_force(conn, person_id, MONITORING)
 
 
 async def readings_after(conn: psycopg.AsyncConnection, person_id: UUID, after: datetime | None, metrics: list[str],

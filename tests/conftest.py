@@ -10,9 +10,7 @@ import os
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from tests import support
 from tests.support import Service, Tenant, TestDatabase, running_service

@@ -1,8 +1,10 @@
 """Request dependencies: the service container, the authenticated principal."""
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 from fastapi import Depends, Request, WebSocket, status
@@ -13,7 +15,7 @@ from app.api.fanout import CareFeed, StreamRegistry
 from app.auth import AuthError, Claims, TokenVerifier
 from app.core.db import Database
 from app.api.problems import refuse_handshake
-from app.core.errors import BeidouError, Forbidden, Unauthorized
+from app.core.errors import BeidouError, Forbidden, Invalid, Unauthorized
 from app.core.settings import Settings
 from streaming.ingest import IngestWriter
 from streaming.validation import Limits
@@ -87,6 +89,13 @@ class PrincipalCache:
         self._entries.pop((tenant_id, subject, "policyholder"), None)
 
 
+def aware(value: datetime | None, name: str) -> datetime | None:
+    """A query time must say its UTC offset: a bare local time would mean a different instant to every reader."""
+    if value is not None and value.tzinfo is None:
+        raise Invalid(f"`{name}` needs a UTC offset, e.g. 2026-11-01T00:00:00+08:00 or 2026-11-01T00:00:00Z")
+    return value
+
+
 def services(request: Request) -> Services:
     return request.app.state.services
 
@@ -101,6 +110,29 @@ _bearer = HTTPBearer(auto_error=False, description="A JWT from the insurer's ide
 async def authenticate(token: str, svc: Services) -> Principal:
     claims = svc.verifier.verify(token)
     return await svc.principals.resolve(claims)
+
+
+# A WebSocket outlives no token: it closes when HTTP with the same token would start answering 401 (exp plus
+# the configured leeway), with this application close code and reason, so the app fetches a fresh token and
+# reconnects instead of treating it as a network fault.
+TOKEN_EXPIRED_CLOSE = 4401
+TOKEN_EXPIRED_REASON = "token_expired"
+
+
+async def authenticate_until(token: str, svc: Services) -> tuple[Principal, float]:
+    """The principal, and the Unix time its token stops being accepted."""
+    claims = svc.verifier.verify(token)
+    principal = await svc.principals.resolve(claims)
+    return principal, (claims.expires_at or time.time()) + svc.settings.jwt_leeway_s
+
+
+async def close_at_expiry(ws: WebSocket, until: float) -> None:
+    """Close ``ws`` with 4401 ``token_expired`` at ``until`` (run as a task next to the connection's loop)."""
+    await asyncio.sleep(max(0.0, until - time.time()))
+    try:
+        await ws.close(code=TOKEN_EXPIRED_CLOSE, reason=TOKEN_EXPIRED_REASON)
+    except RuntimeError:  # already closed
+        pass
 
 
 async def principal(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
@@ -132,16 +164,16 @@ def websocket_token(ws: WebSocket) -> str | None:
     return ws.query_params.get("access_token")
 
 
-async def websocket_caller(ws: WebSocket, *, staff: bool, refusal: str) -> tuple[Services, Principal] | None:
-    """The services and the caller of a WebSocket handshake (a staff member if ``staff``, else a policyholder),
-    or None once the handshake was refused: a bad token, or the other kind of caller, closes with 1008 (policy
+async def websocket_caller(ws: WebSocket, *, staff: bool, refusal: str) -> tuple[Services, Principal, float] | None:
+    """The services, the caller of a WebSocket handshake (a staff member if ``staff``, else a policyholder) and
+    the Unix time its token stops being accepted (see ``close_at_expiry``), or None once the handshake was refused: a bad token, or the other kind of caller, closes with 1008 (policy
     violation, ``refusal`` says why); any other error (a database outage) gets the answer an HTTP route gives."""
     svc: Services = ws.app.state.services
     token = websocket_token(ws)
     try:
         if not token:
             raise AuthError("missing bearer token")
-        who = await authenticate(token, svc)
+        who, until = await authenticate_until(token, svc)
     except AuthError as exc:
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc)[:120])
         return None
@@ -151,4 +183,4 @@ async def websocket_caller(ws: WebSocket, *, staff: bool, refusal: str) -> tuple
     if (who.staff if staff else who.person) is None:
         await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason=refusal)
         return None
-    return svc, who
+    return svc, who, until

@@ -44,7 +44,9 @@ class CareFeed(Subscribers):
     """Open care-page connections per tenant."""
 
     def publish(self, change: AlertChange) -> None:
-        message = {"type": "alert", "alert_id": change.alert_id, "action": change.action}
+        # An alert whose monitoring consent is not in force is never named: the page only reloads its queue.
+        message = ({"type": "alert", "alert_id": change.alert_id, "action": change.action} if change.shown
+                   else {"type": "alert", "alert_id": None, "action": "hidden"})
         for queue in self.of(UUID(change.tenant_id)):
             if queue.qsize() < 1000:  # a stalled page must not grow memory; it reloads on reconnect
                 queue.put_nowait(message)

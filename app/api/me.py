@@ -1,16 +1,21 @@
-"""A policyholder's profile, data export and erasure; the insurer's admin routes for guardians and erasure."""
+"""A policyholder's profile, data export, erasure and access log; the insurer's admin routes for guardians and
+erasure."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
-from fastapi.responses import StreamingResponse
+from datetime import datetime
 
-from app.api.consents import DOMAIN_ERRORS, PROBLEMS, problem
+from fastapi import APIRouter, Body, Depends, Path, Query, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from alerts import repository as alerts_repo
+from app.api.consents import PROBLEMS
 from app.api.deps import Principal, Services, policyholder, services, staff
 from app.api.schemas import Problem
-from app.core.errors import NotFound
+from app.core.errors import Forbidden, Invalid, NotFound
 from consent import erasure, export, guardians, people, profile
 from consent.schemas import (ErasureIn, ErasureReceiptOut, GuardianshipIn, GuardianshipList, GuardianshipOut,
                              ProfileOut, ProfilePatch)
@@ -30,18 +35,15 @@ _ERASURE_DESCRIPTION = (
 
 async def tenant_admin(who: Principal = Depends(staff)) -> Principal:
     if who.claims.role != "tenant_admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this route is for the insurer's tenant_admin")
+        raise Forbidden("this route is for the insurer's tenant_admin")
     return who
 
 
 @router.get("/v1/me", summary="My profile", tags=["profile"], response_model=ProfileOut,
             responses={410: PROBLEMS[410]})
 async def my_profile(who: Principal = Depends(policyholder), svc: Services = Depends(services)):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            person = await profile.get(conn, person_id=who.person_id)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        person = await profile.get(conn, person_id=who.person_id)
     return ProfileOut.of(person)
 
 
@@ -54,14 +56,11 @@ async def my_profile(who: Principal = Depends(policyholder), svc: Services = Dep
 async def change_profile(body: ProfilePatch, who: Principal = Depends(policyholder),
                          svc: Services = Depends(services)):
     if "birth_date" in body.model_fields_set and body.birth_date is None:
-        return problem(profile.InvalidProfile("birth_date can be corrected but not removed"))
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-            person = await profile.update(conn, tenant_id=who.tenant_id, person_id=who.person_id,
-                                          time_zone=body.time_zone, language=body.language,
-                                          birth_date=body.birth_date)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+        raise profile.InvalidProfile("birth_date can be corrected but not removed")
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        person = await profile.update(conn, tenant_id=who.tenant_id, person_id=who.person_id,
+                                      time_zone=body.time_zone, language=body.language,
+                                      birth_date=body.birth_date)
     return ProfileOut.of(person)
 
 
@@ -83,10 +82,7 @@ async def export_my_data(format: Literal["json", "fhir"] = Query("json", descrip
                          who: Principal = Depends(policyholder), svc: Services = Depends(services)):
     make = export.export_fhir if format == "fhir" else export.export_json
     stream = make(svc.db, tenant_id=who.tenant_id, person_id=who.person_id)
-    try:
-        first = await anext(stream)  # checks the person before any byte of the document is sent
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    first = await anext(stream)  # checks the person before any byte of the document is sent
     media = "application/fhir+json" if format == "fhir" else "application/json"
     filename = f"health-beidou-export.{'fhir.json' if format == 'fhir' else 'json'}"
     return StreamingResponse(_then(first, stream), media_type=media,
@@ -95,12 +91,9 @@ async def export_my_data(format: Literal["json", "fhir"] = Query("json", descrip
 
 async def _erase(svc: Services, who: Principal, *, person_id, subject: str, actor_kind: str, actor_id: str,
                  reason: str | None):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id, person_id=person_id) as conn:
-            receipt = await erasure.erase_person(conn, tenant_id=who.tenant_id, person_id=person_id,
-                                                 actor_kind=actor_kind, actor_id=actor_id, reason=reason)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=person_id) as conn:
+        receipt = await erasure.erase_person(conn, tenant_id=who.tenant_id, person_id=person_id,
+                                             actor_kind=actor_kind, actor_id=actor_id, reason=reason)
     svc.principals.forget_person(who.tenant_id, subject)
     return ErasureReceiptOut.of(receipt)
 
@@ -122,7 +115,7 @@ async def erase_person(external_id: str = Path(description="The policyholder's e
     async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
         person = await people.person_by_external_id(conn, external_id)
     if person is None:
-        return problem(NotFound("no policyholder with that external id"))
+        raise NotFound("no policyholder with that external id")
     return await _erase(svc, who, person_id=person.id, subject=external_id, actor_kind="staff",
                         actor_id=who.claims.subject, reason=body.reason)
 
@@ -136,13 +129,10 @@ async def erase_person(external_id: str = Path(description="The policyholder's e
              responses={403: {"model": Problem}, 410: PROBLEMS[410], 422: {"model": Problem}})
 async def link_guardian(body: GuardianshipIn, who: Principal = Depends(tenant_admin),
                         svc: Services = Depends(services)):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
-            link = await guardians.link(conn, tenant_id=who.tenant_id, guardian_external_id=body.guardian,
-                                        minor_external_id=body.minor, minor_birth_date=body.minor_birth_date,
-                                        staff_external_id=who.claims.subject)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+        link = await guardians.link(conn, tenant_id=who.tenant_id, guardian_external_id=body.guardian,
+                                    minor_external_id=body.minor, minor_birth_date=body.minor_birth_date,
+                                    staff_external_id=who.claims.subject)
     return GuardianshipOut.of(link)
 
 
@@ -164,10 +154,46 @@ async def list_guardianships(person: str | None = Query(None, description="Only 
 async def end_guardianship(guardian: str = Path(description="The guardian's external id."),
                            minor: str = Path(description="The minor's external id."),
                            who: Principal = Depends(tenant_admin), svc: Services = Depends(services)):
-    try:
-        async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
-            link = await guardians.unlink(conn, tenant_id=who.tenant_id, guardian_external_id=guardian,
-                                          minor_external_id=minor, staff_external_id=who.claims.subject)
-    except DOMAIN_ERRORS as exc:
-        return problem(exc)
+    async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+        link = await guardians.unlink(conn, tenant_id=who.tenant_id, guardian_external_id=guardian,
+                                      minor_external_id=minor, staff_external_id=who.claims.subject)
     return GuardianshipOut.of(link)
+
+
+class AccessItem(BaseModel):
+    at: datetime
+    role: str | None = Field(description="The role of the staff member who looked: care_agent, care_supervisor or "
+                                         "tenant_admin.")
+    what: str = Field(description="What they looked at: `readings:<data type>` or `alert`.")
+    why: str = Field(description="Why: `alert <id>` (an alert about you in their queue), or the reason they gave "
+                                 "when they looked without one.")
+    staff: str | None = Field(description="The staff member's id, only if your insurer chose to show it.")
+
+
+class AccessLog(BaseModel):
+    items: list[AccessItem]
+    next: str | None = Field(description="Pass as `before` for older entries; null at the end.")
+
+
+@router.get("/v1/me/access-log", summary="Who looked at my data", tags=["profile"], response_model=AccessLog,
+            description="Every time your insurer's staff looked at your health data, newest first: when, their role "
+                        "(their id only if your insurer chose to show it), what and why. Page with `before` = the "
+                        "previous answer's `next`.",
+            responses={410: PROBLEMS[410], 422: {"model": Problem}})
+async def my_access_log(limit: int = Query(50, ge=1, le=200),
+                        before: str | None = Query(None, max_length=40, description="`next` of the previous answer."),
+                        who: Principal = Depends(policyholder), svc: Services = Depends(services)) -> AccessLog:
+    if before is not None and (not before.isdigit() or len(before) > 18):
+        raise Invalid("invalid `before`: pass `next` of the previous answer")
+    async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        await profile.get(conn, person_id=who.person_id)
+        rows, named = await alerts_repo.access_log(conn, person_id=who.person_id,
+                                                   before=int(before) if before else None, limit=limit)
+    items = []
+    for row in rows:
+        d = row["detail"] or {}
+        what = d.get("what") or ("alert" if row["action"] == "alert.evidence_viewed" else f"readings:{d.get('metric')}")
+        why = d.get("why") or (f"alert {d['alert_id']}" if d.get("alert_id") else "not recorded")
+        items.append(AccessItem(at=row["at"], role=d.get("role"), what=what, why=why,
+                                staff=row["staff"] if named else None))
+    return AccessLog(items=items, next=str(rows[-1]["id"]) if len(rows) == limit else None)

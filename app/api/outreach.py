@@ -13,8 +13,25 @@ from alerts.messages import text_for
 from app.api.care import AlertDetail, _actor, get_alert
 from app.api.deps import Principal, Services, policyholder, services, staff
 from app.api.schemas import Problem
+from alerts import repository as repo
+from app.core.errors import Conflict, Invalid
+from consent.service import subject
 
 router = APIRouter(tags=["outreach"])
+
+_ERASED = {410: {"description": "Your data was erased (code `erased`): nothing more is stored for you."}}
+
+
+class DeviceTokenInUse(Conflict):
+    """The push token is registered to someone else whose device is not known to be gone."""
+
+    code = "device_token_in_use"
+
+
+async def _living(conn, who: Principal) -> None:
+    """A policyholder's write needs a person whose data was not erased (410 ``erased``)."""
+    if who.person_id is not None:
+        await subject(conn, person_id=who.person_id)
 
 
 class DeviceIn(BaseModel):
@@ -56,41 +73,43 @@ class ReplyIn(BaseModel):
     answer: Literal["fine", "help", "call"] = Field(description='"I\'m fine", "I need help" or "please call me".')
 
 
+_DEVICE_RULE = ("A token already registered to someone else is refused (409 `device_token_in_use`) unless the push "
+                "service has confirmed that device gone (the token was dropped as unregistered); a staff member's "
+                "device never moves to anyone else. Registering your own token again refreshes it.")
+
+
 @router.post("/v1/me/devices", summary="Register this app for push notifications", response_model=RegisteredDevice,
-             status_code=201)
+             status_code=201, description=_DEVICE_RULE,
+             responses={409: {"description": "The token belongs to another account"}, **_ERASED})
 async def register_device(body: DeviceIn, who: Principal = Depends(policyholder),
                           svc: Services = Depends(services)) -> RegisteredDevice:
     return await _register(body, who, svc)
 
 
 @router.post("/v1/care/me/devices", summary="Register a staff app for escalation pushes", response_model=RegisteredDevice,
-             status_code=201, tags=["care team"])
+             status_code=201, tags=["care team"], description=_DEVICE_RULE,
+             responses={409: {"description": "The token belongs to another account"}})
 async def register_staff_device(body: DeviceIn, who: Principal = Depends(staff),
                                 svc: Services = Depends(services)) -> RegisteredDevice:
     return await _register(body, who, svc)
 
 
 async def _register(body: DeviceIn, who: Principal, svc: Services) -> RegisteredDevice:
-    # A token that moved to another account (a phone changing hands) follows its new owner. The row it
-    # conflicts with may belong to someone else, whom a person-scoped transaction cannot see (row-level
-    # security then refuses the update: a 500), so this one statement runs tenant-scoped; the owner it
-    # writes comes from the token, never from the body.
+    # Tenant-scoped: the row a token conflicts with may belong to someone a person-scoped transaction cannot see.
+    # The owner written comes from the token, never from the body.
     async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
-        cur = await conn.execute(
-            """INSERT INTO devices (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (tenant_id, provider, token) DO UPDATE SET person_id = EXCLUDED.person_id,
-                   staff_id = EXCLUDED.staff_id, token_kind = EXCLUDED.token_kind, platform = EXCLUDED.platform,
-                   app_version = EXCLUDED.app_version, language = EXCLUDED.language, last_seen = now(),
-                   disabled_at = NULL, disabled_reason = NULL
-               RETURNING id, platform, app_version, created_at""",
-            (who.tenant_id, who.person_id, who.staff.id if who.staff else None, body.token, body.token_kind,
-             body.platform, body.app_version, body.language))
-        row = await cur.fetchone()
-    return RegisteredDevice(id=row[0], platform=row[1], app_version=row[2], created_at=row[3])
+        await _living(conn, who)
+        row = await repo.register_device(conn, tenant_id=who.tenant_id, person_id=who.person_id,
+                                         staff_id=who.staff.id if who.staff else None, token=body.token,
+                                         token_kind=body.token_kind, platform=body.platform,
+                                         app_version=body.app_version, language=body.language)
+    if row is None:
+        raise DeviceTokenInUse("this push token is registered to another account; it moves only once that "
+                               "device is confirmed gone")
+    return RegisteredDevice(**row)
 
 
-@router.delete("/v1/me/devices", summary="Stop push notifications to this app", status_code=204)
+@router.delete("/v1/me/devices", summary="Stop push notifications to this app", status_code=204, responses=_ERASED)
 async def remove_device(body: DeviceRemove, who: Principal = Depends(policyholder),
                         svc: Services = Depends(services)) -> Response:
     return await _remove(body, who, svc)
@@ -104,10 +123,10 @@ async def remove_staff_device(body: DeviceRemove, who: Principal = Depends(staff
 
 
 async def _remove(body: DeviceRemove, who: Principal, svc: Services) -> Response:
-    column = "staff_id" if who.staff else "person_id"
-    owner = who.staff.id if who.staff else who.person_id
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-        await conn.execute(f"DELETE FROM devices WHERE token = %s AND {column} = %s", (body.token, owner))
+        await _living(conn, who)
+        await repo.remove_device(conn, token=body.token, person_id=who.person_id,
+                                 staff_id=who.staff.id if who.staff else None)
     return Response(status_code=204)
 
 
@@ -116,9 +135,10 @@ async def _remove(body: DeviceRemove, who: Principal, svc: Services) -> Response
              description="Queues a check-in push in the same transaction. Outside critical alerts it waits for the "
                          "end of the person's quiet hours (default 22:00–08:00 in their time zone) or for room under "
                          "the weekly cap; the alert's notifications show `held` and until when. 409 without the "
-                         "person's outreach consent for the alert's data type.",
+                         "person's outreach consent in force for the alert's data type (code `no_outreach_consent`: "
+                         "not granted, withdrawn, expired, or monitoring not granted) — call them instead.",
              responses={404: {"model": Problem, "description": "No such alert"},
-                        409: {"model": Problem, "description": "Resolved, or no consent"}})
+                        409: {"model": Problem, "description": "Resolved, or no outreach consent in force (`no_outreach_consent`)"}})
 async def reach_out(alert_id: UUID, who: Principal = Depends(staff), svc: Services = Depends(services)) -> AlertDetail:
     async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
         await outreach.reach_out(conn, alert_id=alert_id, actor=_actor(who),
@@ -144,12 +164,16 @@ async def get_message(message_id: UUID, who: Principal = Depends(policyholder),
 
 
 @router.post("/v1/me/messages/{message_id}/reply", summary="Answer the care team",
-             response_model=MessageOut, responses={404: {"description": "No such message for you"}},
+             response_model=MessageOut, responses={404: {"description": "No such message for you"}, **_ERASED},
              description="`fine` resolves the alert as member fine (an agent can reopen it); `help` and `call` make "
-                         "it urgent for the assigned agent, who is notified at once.")
+                         "it urgent for whoever has it now (or the supervisors and on-duty staff), who are notified "
+                         "at once. One answer per message: a later answer is recorded, and changes nothing. After "
+                         "you withdrew the data behind the alert, `help` reaches the care team as a request for "
+                         "help that carries none of that data.")
 async def reply(message_id: UUID, body: ReplyIn, who: Principal = Depends(policyholder),
                 svc: Services = Depends(services)) -> MessageOut:
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
+        await _living(conn, who)
         row = await outreach.reply(conn, person_id=who.person_id, notification_id=message_id, answer=body.answer)
     return _message(row)
 
@@ -169,17 +193,21 @@ class QuietHours(BaseModel):
 @router.get("/v1/me/quiet-hours", summary="When the care team's check-ins wait", response_model=QuietHours)
 async def get_quiet_hours(who: Principal = Depends(policyholder), svc: Services = Depends(services)) -> QuietHours:
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-        cur = await conn.execute("SELECT quiet_start, quiet_end FROM people WHERE id = %s", (who.person_id,))
-        start, end = await cur.fetchone()
+        start, end = await repo.quiet_hours(conn, who.person_id)
     return QuietHours(start=start, end=end)
 
 
 @router.put("/v1/me/quiet-hours", summary="Set my quiet hours", response_model=QuietHours,
-            description="In your own time zone (your profile's `time_zone`). Outside critical alerts, check-ins "
-                        "wait until quiet hours end.")
+            description="In your own time zone (your profile's `time_zone`): wall-clock times without a UTC offset "
+                        "(one is refused with 422, as it would be dropped). Outside critical alerts, check-ins wait "
+                        "until quiet hours end.", responses={422: {"description": "A time with a UTC offset"},
+                                                              **_ERASED})
 async def put_quiet_hours(body: QuietHours, who: Principal = Depends(policyholder),
                           svc: Services = Depends(services)) -> QuietHours:
+    if body.start.tzinfo is not None or body.end.tzinfo is not None:
+        raise Invalid("quiet hours are wall-clock times in your own time zone: leave out the UTC offset "
+                      "(e.g. 22:00); set your time zone in your profile")
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-        await conn.execute("UPDATE people SET quiet_start = %s, quiet_end = %s WHERE id = %s",
-                           (body.start.replace(tzinfo=None), body.end.replace(tzinfo=None), who.person_id))
+        await _living(conn, who)
+        await repo.set_quiet_hours(conn, who.person_id, body.start, body.end)
     return body

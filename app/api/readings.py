@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from app.api.deps import Principal, Services, policyholder, services
+from app.api.deps import Principal, Services, aware, policyholder, services
 from app.api.schemas import BatchResult, Problem, ReadingPage
 from app.core.errors import Invalid, TooLarge
+from consent import repository as consent_repo
 from streaming import validation
 from streaming.receive import receive, summarise
 
@@ -63,8 +64,9 @@ async def post_readings(request: Request, who: Principal = Depends(policyholder)
 @router.get(
     "/v1/me/readings",
     summary="My stored readings",
-    description="The caller's own readings, newest first. Page with `to` = the previous page's `next_before`.",
-    response_model=ReadingPage,
+    description="The caller's own readings, newest first. Page with `to` = the previous page's `next_before`. "
+                "`from` and `to` need a UTC offset (422 otherwise).",
+    response_model=ReadingPage, responses={422: {"model": Problem}},
 )
 async def my_readings(
     metric: str | None = Query(None, description="Only this data type."),
@@ -74,17 +76,11 @@ async def my_readings(
     who: Principal = Depends(policyholder),
     svc: Services = Depends(services),
 ) -> ReadingPage:
-    to = to or datetime.now(timezone.utc) + timedelta(days=1)
-    from_ = from_ or to - timedelta(days=30)
+    to = aware(to, "to") or datetime.now(timezone.utc) + timedelta(days=1)
+    from_ = aware(from_, "from") or to - timedelta(days=30)
     if to - from_ > timedelta(days=366):
         raise Invalid("at most 366 days per query")
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-        cur = await conn.execute(
-            """SELECT time, metric, value, value2, source FROM readings
-                WHERE person_id = %s AND time >= %s AND time < %s AND (%s::text IS NULL OR metric = %s)
-                ORDER BY time DESC LIMIT %s""",
-            (who.person_id, from_, to, metric, metric, limit),
-        )
-        rows = await cur.fetchall()
+        rows = await consent_repo.own_readings(conn, who.person_id, start=from_, end=to, metric=metric, limit=limit)
     readings = [dict(zip(("time", "metric", "value", "value2", "source"), row)) for row in rows]
     return ReadingPage(readings=readings, next_before=rows[-1][0] if len(rows) == limit else None)

@@ -15,6 +15,8 @@ Protocol (JSON text frames):
   person's consent changes, from any device or process.
 * A stream opened while the database is down is refused with HTTP 503, ``Retry-After`` and the same
   ``{"detail", "code": "unavailable"}`` body as any HTTP route (a bad token: 403), as ``GET /v1/care/live`` is.
+* The stream closes when its token expires (``exp`` plus BEIDOU_JWT_LEEWAY_S) with close code 4401 and reason
+  ``token_expired``; frames after that are not stored. Reconnect with a fresh token.
 
 At most BEIDOU_WS_MAX_INFLIGHT_FRAMES frames per connection wait for their commit; beyond that the server
 stops reading the socket, so a slow database slows the client instead of growing memory.
@@ -29,7 +31,7 @@ import time
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from app.api.deps import Services, websocket_caller
+from app.api.deps import Services, close_at_expiry, websocket_caller
 from app.api.problems import error_frame
 from app.core.errors import DatabaseUnavailable, Internal, Invalid, RateLimited, TooLarge
 from app.core.observability import WS_CONNECTIONS
@@ -80,12 +82,13 @@ def _seq_of(data: str | bytes) -> int | None:
 async def stream(ws: WebSocket) -> None:
     if (caller := await websocket_caller(ws, staff=False, refusal="streaming is for policyholders")) is None:
         return
-    svc, who = caller
+    svc, who, until = caller
     await ws.accept()
     WS_CONNECTIONS.inc()
     outbox: asyncio.Queue = asyncio.Queue()
     svc.streams.add(who.person_id, outbox)
     sender = asyncio.create_task(_send_loop(ws, outbox))
+    expiry = asyncio.create_task(close_at_expiry(ws, until))
     inflight = asyncio.Semaphore(svc.settings.ws_max_inflight_frames)
     rate = FrameRate(svc.settings.ws_max_frames_per_s, svc.settings.ws_frame_burst)
     pending: set[asyncio.Task] = set()
@@ -95,6 +98,9 @@ async def stream(ws: WebSocket) -> None:
                 await asyncio.sleep(0.01)
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
+                break
+            if time.time() >= until:  # nothing more is taken on an expired token; the close is on its way
+                await expiry
                 break
             data = message.get("text")
             if data is None:
@@ -130,6 +136,7 @@ async def stream(ws: WebSocket) -> None:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         sender.cancel()
+        expiry.cancel()
         WS_CONNECTIONS.dec()
 
 

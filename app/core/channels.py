@@ -5,7 +5,9 @@ A notification is a wake-up call, delivered when the sending transaction commits
 truth, so a lost one only delays work until the next periodic sweep.
 
 >>> ALERTS.decode(ALERTS.encode(AlertChange("t", "a", "claimed")))
-AlertChange(tenant_id='t', alert_id='a', action='claimed')
+AlertChange(tenant_id='t', alert_id='a', action='claimed', shown=True)
+>>> ALERTS.decode("t|a|claimed|hidden").shown
+False
 >>> CONSENT.encode(ConsentChange("t", "p", "steps", "outreach", False))
 't|p|steps|outreach|0'
 """
@@ -54,14 +56,24 @@ class AlertChange:
     tenant_id: str
     alert_id: str
     action: str
+    shown: bool = True
+    """False when the person's monitoring consent for the alert's data type is not in force: the feed then
+    never names the alert (alerts.repository.notify_alert_change decides this in SQL, at the change)."""
 
     @classmethod
     def parse(cls, payload: str) -> AlertChange:
-        tenant_id, alert_id, action = payload.split("|", 2)
-        return cls(tenant_id, alert_id, action)
+        tenant_id, alert_id, rest = payload.split("|", 2)
+        action, _, visibility = rest.rpartition("|")
+        if visibility not in ("shown", "hidden"):  # no visibility part: shown
+            return cls(tenant_id, alert_id, rest)
+        return cls(tenant_id, alert_id, action, visibility == "shown")
+
+    def prefix(self) -> str:
+        """The payload without its visibility (which the database appends)."""
+        return f"{self.tenant_id}|{self.alert_id}|{self.action}"
 
     def payload(self) -> str:
-        return f"{self.tenant_id}|{self.alert_id}|{self.action}"
+        return f"{self.prefix()}|{'shown' if self.shown else 'hidden'}"
 
 
 def _tenant(payload: str) -> UUID:

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
                                 "mid-send leaves it to be sent again after this (keep it above BEIDOU_PUSH_TIMEOUT_S).")
     push_backoff_base_s: float = Field(default=2.0, description="First retry delay of a failed push (doubles, "
                                        "with jitter; Retry-After is honoured).")
+    need_to_know_days: float = Field(default=14, description="A care agent may look at a person's readings while "
+                                     "the person has an alert in the agent's queue, or one resolved within this "
+                                     "many days; any other look needs an explicit break-the-glass `reason`.")
     outreach_weekly_cap: int = Field(default=3, description="Non-critical check-ins per person per 7 days.")
     retention_days: int | None = Field(default=None, description="Drop readings older than this many days "
                                        "(unset: keep them).")

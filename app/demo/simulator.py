@@ -189,7 +189,8 @@ class CareAgent:
                     log.info("demo.agent.retry error=%s", exc)
 
     async def _work(self, http: httpx.AsyncClient) -> None:
-        page = (await http.get("/v1/care/alerts", params={"kind": ["health", "data_gap"], "limit": 100})).json()
+        kinds = ["health", "data_gap", "help_request"]
+        page = (await http.get("/v1/care/alerts", params={"kind": kinds, "limit": 100})).json()
         for alert in page.get("alerts", []):
             alert_id = alert["id"]
             if alert["status"] == "open":

@@ -38,6 +38,8 @@ export function renderHeader(alert) {
     el("span", { cls: "chip", text: label("tier", alert.tier) }),
     alert.kind !== "health" ? el("span", { cls: "chip", text: label("kind_label", alert.kind) }) : null,
     alert.urgent ? urgentChip() : null,
+    alert.data_hidden ? el("span", { cls: "chip", text: t("chip_data_hidden"), attrs: { "data-hidden-data": "" } })
+      : null,
   ].filter(Boolean));
   renderUrgent(alert);
   $("d-opened").replaceChildren(

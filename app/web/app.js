@@ -2,7 +2,7 @@
 
 import { renderActions, renderChartLabels, renderEvidence, renderHeader, renderTimeline } from "./alert-view.js";
 import { careApi, isApiError, peekClaims } from "./api.js";
-import { chartSpec, chartWindow, drawChart, setDataTypes } from "./chart.js";
+import { chartSpec, chartWindow, drawChart, hiddenChart, setDataTypes } from "./chart.js";
 import { $, age, errorText, show } from "./dom.js";
 import { addDataTypes, label, language, pickLanguage, serviceText, setLanguage, t, translatePage } from "./i18n.js";
 import { LiveFeed } from "./live.js";
@@ -46,7 +46,10 @@ const live = new LiveFeed({
   onMessage: (message) => {
     if (message.type !== "alert") return;
     scheduleQueueReload();
-    if (message.alert_id === state.selectedId) loadDetail(state.selectedId, { quiet: true });
+    // A change the feed may not name (its data is hidden now) may be the open alert's: re-read it.
+    if (state.selectedId && (message.alert_id === state.selectedId || message.action === "hidden")) {
+      loadDetail(state.selectedId, { quiet: true });
+    }
   },
   onChange: (up) => {
     renderLiveState();
@@ -54,6 +57,9 @@ const live = new LiveFeed({
   },
   poll: () => loadQueue(),
   pollMs: POLL_MS,
+  onExpired: () => {
+    if (state.working) signOut({ expired: "token expired" });
+  },
 });
 
 function roleOf(alert) {
@@ -170,7 +176,9 @@ function queueParams(limit) {
     status: status === "active" ? ["open", "claimed", "contacted"] : [status],
     severity: $("f-severity").value || undefined,
     assignee: $("f-assignee").value || undefined,
-    kind: kind === "both" ? ["health", "data_gap"] : [kind],
+    // A person's request for help is always listed with health alerts: it must never go unseen.
+    kind: kind === "both" ? ["health", "data_gap", "help_request"]
+      : kind === "health" ? ["health", "help_request"] : [kind],
     limit,
   };
 }
@@ -294,6 +302,11 @@ async function loadChart(alert) {
   const { from, to } = chartWindow(alert);
   renderChartLabels(alert, spec);
   show($("chart-empty"), false);
+  if (hiddenChart(alert)) {  // nothing to ask for: the values are not shown to staff
+    state.chartData = { alert, spec, series: { points: [], data_hidden: true }, from, to };
+    renderChart();
+    return;
+  }
   try {
     const series = await api.readings(alert.person, {
       metric: alert.metric, bucket: spec.bucket, from: new Date(from).toISOString(),
@@ -319,7 +332,17 @@ function renderChart() {
   if (!state.chartData) return;
   const { alert, spec, series, from, to } = state.chartData;
   if (state.chart) state.chart.destroy();
+  state.chart = null;
   renderChartLabels(alert, spec, { from, to });
+  const hidden = hiddenChart(alert, series);
+  if (hidden) {
+    $("chart").replaceChildren();
+    $("chart-empty").textContent = t(hidden);
+    $("chart-empty").dataset.reason = "consent";
+    show($("chart-empty"), true);
+    return;
+  }
+  delete $("chart-empty").dataset.reason;
   state.chart = drawChart($("chart"), {
     points: series.points, spec, evidence: alert.evidence, from, to,
     episode: { start: alert.episode_start, end: alert.episode_end },

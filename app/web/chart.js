@@ -22,6 +22,17 @@ export function setDataTypes(types) {
 const FALLBACK = { bucket: "1h", unit: "", band: 0 };
 const DAY_S = 86400;
 
+/**
+ * Why the chart of ``alert`` (or the ``series`` read for it) shows no readings by design, as a label key, or
+ * null: without the person's monitoring consent in force the service withholds the values, and a request for
+ * help carries no health data at all.
+ */
+export function hiddenChart(alert, series = null) {
+  if (alert.kind === "help_request") return "chart_help_request";
+  if (alert.data_hidden || (series && series.data_hidden)) return "chart_data_hidden";
+  return null;
+}
+
 export function chartSpec(metric) {
   return METRIC_CHART[metric] || FALLBACK;
 }

@@ -353,6 +353,22 @@ const SERVICE_ZH = {
   "no result": "无结果",
 };
 
+// Consent-aware views and requests for help: what staff see when the person's data may not be shown.
+Object.assign(en, {
+  chart_data_hidden: "Consent withdrawn — data hidden. The person's monitoring consent for this data type is not in force, so its readings are not shown.",
+  chart_help_request: "A request for help carries no health data.",
+  chip_data_hidden: "data hidden",
+  kind_label_help_request: "request for help",
+  feat_help_request: "asked for help",
+});
+Object.assign(zh, {
+  chart_data_hidden: "已撤回同意 — 数据已隐藏。此人对该数据类型的健康监测同意已不再有效，因此不显示其数据。",
+  chart_help_request: "求助请求不包含任何健康数据。",
+  chip_data_hidden: "数据已隐藏",
+  kind_label_help_request: "求助",
+  feat_help_request: "请求帮助",
+});
+
 const TABLES = { en, "zh-CN": zh };
 let current = "en";
 

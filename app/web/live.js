@@ -3,6 +3,7 @@
 
 const RECONNECT_MIN_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
+const TOKEN_EXPIRED = 4401;  // app/api/deps.py: TOKEN_EXPIRED_CLOSE
 
 export class LiveFeed {
   /**
@@ -11,9 +12,10 @@ export class LiveFeed {
    * @param {(message: object) => void} o.onMessage a message from the feed
    * @param {(up: boolean) => void} o.onChange the feed came up (the caller should catch up) or went down
    * @param {() => void} o.poll called every ``pollMs`` while the feed is down
+   * @param {() => void} [o.onExpired] the service closed the feed because the token expired
    */
-  constructor({ url, onMessage, onChange, poll, pollMs = 30_000 }) {
-    Object.assign(this, { url, onMessage, onChange, poll, pollMs });
+  constructor({ url, onMessage, onChange, poll, pollMs = 30_000, onExpired = null }) {
+    Object.assign(this, { url, onMessage, onChange, poll, pollMs, onExpired });
     this.socket = null;
     this.up = false;
     this.running = false;
@@ -66,10 +68,15 @@ export class LiveFeed {
       }
       this.onMessage(message);
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
       this.up = false;
+      // The service closes the feed when the token expires (4401): a reconnect would only be refused.
+      if (event.code === TOKEN_EXPIRED && this.onExpired) {
+        this.onExpired();
+        return;
+      }
       this.onChange(false);
       this.startPolling();
       this.scheduleReconnect();

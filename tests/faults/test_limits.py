@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone

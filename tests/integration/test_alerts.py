@@ -6,7 +6,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-import httpx
 import pytest
 from websockets.sync.client import connect
 
@@ -226,10 +225,11 @@ def test_looking_at_a_persons_data_is_audited(clinic):
     assert all(p["min"] <= p["avg"] <= p["max"] for p in series["points"])
     clinic.agent.get(f"/v1/care/alerts/{alert_id}")
     with clinic.service.admin_conn() as conn:
-        rows = conn.execute("SELECT actor_id, action, detail->>'why' FROM audit_log WHERE tenant_id = %s ORDER BY id",
-                            (clinic.tenant.id,)).fetchall()
-    assert ("agent-1", "readings.viewed", "alert review") in rows
-    assert ("agent-1", "alert.evidence_viewed", None) in rows
+        rows = conn.execute("SELECT actor_id, action, detail->>'why', detail->>'note' FROM audit_log "
+                            "WHERE tenant_id = %s ORDER BY id", (clinic.tenant.id,)).fetchall()
+    # Why each look was allowed (the alert in the agent's queue), and the agent's own note on it.
+    assert ("agent-1", "readings.viewed", f"alert {alert_id}", "alert review") in rows
+    assert ("agent-1", "alert.evidence_viewed", f"alert {alert_id}", None) in rows
 
 
 def test_the_live_feed_announces_new_alerts_to_the_insurers_staff_only(service, clinic):

@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from tests.support import ROOT
@@ -149,7 +148,6 @@ def test_a_restart_neither_forgets_the_baseline_nor_repeats_events(service, tena
 
 
 def test_withdrawing_consent_drops_what_the_detector_learned_from_it(service, tenant, patient):
-    from streaming.detection import PersonDetector
     items = synthetic_history(days=10, sick_nights=0)
     send_all(patient, items)
     worker = start_worker(service)

@@ -1,7 +1,6 @@
 """HTTP batch ingest, driven from outside against the running service."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import pytest

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -29,6 +30,7 @@ from websockets.sync.client import connect
 
 from alerts.policy import DEFAULT_POLICY
 from tests.security.conftest import Insurer, changes, snapshot
+from tests.support import wait_for
 
 
 def app_routes() -> set[str]:
@@ -225,6 +227,7 @@ POLICY: dict[str, Policy] = {
     "GET /v1/me/data/{data_type}": Policy("person", params={"data_type": "heart_rate"}),
     "GET /v1/me/messages": Policy("person"),
     "GET /v1/me/quiet-hours": Policy("person"),
+    "GET /v1/me/access-log": Policy("person"),
     "PUT /v1/me/quiet-hours": Policy("person", body=lambda i: {"start": "22:00:00", "end": "08:00:00"}),
     # the care team
     "WS /v1/care/live": Policy("staff", ok=101),
@@ -239,7 +242,10 @@ POLICY: dict[str, Policy] = {
         by_role={"care_agent": 403}),
     "POST /v1/care/alerts/{alert_id}/reopen": Policy("staff", target="alert", fresh="resolved_alert"),
     "POST /v1/care/alerts/{alert_id}/reach-out": Policy("staff", target="alert", fresh="alert"),
-    "GET /v1/care/people/{person}/readings": Policy("staff", target="person", query={"metric": "heart_rate"}),
+    # need-to-know: A's person has an open alert, so an agent may look; a tenant admin needs a reason
+    "GET /v1/care/people/{person}/readings": Policy("staff", target="person", query={"metric": "heart_rate"},
+                                                    by_role={"tenant_admin": 403}),
+    "GET /v1/care/audit": Policy("staff", by_role={"care_agent": 403}),
     "GET /v1/care/escalation-policy": Policy("staff"),
     "PUT /v1/care/escalation-policy": Policy("admin", body=lambda i: DEFAULT_POLICY.model_dump(mode="json")),
     "PUT /v1/care/me/on-duty": Policy("staff", body=lambda i: {"on_duty": False}),
@@ -415,3 +421,215 @@ def test_access(route, matrix, service):
                 if changed:
                     failures.append(f"{cell.label}: a refused request changed {changed}")
     assert not failures, f"{route}:\n  " + "\n  ".join(failures)
+
+
+# --- consent-aware staff access: consent state × data type × role × alert relation × tenant -------------------
+#
+# The routes where staff reach a person's health data (readings, an alert's detail, the live feed) or act on it
+# (reach out, reopen) are found in the app's routes like the rest; every one must have a rule here. Each person of
+# A's pool below starts with monitoring and outreach consent for heart_rate and spo2, readings of both and (when
+# the relation says so) a heart_rate alert; then their heart_rate consent is put into one state:
+# granted (in force), withdrawn (by the person, through the API: the worker closes the alert), expired (valid_until
+# passed; the API's expiry sweep then records it) or never (no decision recorded at all). spo2 stays in force: hiding is per
+# data type.
+
+CONSENT_STATES = ("granted", "withdrawn", "expired", "never")
+STAFF = ("care_agent", "care_supervisor", "tenant_admin")
+CONSENT_ROUTES = {
+    "GET /v1/care/people/{person}/readings",
+    "GET /v1/care/alerts/{alert_id}",
+    "WS /v1/care/live",
+    "POST /v1/care/alerts/{alert_id}/reach-out",
+    "POST /v1/care/alerts/{alert_id}/reopen",
+}
+
+
+def consent_gated_routes() -> set[str]:
+    """Staff routes that show or act on one person's health data, from the app's own routes."""
+    return {r for r in app_routes()
+            if r.startswith(("GET /v1/care/people/", "GET /v1/care/alerts/{", "WS /v1/care/live"))
+            or r.endswith(("/reach-out", "/reopen"))}
+
+
+def test_every_consent_gated_route_is_in_the_consent_matrix():
+    assert consent_gated_routes() == CONSENT_ROUTES
+
+
+@dataclass
+class Subject:
+    name: str
+    state: str
+    with_alert: bool
+    alert_id: str | None = None
+
+
+@pytest.fixture(scope="module")
+def consent_people(insurers, service):
+    a, _ = insurers
+    people = []
+    for state in CONSENT_STATES:
+        for with_alert in (True, False):
+            name = a.fresh_people(1, outreach=True)[0]
+            a.grant(name, "spo2")
+            a.grant(name, "spo2", "outreach")
+            a.send_readings(name)
+            at = datetime.now(timezone.utc) - timedelta(minutes=5)
+            sent = a.person_client(name).post("/v1/readings", json={"readings": [
+                {"metric": "spo2", "time": (at - timedelta(minutes=m)).isoformat(), "value": 96} for m in range(5)]})
+            assert sent.json()["accepted"] == 5, sent.text
+            people.append(Subject(name, state, with_alert))
+    for subject, alert_id in zip([p for p in people if p.with_alert],
+                                 a.open_alerts([p.name for p in people if p.with_alert])):
+        subject.alert_id = alert_id
+    for p in people:
+        pid = a.person_id(p.name)
+        if p.state == "withdrawn":
+            assert a.person_client(p.name).delete("/v1/me/consents/heart_rate/monitoring").status_code == 200
+        with service.admin_conn() as conn:
+            if p.state == "expired":
+                conn.execute("UPDATE consent_state SET valid_until = now() - interval '1 minute' "
+                             "WHERE person_id = %s AND data_type = 'heart_rate'", (pid,))
+            elif p.state == "never":
+                conn.execute("DELETE FROM consent_state WHERE person_id = %s AND data_type = 'heart_rate'", (pid,))
+    for p in people:
+        if p.state == "withdrawn" and p.with_alert:
+            def closed(p=p):
+                with service.admin_conn() as conn:
+                    return conn.execute("SELECT resolution FROM alerts WHERE id = %s", (p.alert_id,)).fetchone()[0]
+            assert wait_for(closed, timeout=30) == "consent_withdrawn"
+    return people
+
+
+def _expect_readings(role: str, p: Subject, data_type: str) -> tuple[int, bool | None]:
+    """(status, data hidden?) of a look at ``p``'s ``data_type`` readings by A's staff in ``role``, no reason."""
+    allowed = role == "care_supervisor" or (role == "care_agent" and p.with_alert)
+    if not allowed:
+        return 403, None
+    return 200, data_type == "heart_rate" and p.state != "granted"
+
+
+def test_consent_matrix_readings(insurers, consent_people):
+    a, b = insurers
+    failures = []
+    for p in consent_people:
+        for data_type in ("heart_rate", "spo2"):
+            for role in STAFF:
+                want, hidden = _expect_readings(role, p, data_type)
+                got = a.staff_client(role).get(f"/v1/care/people/{p.name}/readings", params={"metric": data_type})
+                label = f"{role} → {p.state} {data_type} ({'alert' if p.with_alert else 'no alert'})"
+                if got.status_code != want:
+                    failures.append(f"{label}: expected {want}, got {got.status_code} {got.text[:120]}")
+                    continue
+                if want == 200:
+                    body = got.json()
+                    if body["data_hidden"] != hidden or bool(body["points"]) == hidden:
+                        failures.append(f"{label}: hidden={body['data_hidden']} points={len(body['points'])}")
+                    if hidden and body["consent"] != p.state:
+                        failures.append(f"{label}: consent says {body['consent']}")
+                else:
+                    assert got.json()["code"] == "need_to_know", got.text
+            other = b.staff_client("tenant_admin").get(f"/v1/care/people/{p.name}/readings",
+                                                       params={"metric": data_type, "reason": "curious"})
+            if other.status_code != 404:
+                failures.append(f"other tenant → {p.state} {data_type}: {other.status_code}")
+    assert not failures, "\n  ".join(failures)
+
+
+def test_consent_matrix_alert_detail(insurers, consent_people):
+    a, b = insurers
+    failures = []
+    for p in (p for p in consent_people if p.with_alert):
+        for role in STAFF:
+            got = a.staff_client(role).get(f"/v1/care/alerts/{p.alert_id}")
+            label = f"{role} → {p.state} alert"
+            if got.status_code != 200:
+                failures.append(f"{label}: {got.status_code}")
+                continue
+            body, shown = got.json(), p.state == "granted"
+            if body["data_hidden"] == shown or bool(body["evidence"]) != shown or (a.marker in got.text) != shown:
+                failures.append(f"{label}: hidden={body['data_hidden']} evidence={len(body['evidence'])}")
+            if not shown and ("bpm" in got.text or "baseline" in got.text):
+                failures.append(f"{label}: values in {got.text[:200]}")
+        if b.staff_client("tenant_admin").get(f"/v1/care/alerts/{p.alert_id}").status_code != 404:
+            failures.append(f"other tenant → {p.state} alert: not 404")
+    assert not failures, "\n  ".join(failures)
+
+
+def test_consent_matrix_reach_out_and_reopen(insurers, consent_people):
+    a, b = insurers
+    failures = []
+    admin = a.staff_client("tenant_admin")
+    for p in (p for p in consent_people if p.with_alert):
+        for role in STAFF:
+            label = f"{role} → {p.state}"
+            reach = a.staff_client(role).post(f"/v1/care/alerts/{p.alert_id}/reach-out")
+            state = admin.get(f"/v1/care/alerts/{p.alert_id}").json()["status"]
+            want = (200, None) if p.state == "granted" else (
+                (409, "conflict") if state == "resolved" else (409, "no_outreach_consent"))
+            if (reach.status_code, reach.json().get("code") if reach.status_code != 200 else None) != want:
+                failures.append(f"{label} reach-out: expected {want}, got {reach.status_code} {reach.text[:120]}")
+            if state != "resolved":
+                assert admin.post(f"/v1/care/alerts/{p.alert_id}/resolve",
+                                  json={"reason": "no_response"}).status_code == 200
+            reopen = a.staff_client(role).post(f"/v1/care/alerts/{p.alert_id}/reopen")
+            want = (200, None) if p.state == "granted" else (409, "consent_not_in_force")
+            if (reopen.status_code, reopen.json().get("code") if reopen.status_code != 200 else None) != want:
+                failures.append(f"{label} reopen: expected {want}, got {reopen.status_code} {reopen.text[:120]}")
+        for path in ("reach-out", "reopen"):
+            if b.staff_client("tenant_admin").post(f"/v1/care/alerts/{p.alert_id}/{path}").status_code != 404:
+                failures.append(f"other tenant → {p.state} {path}: not 404")
+    assert not failures, "\n  ".join(failures)
+
+
+def test_consent_matrix_live_feed(service, insurers, consent_people):
+    """Every role's feed names an alert only while its monitoring consent is in force; another insurer's feed
+    never hears of it."""
+    a, b = insurers
+    admin = a.staff_client("tenant_admin")
+    ws_url = service.base_url.replace("http", "ws", 1) + "/v1/care/live"
+    stack = ExitStack()
+    feeds = {role: stack.enter_context(connect(ws_url, additional_headers={
+        "Authorization": f"Bearer {a.staff_token(role)}"})) for role in STAFF}
+    feeds["other tenant"] = stack.enter_context(connect(ws_url, additional_headers={
+        "Authorization": f"Bearer {b.staff_token('tenant_admin')}"}))
+    try:
+        for p in (p for p in consent_people if p.with_alert):
+            # One change per alert, whatever its state: resolve it if open, reopen it if closed and in force,
+            # else the person's answer to a check-in touches it.
+            detail = admin.get(f"/v1/care/alerts/{p.alert_id}").json()
+            if detail["status"] != "resolved":
+                assert admin.post(f"/v1/care/alerts/{p.alert_id}/resolve",
+                                  json={"reason": "no_response"}).status_code == 200
+            elif p.state == "granted":
+                assert admin.post(f"/v1/care/alerts/{p.alert_id}/reopen").status_code == 200
+            else:  # a withdrawn, closed alert: the person's later answer is what touches it
+                with service.admin_conn() as conn:
+                    message = conn.execute(
+                        """INSERT INTO notifications (tenant_id, recipient_kind, person_id, alert_id, purpose, metric,
+                                                      status) VALUES (%s, 'person', %s, %s, 'check_in', 'heart_rate',
+                                                      'sent') RETURNING id""",
+                        (a.id, a.person_id(p.name), p.alert_id)).fetchone()[0]
+                assert a.person_client(p.name).post(f"/v1/me/messages/{message}/reply",
+                                                    json={"answer": "fine"}).status_code == 200
+        heard = {}
+        for role, feed in feeds.items():
+            frames = []
+            try:
+                while True:
+                    frames.append(feed.recv(timeout=2))
+            except TimeoutError:
+                pass
+            heard[role] = "\n".join(frames)
+        failures = []
+        for p in (p for p in consent_people if p.with_alert):
+            for role in STAFF:
+                if (p.alert_id in heard[role]) != (p.state == "granted"):
+                    failures.append(f"{role} feed → {p.state}: named={p.alert_id in heard[role]}")
+            if p.alert_id in heard["other tenant"]:
+                failures.append(f"other tenant feed → {p.state}: named")
+        for role in STAFF:
+            if '"hidden"' not in heard[role]:
+                failures.append(f"{role} feed: no anonymous change for hidden alerts")
+        assert not failures, "\n  ".join(failures)
+    finally:
+        stack.close()

@@ -159,14 +159,29 @@ def test_a_reading_whose_source_the_database_cannot_hold_is_rejected_on_its_own(
     assert changes(before, snapshot(fuzz.service, insurer)) == {}
 
 
-def test_a_push_token_moves_to_whoever_registers_it_last(fuzz):
-    """It used to be a 500: the person-scoped upsert could not see (so not update) the earlier owner's row."""
+def test_a_push_token_moves_only_once_its_old_device_is_confirmed_gone(fuzz):
+    """It used to be a 500 (the person-scoped upsert could not see the earlier owner's row), then a takeover: a
+    token moved to whoever registered it last. Now: a clear 409 while the old owner's device may be alive; a staff
+    member's device never moves to a policyholder."""
     insurer, token = fuzz.insurer, f"tok-moving-{uuid.uuid4().hex}"
     first, second = insurer.fresh_people(2)  # the fuzzing above may have erased or aged the usual people
     device = {"token": token, "platform": "android"}
     assert insurer.staff_client("care_agent").post("/v1/care/me/devices", json=device).status_code == 201
+    refused = insurer.person_client(first).post("/v1/me/devices", json=device)
+    assert (refused.status_code, refused.json()["code"]) == (409, "device_token_in_use")
+    with fuzz.service.admin_conn() as conn:
+        conn.execute("UPDATE devices SET disabled_at = now(), disabled_reason = 'UNREGISTERED' WHERE token = %s",
+                     (token,))
+    assert insurer.person_client(first).post("/v1/me/devices", json=device).status_code == 409  # staff's: never
+    with fuzz.service.admin_conn() as conn:
+        conn.execute("DELETE FROM devices WHERE token = %s", (token,))
     assert insurer.person_client(first).post("/v1/me/devices", json=device).status_code == 201
+    assert insurer.person_client(second).post("/v1/me/devices", json=device).status_code == 409
+    with fuzz.service.admin_conn() as conn:
+        conn.execute("UPDATE devices SET disabled_at = now(), disabled_reason = 'UNREGISTERED' WHERE token = %s",
+                     (token,))
     assert insurer.person_client(second).post("/v1/me/devices", json=device).status_code == 201
     with fuzz.service.admin_conn() as conn:
-        owners = conn.execute("SELECT person_id, staff_id FROM devices WHERE token = %s", (token,)).fetchall()
-    assert owners == [(insurer.person_id(second), None)]
+        owners = conn.execute("SELECT person_id, staff_id, disabled_at FROM devices WHERE token = %s",
+                              (token,)).fetchall()
+    assert owners == [(insurer.person_id(second), None, None)]
