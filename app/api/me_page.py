@@ -11,13 +11,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from alerts import repository as alerts_repo
 from alerts.messages import text_for
 from app.api.deps import Principal, Services, policyholder, services
 from app.api.schemas import Problem
 from app.core.errors import Invalid, NoConsent
 from app.me_page import repository
 from consent import notices as consent_notices
+from consent import repository as consent_repo
 from consent import service as consent_service
 from consent.catalog import DATA_TYPES, LANGUAGES, MONITORING
 
@@ -124,7 +124,7 @@ async def my_data(data_type: DataType = Path(description="A data type, e.g. hear
     start = end - timedelta(days=days)
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
         await consent_service.subject(conn, person_id=who.person_id)
-        if await alerts_repo.consent_event_for(conn, who.person_id, data_type, MONITORING) is None:
+        if not await consent_repo.in_force(conn, who.person_id, data_type, MONITORING):
             raise NoConsent(f"you do not share {data_type} (no monitoring consent): nothing is shown")
         points = await repository.series(conn, person_id=who.person_id, metric=data_type, bucket=bucket,
                                          start=start, end=end)

@@ -294,7 +294,7 @@ function renderDetail(alert) {
 async function loadChart(alert) {
   const spec = chartSpec(alert.metric);
   // Re-read the series only when what it shows changes: each read is written to the audit log. A withdrawn
-  // consent changes it too: the service then refuses the readings and the chart goes at once.
+  // consent changes it too: the service then answers `data_hidden` and the chart goes at once.
   const key = `${alert.id}|${alert.metric}|${alert.episode_start}|${alert.episode_end}|${alert.evidence.length}`
     + `|${alert.resolution === "consent_withdrawn"}`;
   if (state.chartKey === key) return;
@@ -322,8 +322,7 @@ async function loadChart(alert) {
     state.chart = null;
     state.chartData = null;
     $("chart").replaceChildren();
-    const withdrawn = isApiError(err) && err.status === 403 && err.code === "no_consent";
-    $("chart-empty").textContent = withdrawn ? t("chart_no_consent", { metric: label("m", alert.metric) }) : errorText(err);
+    $("chart-empty").textContent = errorText(err);
     show($("chart-empty"), true);
   }
 }
