@@ -4,6 +4,14 @@ COMMENT ON EXTENSION timescaledb IS 'Enables scalable inserts and complex querie
 
 CREATE SCHEMA beidou_chunks;
 
+CREATE FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'public', 'pg_temp'
+    AS $_$ SELECT count(*) = CASE WHEN $3 = 'monitoring' THEN 1 ELSE 2 END
+     FROM consent_state s JOIN people p ON p.id = s.person_id
+    WHERE s.person_id = $1 AND s.data_type = $2 AND s.purpose IN ($3, 'monitoring')
+      AND s.granted AND (s.valid_until IS NULL OR s.valid_until > now()) AND p.erased_at IS NULL $_$;
+
 CREATE FUNCTION public.beidou_dependants() RETURNS SETOF uuid
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
@@ -30,6 +38,21 @@ CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
 CREATE FUNCTION public.beidou_person() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT nullif(current_setting('beidou.person_id', true), '')::uuid $$;
+
+CREATE FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, value double precision, source text)
+    LANGUAGE sql STABLE
+    AS $$
+  WITH r AS (
+    SELECT r.time, r.value, r.source, date_trunc('hour', r.time) AS hour FROM readings r
+     WHERE r.person_id = p_person AND r.metric = 'steps' AND r.time >= p_from AND r.time < p_to),
+  ranked AS (
+    SELECT r.hour, r.source,
+           row_number() OVER (PARTITION BY r.hour ORDER BY coalesce(array_position(sp.sources, r.source), 2147483647),
+                              sum(r.value) DESC, r.source) AS n
+      FROM r LEFT JOIN source_priority sp ON sp.person_id = p_person AND sp.metric = 'steps'
+     GROUP BY r.hour, r.source, sp.sources)
+  SELECT r.time, r.value, r.source FROM r JOIN ranked k ON k.hour = r.hour AND k.source = r.source WHERE k.n = 1
+$$;
 
 CREATE FUNCTION public.beidou_tenant() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -161,7 +184,9 @@ CREATE TABLE public.alerts (
     policy jsonb NOT NULL,
     escalations_done text[] DEFAULT '{}'::text[] NOT NULL,
     next_escalation_at timestamp with time zone,
-    CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['health'::text, 'data_gap'::text]))),
+    reason_code text DEFAULT 'feature_change'::text NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['health'::text, 'data_gap'::text, 'help_request'::text]))),
     CONSTRAINT alerts_resolution_check CHECK ((resolution = ANY (ARRAY['needed_help'::text, 'member_fine'::text, 'false_alarm'::text, 'no_response'::text, 'consent_withdrawn'::text]))),
     CONSTRAINT alerts_severity_check CHECK ((severity = ANY (ARRAY['info'::text, 'low'::text, 'high'::text, 'critical'::text]))),
     CONSTRAINT alerts_status_check CHECK ((status = ANY (ARRAY['open'::text, 'claimed'::text, 'contacted'::text, 'resolved'::text]))),
@@ -186,6 +211,8 @@ CREATE TABLE public.anomaly_events (
     source_received_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     handled_at timestamp with time zone,
+    reason_code text DEFAULT 'feature_change'::text NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
     CONSTRAINT anomaly_events_kind_check CHECK ((kind = ANY (ARRAY['health'::text, 'data_gap'::text]))),
     CONSTRAINT anomaly_events_tier_check CHECK ((tier = ANY (ARRAY['watch'::text, 'alert'::text])))
 );
@@ -451,10 +478,62 @@ CREATE TABLE public.readings (
     source text NOT NULL,
     utc_offset_min smallint NOT NULL,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
+    record_id bigint,
     CONSTRAINT readings_metric_known CHECK (public.beidou_known_data_type(metric))
 );
 
 ALTER TABLE ONLY public.readings FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.records (
+    id bigint NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    platform text NOT NULL,
+    source_app text NOT NULL,
+    native_id text NOT NULL,
+    alias_id text,
+    record_type text NOT NULL,
+    metric text NOT NULL,
+    version_time timestamp with time zone,
+    version_seq bigint DEFAULT 0 NOT NULL,
+    content_hash text NOT NULL,
+    state text NOT NULL,
+    start_time timestamp with time zone NOT NULL,
+    end_time timestamp with time zone NOT NULL,
+    utc_offset_min smallint NOT NULL,
+    offset_inferred boolean NOT NULL,
+    reading_count integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    deleted_at timestamp with time zone,
+    CONSTRAINT records_native_id_check CHECK (((length(native_id) >= 1) AND (length(native_id) <= 255))),
+    CONSTRAINT records_platform_check CHECK ((platform = ANY (ARRAY['health_connect'::text, 'healthkit'::text, 'huawei'::text, 'fhir'::text]))),
+    CONSTRAINT records_source_app_check CHECK (((length(source_app) >= 1) AND (length(source_app) <= 255))),
+    CONSTRAINT records_state_check CHECK ((state = ANY (ARRAY['live'::text, 'deleted'::text])))
+);
+
+ALTER TABLE ONLY public.records FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.records ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.records_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.source_priority (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    metric text NOT NULL,
+    sources text[] NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT source_priority_metric_check CHECK ((metric = 'steps'::text)),
+    CONSTRAINT source_priority_sources_check CHECK (((cardinality(sources) >= 1) AND (cardinality(sources) <= 20)))
+);
+
+ALTER TABLE ONLY public.source_priority FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.sources (
     tenant_id uuid NOT NULL,
@@ -480,10 +559,21 @@ CREATE TABLE public.staff (
 
 ALTER TABLE ONLY public.staff FORCE ROW LEVEL SECURITY;
 
+CREATE TABLE public.tenant_detection_settings (
+    tenant_id uuid NOT NULL,
+    operating_point text NOT NULL,
+    updated_by text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT tenant_detection_settings_operating_point_check CHECK ((operating_point = ANY (ARRAY['low'::text, 'standard'::text, 'high'::text])))
+);
+
+ALTER TABLE ONLY public.tenant_detection_settings FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.tenants (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     name text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    access_log_names_staff boolean DEFAULT false NOT NULL,
     CONSTRAINT tenants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
 );
 
@@ -549,6 +639,12 @@ ALTER TABLE ONLY public.people
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_external_id_key UNIQUE (tenant_id, external_id);
 
+ALTER TABLE ONLY public.records
+    ADD CONSTRAINT records_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.source_priority
+    ADD CONSTRAINT source_priority_pkey PRIMARY KEY (person_id, metric);
+
 ALTER TABLE ONLY public.sources
     ADD CONSTRAINT sources_pkey PRIMARY KEY (person_id, source);
 
@@ -557,6 +653,9 @@ ALTER TABLE ONLY public.staff
 
 ALTER TABLE ONLY public.staff
     ADD CONSTRAINT staff_tenant_id_external_id_key UNIQUE (tenant_id, external_id);
+
+ALTER TABLE ONLY public.tenant_detection_settings
+    ADD CONSTRAINT tenant_detection_settings_pkey PRIMARY KEY (tenant_id);
 
 ALTER TABLE ONLY public.tenants
     ADD CONSTRAINT tenants_name_key UNIQUE (name);
@@ -573,6 +672,8 @@ CREATE UNIQUE INDEX alerts_one_open ON public.alerts USING btree (person_id, kin
 CREATE INDEX alerts_queue ON public.alerts USING btree (tenant_id, status, severity_rank DESC, opened_at);
 
 CREATE INDEX anomaly_events_unhandled ON public.anomaly_events USING btree (tenant_id, id) WHERE (handled_at IS NULL);
+
+CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_person_id, id DESC) WHERE (subject_person_id IS NOT NULL);
 
 CREATE INDEX audit_log_tenant_at ON public.audit_log USING btree (tenant_id, at DESC);
 
@@ -597,6 +698,12 @@ CREATE INDEX notifications_alert ON public.notifications USING btree (alert_id);
 CREATE INDEX notifications_due ON public.notifications USING btree (not_before) WHERE (status = ANY (ARRAY['queued'::text, 'held'::text]));
 
 CREATE UNIQUE INDEX readings_natural_key ON public.readings USING btree (person_id, metric, "time", source);
+
+CREATE INDEX records_alias ON public.records USING btree (person_id, platform, alias_id) WHERE (alias_id IS NOT NULL);
+
+CREATE UNIQUE INDEX records_identity ON public.records USING btree (person_id, platform, native_id, source_app);
+
+CREATE INDEX records_window ON public.records USING btree (person_id, platform, source_app, metric, start_time);
 
 CREATE TRIGGER alert_timeline_append_only BEFORE UPDATE ON public.alert_timeline FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
 
@@ -716,6 +823,12 @@ ALTER TABLE ONLY public.notifications
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
 
+ALTER TABLE ONLY public.records
+    ADD CONSTRAINT records_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.source_priority
+    ADD CONSTRAINT source_priority_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.sources
     ADD CONSTRAINT sources_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
 
@@ -724,6 +837,9 @@ ALTER TABLE ONLY public.sources
 
 ALTER TABLE ONLY public.staff
     ADD CONSTRAINT staff_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
+ALTER TABLE ONLY public.tenant_detection_settings
+    ADD CONSTRAINT tenant_detection_settings_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
 
 ALTER TABLE public.alert_evidence ENABLE ROW LEVEL SECURITY;
 
@@ -795,9 +911,15 @@ CREATE POLICY isolation ON public.people TO beidou_app USING (((tenant_id = publ
 
 CREATE POLICY isolation ON public.readings TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
+CREATE POLICY isolation ON public.records TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.source_priority TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
 CREATE POLICY isolation ON public.sources TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
 CREATE POLICY isolation ON public.staff TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL)));
+
+CREATE POLICY isolation ON public.tenant_detection_settings TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL)));
 
 CREATE POLICY maintained_by_migrations ON public.data_types TO CURRENT_USER USING (true) WITH CHECK (true);
 
@@ -811,15 +933,23 @@ CREATE POLICY only_guardians_act_as_guardian ON public.consent_events AS RESTRIC
 
 CREATE POLICY operator_manage ON public.tenants TO CURRENT_USER USING (true) WITH CHECK (true);
 
+CREATE POLICY own_access_log ON public.audit_log FOR SELECT TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NOT NULL) AND (subject_person_id = public.beidou_person()) AND (actor_kind = 'staff'::text)));
+
 ALTER TABLE public.people ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY readable ON public.data_types TO beidou_app USING (true);
 
 ALTER TABLE public.readings ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.records ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.source_priority ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.sources ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.staff ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.tenant_detection_settings ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY tenant_self ON public.tenants TO beidou_app USING ((id = public.beidou_tenant()));
 
@@ -828,8 +958,14 @@ ALTER TABLE public.tenants ENABLE ROW LEVEL SECURITY;
 REVOKE USAGE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO beidou_app;
 
+REVOKE ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) TO beidou_app;
+
 REVOKE ALL ON FUNCTION public.beidou_drop_old_readings(keep_days integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_drop_old_readings(keep_days integer) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_tenant_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_tenant_ids() TO beidou_app;
@@ -873,8 +1009,14 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.people TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings TO beidou_app;
 
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.records TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.source_priority TO beidou_app;
+
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sources TO beidou_app;
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.staff TO beidou_app;
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.tenant_detection_settings TO beidou_app;
 
 GRANT SELECT ON TABLE public.tenants TO beidou_app;
