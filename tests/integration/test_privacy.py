@@ -312,7 +312,7 @@ def test_times_without_an_offset_forged_cursors_and_odd_quiet_hours_get_clear_42
     assert offset.status_code == 422, offset.text
     assert clinic.app.get("/v1/me/quiet-hours").json() == {"start": "00:00:00", "end": "00:00:00"}
     local = clinic.app.patch("/v1/me", json={"time_zone": "localtime"})
-    assert (local.status_code, local.json()["code"]) == (422, "invalid"), local.text
+    assert (local.status_code, local.json()["code"]) == (422, "invalid_profile"), local.text
 
 
 # --- who looked at my data ---
