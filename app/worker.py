@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from uuid import UUID
 
 from alerts.consumer import AlertConsumer
@@ -16,7 +17,7 @@ from app.core.errors import DatabaseUnavailable
 from app.core.listen import listen_forever
 from consent.service import CONSENT_CHANNEL, ConsentChange
 from consent.catalog import MONITORING
-from streaming.consumer import DetectionConsumer
+from streaming.consumer import ConsumerConfig, DetectionConsumer
 from streaming.ingest import INGEST_CHANNEL
 from streaming.repository import ANOMALY_CHANNEL
 
@@ -28,10 +29,12 @@ log = logging.getLogger(__name__)
 
 class Worker:
     def __init__(self, db: Database, listen_url: str, *, sender: NotificationSender | None = None,
-                 sweep_s: float = 30.0, gap_check_s: float = 600.0, outbox_poll_s: float = 5.0):
+                 sweep_s: float = 30.0, gap_check_s: float = 600.0, outbox_poll_s: float = 5.0,
+                 detection_config: ConsumerConfig | None = None):
+        from app.core.settings import get_settings
         self.db = db
         self.listen_url = listen_url
-        self.detection = DetectionConsumer(db)
+        self.detection = DetectionConsumer(db, config=detection_config or detection_config_from(get_settings()))
         self.alerts = AlertConsumer(db)
         self._anomalies: set[UUID] = set()
         self._anomaly_wake = asyncio.Event()
@@ -170,6 +173,12 @@ class Worker:
                     await asyncio.sleep(2)
                 except Exception:
                     log.exception("push.pass_crashed tenant=%s", tenant_id)
+
+
+def detection_config_from(settings) -> ConsumerConfig:
+    """The detection worker's event-time settings (allowed lateness, watermark hold)."""
+    return ConsumerConfig(allowed_lateness=timedelta(hours=settings.detection_allowed_lateness_hours),
+                          watermark_hold=timedelta(hours=settings.detection_watermark_hold_hours))
 
 
 def build_sender(db: Database, settings) -> NotificationSender:
