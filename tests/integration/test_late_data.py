@@ -1,0 +1,200 @@
+"""Event time and late data: one real history gives the same episodes however late its parts arrive.
+
+Each delivery goes through the real ingest writer (consent gate, COPY, the work row with its earliest
+time) and the real worker pass (``DetectionConsumer.process_tenant``) against the test database, in the
+order a phone and a watch would deliver it; only HTTP is left out, to keep each replay a few seconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app.core.db import Database
+from app.demo.people import real_person
+from streaming.consumer import ConsumerConfig, DetectionConsumer
+from streaming.ingest import IngestWriter
+from streaming.validation import Reading
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "wearables-covid-dev"
+if not (DATA / "labels.csv").exists():
+    DATA = Path("/work/shared/data/wearables-covid-dev")
+PARTICIPANT = "A36HR6Y"
+HOUR = 3600.0
+
+
+@pytest.fixture(scope="module")
+def history() -> tuple[str, list[tuple[float, str, float]]]:
+    """60 days of one real person, per minute, ending now: (epoch seconds, metric, value) in time order."""
+    if not (DATA / "labels.csv").exists():
+        pytest.fail(f"the development data set is missing: {DATA}")
+    person = real_person(DATA, PARTICIPANT, days=60)
+    return person.tz, person.readings
+
+
+class Replay:
+    """One person of a fresh tenant, fed through the real ingest writer and worker pass."""
+
+    def __init__(self, service, tenant, name: str, tz: str, config: ConsumerConfig | None = None):
+        client = tenant.client(tenant.person_token(name))
+        for data_type in ("heart_rate", "steps"):
+            assert client.put(f"/v1/me/consents/{data_type}").status_code < 300
+        with service.admin_conn() as conn:
+            self.person_id = conn.execute(
+                "UPDATE people SET time_zone = %s WHERE tenant_id = %s AND external_id = %s RETURNING id",
+                (tz, tenant.id, name)).fetchone()[0]
+        self.service, self.tenant_id, self.tz = service, tenant.id, ZoneInfo(tz)
+        self.config = config or ConsumerConfig()
+        self.passes = 0
+
+    async def __aenter__(self):
+        self.db = Database(self.service.db.app_url, min_size=1, max_size=3)
+        await self.db.open()
+        self.writer = IngestWriter(self.db, writers=1)
+        await self.writer.start()
+        self.worker = DetectionConsumer(self.db, config=self.config)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.writer.stop()
+        await self.db.close()
+
+    async def deliver(self, batch: list[tuple[float, str, float]], source_of=lambda metric: "watch") -> None:
+        readings = [Reading(datetime.fromtimestamp(ts, timezone.utc), metric, value, None, None, source_of(metric),
+                            int(datetime.fromtimestamp(ts, self.tz).utcoffset().total_seconds() // 60))
+                    for ts, metric, value in batch]
+        for i in range(0, len(readings), 20_000):
+            outcomes = await self.writer.store(self.tenant_id, self.person_id, readings[i:i + 20_000])
+            assert set(outcomes) <= {"accepted", "duplicate"}, set(outcomes)
+
+    async def work(self) -> None:
+        """Worker passes until nothing is waiting (a pass that hits its row limit queues the rest)."""
+        for _ in range(100):
+            self.passes += 1
+            result = await self.worker.process_tenant(self.tenant_id)
+            if result.people == 0:
+                return
+        raise AssertionError("the worker never caught up")
+
+    def events(self, kind: str | None = "health") -> list[tuple]:
+        with self.service.admin_conn() as conn:
+            return conn.execute(
+                """SELECT kind, feature, tier, start_time FROM anomaly_events
+                    WHERE person_id = %s AND (%s::text IS NULL OR kind = %s)
+                    ORDER BY start_time, feature, tier""", (self.person_id, kind, kind)).fetchall()
+
+    def state(self) -> tuple:
+        with self.service.admin_conn() as conn:
+            return conn.execute("SELECT readings_seen, late_readings, cursor_time FROM detector_state "
+                                "WHERE person_id = %s", (self.person_id,)).fetchone()
+
+
+def in_time_order(readings, size: int = 10_000):
+    for i in range(0, len(readings), size):
+        yield readings[i:i + size]
+
+
+def phone_and_watch(readings, *, seed: int):
+    """Arrival order of a phone that uploads its steps every hour and a watch that syncs its heart rate
+    every 0-48 hours: ``(arrival time, readings)`` per upload, in arrival order."""
+    rng = random.Random(seed)
+    steps = [r for r in readings if r[1] == "steps"]
+    heart = [r for r in readings if r[1] == "heart_rate"]
+    uploads = []
+    by_hour: dict[int, list] = {}
+    for r in steps:
+        by_hour.setdefault(int(r[0] // HOUR), []).append(r)
+    for hour, batch in by_hour.items():
+        uploads.append(((hour + 1) * HOUR, 1, batch))
+    t, i, end = heart[0][0], 0, readings[-1][0] + 1
+    while i < len(heart):
+        t = min(t + rng.uniform(0, 48) * HOUR, end)
+        j = i
+        while j < len(heart) and heart[j][0] <= t:
+            j += 1
+        if j > i:
+            uploads.append((t, 0, heart[i:j]))
+        i = j
+    uploads.sort(key=lambda u: (u[0], u[1]))
+    return uploads
+
+
+def shuffled_within_a_day(readings, *, seed: int, size: int = 2_000):
+    """Each day's readings in a random order, in uploads of ``size``."""
+    rng = random.Random(seed)
+    start = readings[0][0]
+    days: dict[int, list] = {}
+    for r in readings:
+        days.setdefault(int((r[0] - start) // (24 * HOUR)), []).append(r)
+    for day in sorted(days):
+        batch = days[day][:]
+        rng.shuffle(batch)
+        yield from in_time_order(batch, size)
+
+
+def source_by_device(metric: str) -> str:
+    return "phone" if metric == "steps" else "watch"
+
+
+@pytest.fixture(scope="module")
+def reference(service, history):
+    """The history delivered in time order: the episodes every other delivery must reproduce."""
+    tz, readings = history
+
+    async def replay_in_order():
+        async with Replay(service, service.new_tenant(), "in-order", tz) as replay:
+            for batch in in_time_order(readings):
+                await replay.deliver(batch, source_by_device)
+                await replay.work()
+            return replay.events(), replay.events(None), replay.state()
+
+    events, all_events, state = asyncio.run(replay_in_order())
+    assert [e for e in events if e[2] == "alert"], "the reference history should raise an alert"
+    return events, all_events, state
+
+
+async def test_phone_hourly_and_watch_syncing_up_to_two_days_late_give_the_same_episodes(
+        service, history, reference):
+    tz, readings = history
+    events, all_events, (seen, late, cursor) = reference
+    async with Replay(service, service.new_tenant(), "synced", tz) as replay:
+        uploads = phone_and_watch(readings, seed=5)
+        for k, (_arrival, _order, batch) in enumerate(uploads):
+            await replay.deliver(batch, source_by_device)
+            if k % 3 == 2 or _order == 0:  # the worker wakes on most commits, several uploads at a time
+                await replay.work()
+        await replay.work()
+        assert replay.events() == events
+        assert replay.events(None) == all_events  # data gaps too: a watch behind is not a gap
+        assert replay.state() == (seen, 0, cursor)
+
+
+async def test_a_history_shuffled_within_each_day_gives_the_same_episodes(service, history, reference):
+    tz, readings = history
+    events, _all, (seen, late, cursor) = reference
+    async with Replay(service, service.new_tenant(), "shuffled", tz) as replay:
+        for batch in shuffled_within_a_day(readings, seed=9):
+            await replay.deliver(batch, source_by_device)
+            await replay.work()
+        assert replay.events() == events
+        assert replay.state() == (seen, 0, cursor)
+
+
+async def test_steps_up_to_date_then_the_watchs_last_four_days_give_the_same_alert(service, history, reference):
+    tz, readings = history
+    events, _all, (seen, _late, cursor) = reference
+    cut = readings[-1][0] - 4 * 24 * HOUR
+    async with Replay(service, service.new_tenant(), "late-watch", tz) as replay:
+        for batch in in_time_order([r for r in readings if r[0] < cut]):
+            await replay.deliver(batch, source_by_device)
+            await replay.work()
+        await replay.deliver([r for r in readings if r[0] >= cut and r[1] == "steps"], source_by_device)
+        await replay.work()
+        await replay.deliver([r for r in readings if r[0] >= cut and r[1] == "heart_rate"], source_by_device)
+        await replay.work()
+        assert replay.events() == events
+        assert replay.state()[0] == seen
