@@ -134,10 +134,14 @@ class DetectionConsumer:
             if feedback:
                 await repo.mark_feedback_applied(conn, [row[0] for row in feedback])
                 log.info("detection.feedback_applied person=%s count=%s", person_id, len(feedback))
-            heads = await repo.stream_heads(conn, person_id, sorted(metrics))
+            # Streams further behind than the hold no longer count, and the newest is never behind the cursor.
+            heads = await repo.stream_heads(conn, person_id, sorted(metrics),
+                                            since=cursor - cfg.watermark_hold if cursor is not None else None)
             until = watermark(heads, cfg.watermark_hold)
+            several = len({metric for metric, _source, _head in heads}) < len(heads)
             rows = await repo.readings_between(conn, person_id, sorted(metrics), after=position, until=until,
-                                               limit=cfg.max_readings_per_pass, inclusive=inclusive)
+                                               limit=cfg.max_readings_per_pass, inclusive=inclusive,
+                                               several_sources=several)
             complete = len(rows) < cfg.max_readings_per_pass
             if not complete:
                 rows = _whole_instants(rows)  # the next pass starts after the cursor: never split an instant

@@ -104,56 +104,59 @@ async def monitored_metrics(conn: psycopg.AsyncConnection, person_id: UUID) -> s
     return {row[0] for row in await cur.fetchall()}
 
 
-async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str]
-                       ) -> list[tuple[str, str, datetime]]:
-    """The newest reading time of each of the person's streams (metric × source) among ``metrics``."""
+async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str],
+                       since: datetime | None = None) -> list[tuple[str, str, datetime]]:
+    """The newest reading time of each of the person's streams (metric × source) among ``metrics`` that has
+    a reading after ``since`` (bounding it lets the hypertable skip old chunks)."""
     cur = await conn.execute(
         """SELECT m.metric, s.source, h.head
              FROM unnest(%s::text[]) AS m(metric) CROSS JOIN sources s
-             CROSS JOIN LATERAL (SELECT r.time AS head FROM readings r
+             CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings r
                                   WHERE r.person_id = s.person_id AND r.metric = m.metric AND r.source = s.source
-                                  ORDER BY r.time DESC LIMIT 1) h
-            WHERE s.person_id = %s""",
-        (metrics, person_id),
+                                    AND (%s::timestamptz IS NULL OR r.time > %s)) h
+            WHERE s.person_id = %s AND h.head IS NOT NULL""",
+        (metrics, since, since, person_id),
     )
     return await cur.fetchall()
 
 
 # Several sources of one metric (steps from the phone and from the watch) are never both fed: per metric
 # and clock hour, only the source with the most readings in that hour counts (ties: the first source by
-# name), judged on everything stored for that hour. The hours are those of UTC (one bucket per metric
-# and hour; never a reading fed twice).
-_READINGS = """
-WITH span AS (
-  SELECT time, metric, value, value2, received_at, source, date_bin('1 hour', time, 'epoch') AS hour
-    FROM readings
+# name), judged on everything stored for that hour. Hours are UTC hours (date_bin from the epoch).
+_SPAN = """
+  SELECT time, metric, value, value2, received_at, source FROM readings
    WHERE person_id = %(person)s AND metric = ANY(%(metrics)s)
      AND (%(after)s::timestamptz IS NULL OR time > %(after)s OR (%(inclusive)s AND time = %(after)s))
      AND (%(until)s::timestamptz IS NULL OR time <= %(until)s)
-   ORDER BY time, metric, source LIMIT %(limit)s
+   ORDER BY time, metric, source LIMIT %(limit)s"""
+_ONE_SOURCE = "SELECT time, metric, value, value2, received_at, true FROM (" + _SPAN + ") s"
+_MERGED = "WITH span AS (" + _SPAN + """
 ), chosen AS (
-  SELECT DISTINCT ON (c.metric, c.hour) c.metric, c.hour, c.source
-    FROM (SELECT DISTINCT metric, hour FROM span) h
-    CROSS JOIN LATERAL (
-      SELECT r.metric, h.hour, r.source, count(*) AS n FROM readings r
-       WHERE r.person_id = %(person)s AND r.metric = h.metric AND r.time >= h.hour
-         AND r.time < h.hour + interval '1 hour'
-       GROUP BY r.metric, r.source) c
-   ORDER BY c.metric, c.hour, c.n DESC, c.source
+  SELECT DISTINCT ON (metric, hour) metric, hour, source FROM (
+    SELECT metric, date_bin('1 hour', time, 'epoch') AS hour, source, count(*) AS n FROM readings
+     WHERE person_id = %(person)s AND metric = ANY(%(metrics)s)
+       AND time >= (SELECT date_bin('1 hour', min(time), 'epoch') FROM span)
+       AND time < (SELECT date_bin('1 hour', max(time), 'epoch') + interval '1 hour' FROM span)
+     GROUP BY 1, 2, 3) c
+   ORDER BY metric, hour, n DESC, source
 )
 SELECT s.time, s.metric, s.value, s.value2, s.received_at, c.source IS NOT NULL AS counted
-  FROM span s LEFT JOIN chosen c ON c.metric = s.metric AND c.hour = s.hour AND c.source = s.source
+  FROM span s LEFT JOIN chosen c
+    ON c.metric = s.metric AND c.hour = date_bin('1 hour', s.time, 'epoch') AND c.source = s.source
  ORDER BY s.time, s.metric, s.source"""
 
 
 async def readings_between(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str], *,
                            after: datetime | None, until: datetime | None, limit: int, inclusive: bool = False,
+                           several_sources: bool = True,
                            ) -> list[tuple[datetime, str, float, float | None, datetime, bool]]:
     """The person's consented readings in ``(after, until]`` (``[after, until]`` if ``inclusive``), oldest
     first, at most ``limit``: ``(time, metric, value, value2, received_at, counted)``; ``counted`` is False
-    for a reading of a source that is not the one counted for its metric and hour."""
-    cur = await conn.execute(_READINGS, {"person": person_id, "metrics": metrics, "after": after,
-                                         "inclusive": inclusive, "until": until, "limit": limit})
+    for a reading of a source that is not the one counted for its metric and hour. Pass
+    ``several_sources=False`` when each metric has one source (nothing to choose: a cheaper query)."""
+    cur = await conn.execute(_MERGED if several_sources else _ONE_SOURCE,
+                             {"person": person_id, "metrics": metrics, "after": after, "inclusive": inclusive,
+                              "until": until, "limit": limit})
     return await cur.fetchall()
 
 

@@ -162,11 +162,16 @@ async def test_phone_hourly_and_watch_syncing_up_to_two_days_late_give_the_same_
     tz, readings = history
     events, all_events, (seen, late, cursor) = reference
     async with Replay(service, service.new_tenant(), "synced", tz) as replay:
-        uploads = phone_and_watch(readings, seed=5)
-        for k, (_arrival, _order, batch) in enumerate(uploads):
-            await replay.deliver(batch, source_by_device)
-            if k % 3 == 2 or _order == 0:  # the worker wakes on most commits, several uploads at a time
+        waiting = []
+        for _arrival, device, batch in phone_and_watch(readings, seed=5):
+            waiting.append(batch)
+            if device == 0 or len(waiting) == 6:
+                # The uploads since the last pass commit together (group commit), then the worker wakes:
+                # on each watch sync, and at least every six phone uploads.
+                await asyncio.gather(*(replay.deliver(b, source_by_device) for b in waiting))
+                waiting = []
                 await replay.work()
+        await asyncio.gather(*(replay.deliver(b, source_by_device) for b in waiting))
         await replay.work()
         assert replay.events() == events
         assert replay.events(None) == all_events  # data gaps too: a watch behind is not a gap
