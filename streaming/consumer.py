@@ -137,7 +137,7 @@ class DetectionConsumer:
             # Streams further behind than the hold no longer count, and the newest is never behind the cursor.
             heads = await repo.stream_heads(conn, person_id, sorted(metrics),
                                             since=cursor - cfg.watermark_hold if cursor is not None else None)
-            until = watermark(heads, cfg.watermark_hold)
+            until = watermark(heads, cfg.watermark_hold, cursor)
             several = len({metric for metric, _source, _head in heads}) < len(heads)
             rows = await repo.readings_between(conn, person_id, sorted(metrics), after=position, until=until,
                                                limit=cfg.max_readings_per_pass, inclusive=inclusive,
@@ -282,15 +282,19 @@ def _sync_consent(detector: PersonDetector, monitored: set[str]) -> None:
             detector.drop_feature_for_metric(metric)
 
 
-def watermark(heads: list[tuple[str, str, datetime]], hold: timedelta) -> datetime | None:
-    """The newest time every live stream has reached: the oldest head among the streams whose newest
-    reading is within ``hold`` of the newest stream's (a device that stopped sending stops holding the
-    others back once it is ``hold`` behind). None when the person has no readings."""
+def watermark(heads: list[tuple[str, str, datetime]], hold: timedelta, cursor: datetime | None) -> datetime | None:
+    """How far the detector may read: the oldest head among the streams that hold it back.
+
+    A stream (metric × source) holds the watermark while its newest reading is at or after the
+    detector's position (``cursor``) and within ``hold`` of the newest stream's: a watch that syncs a day
+    late keeps the night open for its heart rate. A stream already behind the position (a device that
+    stopped for longer than the hold, or a second device uploading its past) holds nothing: what it sends
+    is late data. None when the person has no readings."""
     times = [head for _metric, _source, head in heads if head is not None]
     if not times:
         return None
     newest = max(times)
-    return min(t for t in times if t >= newest - hold)
+    return min(t for t in times if t >= newest - hold and (cursor is None or t >= cursor))
 
 
 _TICK = timedelta(microseconds=1)

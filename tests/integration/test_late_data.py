@@ -191,15 +191,47 @@ async def test_a_history_shuffled_within_each_day_gives_the_same_episodes(servic
 
 async def test_steps_up_to_date_then_the_watchs_last_four_days_give_the_same_alert(service, history, reference):
     tz, readings = history
-    events, _all, (seen, _late, cursor) = reference
-    cut = readings[-1][0] - 4 * 24 * HOUR
+    events = reference[0]
+    # The history up to three days after its first alert began: the nights that raise it are among the
+    # watch's last four days.
+    first_alert = min(e[3] for e in events if e[2] == "alert").timestamp()
+    upto = [r for r in readings if r[0] < first_alert + 3 * 24 * HOUR]
+    cut = upto[-1][0] - 4 * 24 * HOUR
+    assert cut < first_alert
+    async with Replay(service, service.new_tenant(), "in-time", tz) as in_time:
+        for batch in in_time_order(upto):
+            await in_time.deliver(batch, source_by_device)
+            await in_time.work()
+        expected = in_time.events()
+    assert [e for e in expected if e[2] == "alert"]
     async with Replay(service, service.new_tenant(), "late-watch", tz) as replay:
-        for batch in in_time_order([r for r in readings if r[0] < cut]):
+        for batch in in_time_order([r for r in upto if r[0] < cut]):
             await replay.deliver(batch, source_by_device)
             await replay.work()
-        await replay.deliver([r for r in readings if r[0] >= cut and r[1] == "steps"], source_by_device)
+        await replay.deliver([r for r in upto if r[0] >= cut and r[1] == "steps"], source_by_device)
         await replay.work()
-        await replay.deliver([r for r in readings if r[0] >= cut and r[1] == "heart_rate"], source_by_device)
+        await replay.deliver([r for r in upto if r[0] >= cut and r[1] == "heart_rate"], source_by_device)
         await replay.work()
-        assert replay.events() == events
-        assert replay.state()[0] == seen
+        assert replay.events() == expected
+        assert replay.state()[:2] == in_time.state()[:2]
+
+
+async def test_readings_older_than_the_allowed_lateness_are_stored_and_counted_not_scored(service, history):
+    tz, readings = history
+    two_weeks = [r for r in readings if r[0] >= readings[-1][0] - 14 * 24 * HOUR]
+    old = [r for r in two_weeks if r[0] < two_weeks[-1][0] - 3 * 24 * HOUR and r[1] == "steps"]
+    async with Replay(service, service.new_tenant(), "too-late", tz) as replay:
+        old_set = set(old)
+        await replay.deliver([r for r in two_weeks if r not in old_set], source_by_device)
+        await replay.work()
+        seen, late, cursor = replay.state()
+        assert late == 0
+        # A second phone uploads its old steps after a trip: stored, counted, not scored.
+        await replay.deliver(old, lambda metric: "old-phone")
+        await replay.work()
+        assert replay.state() == (seen, len(old), cursor)
+    with service.admin_conn() as conn:
+        stored = conn.execute("SELECT count(*) FROM readings WHERE person_id = %s AND source = 'old-phone'",
+                              (replay.person_id,)).fetchone()[0]
+    assert stored == len(old)
+
