@@ -23,12 +23,12 @@ from app.core.errors import DatabaseUnavailable
 from app.core.observability import INGEST_COMMIT_SECONDS, INGEST_GROUP_ROWS
 from consent import repository as consent_repo
 from consent.catalog import MONITORING
+from streaming.repository import INGEST_CHANNEL
 from streaming.validation import Reading
 
 log = logging.getLogger(__name__)
 
 ACCEPTED, DUPLICATE, NO_CONSENT = "accepted", "duplicate", "no_consent"
-INGEST_CHANNEL = "beidou_ingest"
 
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
     idx integer, time timestamptz, tenant_id uuid, person_id uuid, metric text, value double precision,

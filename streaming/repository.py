@@ -10,6 +10,7 @@ import psycopg
 from streaming.events import AnomalyEvent
 
 ANOMALY_CHANNEL = "beidou_anomaly"
+INGEST_CHANNEL = "beidou_ingest"  # a person of this tenant (payload) has work for the detection worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,16 @@ async def pending_work(conn: psycopg.AsyncConnection, person_id: UUID, limit: in
     rows = await cur.fetchall()
     times = [r[1] for r in rows if r[1] is not None]
     return Work([r[0] for r in rows], min(times) if times else None, sorted({r[2] for r in rows}))
+
+
+async def request_rescore(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID,
+                          earliest: datetime) -> None:
+    """Ask the worker to score the person's readings again from ``earliest`` (readings replaced or deleted
+    there), in the caller's transaction: the worker restores the checkpoint at or before it (within the
+    allowed lateness) and reads the readings as they are now."""
+    await conn.execute("INSERT INTO detection_work (tenant_id, person_id, earliest_time) VALUES (%s, %s, %s)",
+                       (tenant_id, person_id, earliest))
+    await conn.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
 
 
 async def queue_continuation(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID) -> None:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.core.db import Database
+from app.summary import summarise
 from app.demo.people import real_person
 from streaming.consumer import ConsumerConfig, DetectionConsumer
 from streaming.ingest import IngestWriter
@@ -40,7 +41,7 @@ class Replay:
     """One person of a fresh tenant, fed through the real ingest writer and worker pass."""
 
     def __init__(self, service, tenant, name: str, tz: str, config: ConsumerConfig | None = None):
-        client = tenant.client(tenant.person_token(name))
+        self.client = client = tenant.client(tenant.person_token(name))
         for data_type in ("heart_rate", "steps"):
             assert client.put(f"/v1/me/consents/{data_type}").status_code < 300
         with service.admin_conn() as conn:
@@ -86,6 +87,13 @@ class Replay:
                 """SELECT kind, feature, tier, start_time FROM anomaly_events
                     WHERE person_id = %s AND (%s::text IS NULL OR kind = %s)
                     ORDER BY start_time, feature, tier""", (self.person_id, kind, kind)).fetchall()
+
+    def checkpoint_features(self) -> list[list[str]]:
+        from streaming.detection import PersonDetector
+        with self.service.admin_conn() as conn:
+            rows = conn.execute("SELECT state FROM detector_checkpoints WHERE person_id = %s ORDER BY window_end",
+                                (self.person_id,)).fetchall()
+        return [PersonDetector.from_bytes(bytes(r[0])).features for r in rows]
 
     def state(self) -> tuple:
         with self.service.admin_conn() as conn:
@@ -234,4 +242,53 @@ async def test_readings_older_than_the_allowed_lateness_are_stored_and_counted_n
         stored = conn.execute("SELECT count(*) FROM readings WHERE person_id = %s AND source = 'old-phone'",
                               (replay.person_id,)).fetchone()[0]
     assert stored == len(old)
+    status = summarise(service.db.app_url, replay.tenant_id)  # what `beidou status` prints
+    assert f"readings too late to score  {len(old):,}" in status.lines()
+
+
+async def test_steps_from_phone_and_watch_count_once(service, history):
+    """Both devices send the same steps: per hour only one of them counts, so the days are not doubled
+    and the episodes are those of one device."""
+    tz, readings = history
+    three_weeks = [r for r in readings if r[0] >= readings[-1][0] - 21 * 24 * HOUR]
+    steps = [r for r in three_weeks if r[1] == "steps"]
+    hourly: dict[float, float] = {}
+    for ts, _metric, value in steps:  # the phone's own count: one total per hour
+        hourly[ts // HOUR * HOUR] = hourly.get(ts // HOUR * HOUR, 0.0) + value
+    phone = [(ts, "steps", value) for ts, value in sorted(hourly.items())]
+    async with Replay(service, service.new_tenant(), "one-device", tz) as alone:
+        await alone.deliver(three_weeks)
+        await alone.work()
+    async with Replay(service, service.new_tenant(), "two-devices", tz) as both:
+        await both.deliver(phone, lambda metric: "phone")
+        await both.deliver(three_weeks, lambda metric: "watch")
+        await both.work()
+        assert both.events(None) == alone.events(None)
+        # Every watch reading counts once (in an hour with a single watch step reading the phone's total
+        # stands in for it, one for one), except those after the phone's last upload: the watermark holds
+        # them until the phone has sent that hour.
+        held = sum(1 for r in three_weeks if r[0] > phone[-1][0])
+        assert both.state()[0] == alone.state()[0] - held
+
+
+async def test_withdrawn_consent_is_forgotten_by_the_checkpoints_too(service, history):
+    from streaming.detection import PersonDetector
+    tz, readings = history
+    three_weeks = [r for r in readings if r[0] >= readings[-1][0] - 21 * 24 * HOUR]
+    async with Replay(service, service.new_tenant(), "withdraws", tz) as replay:
+        await replay.deliver(three_weeks, source_by_device)
+        await replay.work()
+        assert "overnight_rhr" in replay.checkpoint_features()[-1]
+        client = replay.client
+        assert client.delete("/v1/me/consents/heart_rate").status_code < 300
+        await replay.worker.drop_metric(replay.tenant_id, replay.person_id, "heart_rate")
+        features = replay.checkpoint_features()
+        assert features and all("overnight_rhr" not in f for f in features)
+        # Late steps within the lateness re-score from a checkpoint: heart rate stays forgotten.
+        await replay.deliver([(three_weeks[-1][0] - 3 * HOUR, "steps", 5.0)], lambda metric: "phone-2")
+        await replay.work()
+        with service.admin_conn() as conn:
+            state = conn.execute("SELECT state FROM detector_state WHERE person_id = %s",
+                                 (replay.person_id,)).fetchone()[0]
+        assert "overnight_rhr" not in PersonDetector.from_bytes(bytes(state)).features
 
