@@ -1,0 +1,50 @@
+"""The worker's event-time pieces without a database: the watermark, and checkpoints at local midnights
+that restore to exactly the detector an uninterrupted run would have."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from streaming.consumer import _feed, watermark
+from streaming.detection import PersonDetector
+from streaming.detection.synthetic import SyntheticPerson
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+HOLD = timedelta(days=7)
+
+
+def test_a_watch_that_syncs_late_holds_the_watermark_and_one_far_behind_does_not():
+    heads = [("steps", "phone", T0 + timedelta(hours=30)), ("heart_rate", "watch", T0)]
+    assert watermark(heads, HOLD, cursor=T0) == T0
+    assert watermark(heads, HOLD, cursor=None) == T0
+    # More than the hold behind the newest stream: it no longer keeps the phone's steps waiting.
+    far = [("steps", "phone", T0 + timedelta(days=8)), ("heart_rate", "watch", T0)]
+    assert watermark(far, HOLD, cursor=T0) == T0 + timedelta(days=8)
+    assert watermark([], HOLD, cursor=None) is None
+
+
+def test_a_device_behind_the_detectors_position_is_late_data_not_a_hold():
+    heads = [("steps", "phone", T0 + timedelta(hours=12)), ("steps", "old-phone", T0 - timedelta(days=3))]
+    assert watermark(heads, HOLD, cursor=T0) == T0 + timedelta(hours=12)
+
+
+def _rows(readings):
+    return [(r.time, r.metric, r.value, r.value2, None, True) for r in readings]
+
+
+def test_restoring_any_checkpoint_and_feeding_on_gives_the_events_of_an_uninterrupted_run():
+    zone = ZoneInfo("Asia/Shanghai")
+    person = SyntheticPerson(days=36, step_s=120, rise={30: 10, 31: 10, 32: 10}, tz="Asia/Shanghai")
+    rows = _rows(person.readings())
+    straight = PersonDetector("p", zone)
+    expected, _received, checkpoints, fed = _feed(straight, rows, zone, None, 0, timedelta(days=40))
+    assert fed == len(rows) and [e for e in expected if e.tier == "alert"]
+    assert len(checkpoints) >= 30
+    for window_end, state, seen in checkpoints[-8:]:
+        local = window_end.astimezone(zone)
+        assert (local.hour, local.minute) == (0, 0)
+        assert all(r[0] < window_end for r in rows[:seen]) and rows[seen][0] >= window_end
+        restored = PersonDetector.from_bytes(state)
+        head, *_ = _feed(PersonDetector("p", zone), rows[:seen], zone, None, 0, timedelta(days=40))
+        after, *_ = _feed(restored, rows[seen:], zone, window_end, seen, timedelta(days=2))
+        assert head + after == expected
