@@ -134,9 +134,9 @@ class DetectionConsumer:
             if feedback:
                 await repo.mark_feedback_applied(conn, [row[0] for row in feedback])
                 log.info("detection.feedback_applied person=%s count=%s", person_id, len(feedback))
-            # Streams further behind than the hold no longer count, and the newest is never behind the cursor.
-            heads = await repo.stream_heads(conn, person_id, sorted(metrics),
-                                            since=cursor - cfg.watermark_hold if cursor is not None else None)
+            # Only streams with readings from the position on matter: to hold the watermark a stream must be
+            # at or ahead of the cursor, and a second source of a metric matters only if it has readings to feed.
+            heads = await repo.stream_heads(conn, person_id, sorted(metrics), since=position)
             until = watermark(heads, cfg.watermark_hold, cursor)
             several = len({metric for metric, _source, _head in heads}) < len(heads)
             rows = await repo.readings_between(conn, person_id, sorted(metrics), after=position, until=until,

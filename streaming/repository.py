@@ -118,13 +118,13 @@ async def monitored_metrics(conn: psycopg.AsyncConnection, person_id: UUID) -> s
 async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str],
                        since: datetime | None = None) -> list[tuple[str, str, datetime]]:
     """The newest reading time of each of the person's streams (metric × source) among ``metrics`` that has
-    a reading after ``since`` (bounding it lets the hypertable skip old chunks)."""
+    a reading at or after ``since`` (bounding it lets the hypertable skip old chunks)."""
     cur = await conn.execute(
         """SELECT m.metric, s.source, h.head
              FROM unnest(%s::text[]) AS m(metric) CROSS JOIN sources s
              CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings r
                                   WHERE r.person_id = s.person_id AND r.metric = m.metric AND r.source = s.source
-                                    AND (%s::timestamptz IS NULL OR r.time > %s)) h
+                                    AND (%s::timestamptz IS NULL OR r.time >= %s)) h
             WHERE s.person_id = %s AND h.head IS NOT NULL""",
         (metrics, since, since, person_id),
     )
