@@ -139,9 +139,10 @@ class DetectionConsumer:
             heads = await repo.stream_heads(conn, person_id, sorted(metrics), since=position)
             until = watermark(heads, cfg.watermark_hold, cursor)
             several = len({metric for metric, _source, _head in heads}) < len(heads)
-            rows = await repo.readings_between(conn, person_id, sorted(metrics), after=position, until=until,
-                                               limit=cfg.max_readings_per_pass, inclusive=inclusive,
-                                               several_sources=several)
+            # A checkpoint holds the readings before its window_end: read from window_end itself.
+            after = position - _TICK if inclusive else position
+            rows = await repo.readings_between(conn, person_id, sorted(metrics), after=after, until=until,
+                                               limit=cfg.max_readings_per_pass, several_sources=several)
             complete = len(rows) < cfg.max_readings_per_pass
             if not complete:
                 rows = _whole_instants(rows)  # the next pass starts after the cursor: never split an instant
@@ -294,7 +295,8 @@ def watermark(heads: list[tuple[str, str, datetime]], hold: timedelta, cursor: d
     if not times:
         return None
     newest = max(times)
-    return min(t for t in times if t >= newest - hold and (cursor is None or t >= cursor))
+    holding = [t for t in times if t >= newest - hold and (cursor is None or t >= cursor)]
+    return min(holding) if holding else newest  # none at the position (readings withdrawn): read what there is
 
 
 _TICK = timedelta(microseconds=1)

@@ -137,7 +137,7 @@ async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: 
 _SPAN = """
   SELECT time, metric, value, value2, received_at, source FROM readings
    WHERE person_id = %(person)s AND metric = ANY(%(metrics)s)
-     AND (%(after)s::timestamptz IS NULL OR time > %(after)s OR (%(inclusive)s AND time = %(after)s))
+     AND (%(after)s::timestamptz IS NULL OR time > %(after)s)
      AND (%(until)s::timestamptz IS NULL OR time <= %(until)s)
    ORDER BY time, metric, source LIMIT %(limit)s"""
 _ONE_SOURCE = "SELECT time, metric, value, value2, received_at, true FROM (" + _SPAN + ") s"
@@ -158,16 +158,15 @@ SELECT s.time, s.metric, s.value, s.value2, s.received_at, c.source IS NOT NULL 
 
 
 async def readings_between(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str], *,
-                           after: datetime | None, until: datetime | None, limit: int, inclusive: bool = False,
+                           after: datetime | None, until: datetime | None, limit: int,
                            several_sources: bool = True,
                            ) -> list[tuple[datetime, str, float, float | None, datetime, bool]]:
-    """The person's consented readings in ``(after, until]`` (``[after, until]`` if ``inclusive``), oldest
-    first, at most ``limit``: ``(time, metric, value, value2, received_at, counted)``; ``counted`` is False
+    """The person's consented readings in ``(after, until]``, oldest first, at most ``limit``: ``(time, metric, value, value2, received_at, counted)``; ``counted`` is False
     for a reading of a source that is not the one counted for its metric and hour. Pass
     ``several_sources=False`` when each metric has one source (nothing to choose: a cheaper query)."""
     cur = await conn.execute(_MERGED if several_sources else _ONE_SOURCE,
-                             {"person": person_id, "metrics": metrics, "after": after, "inclusive": inclusive,
-                              "until": until, "limit": limit})
+                             {"person": person_id, "metrics": metrics, "after": after, "until": until,
+                              "limit": limit})
     return await cur.fetchall()
 
 

@@ -292,3 +292,25 @@ async def test_withdrawn_consent_is_forgotten_by_the_checkpoints_too(service, hi
                                  (replay.person_id,)).fetchone()[0]
         assert "overnight_rhr" not in PersonDetector.from_bytes(bytes(state)).features
 
+
+
+async def test_a_rescore_request_reads_the_readings_as_they_are_now(service, history):
+    """What a record sync does after replacing or deleting readings: the worker scores them again."""
+    from streaming import repository
+    tz, readings = history
+    three_weeks = [r for r in readings if r[0] >= readings[-1][0] - 21 * 24 * HOUR]
+    since = datetime.fromtimestamp(three_weeks[-1][0] - 20 * HOUR, timezone.utc)
+    async with Replay(service, service.new_tenant(), "withdrawn-record", tz) as replay:
+        await replay.deliver(three_weeks, source_by_device)
+        await replay.work()
+        seen, _late, cursor = replay.state()
+        with service.admin_conn() as conn:  # the record that owned the watch's last 20 hours is deleted
+            deleted = conn.execute("DELETE FROM readings WHERE person_id = %s AND metric = 'heart_rate' "
+                                   "AND time >= %s", (replay.person_id, since)).rowcount
+        assert deleted > 0
+        async with replay.db.transaction(tenant_id=replay.tenant_id) as conn:
+            await repository.request_rescore(conn, tenant_id=replay.tenant_id, person_id=replay.person_id,
+                                             earliest=since)
+        result = await replay.worker.process_tenant(replay.tenant_id)
+        assert result.people == 1
+        assert replay.state() == (seen - deleted, 0, cursor)

@@ -48,3 +48,9 @@ def test_restoring_any_checkpoint_and_feeding_on_gives_the_events_of_an_uninterr
         head, *_ = _feed(PersonDetector("p", zone), rows[:seen], zone, None, 0, timedelta(days=40))
         after, *_ = _feed(restored, rows[seen:], zone, window_end, seen, timedelta(days=2))
         assert head + after == expected
+
+
+def test_when_no_stream_has_reached_the_position_the_watermark_is_the_newest_head():
+    # Readings after the position were withdrawn (a record deleted): read what there is.
+    heads = [("steps", "phone", T0 - timedelta(hours=2)), ("heart_rate", "watch", T0 - timedelta(hours=1))]
+    assert watermark(heads, HOLD, cursor=T0) == T0 - timedelta(hours=1)
