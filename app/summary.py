@@ -60,6 +60,7 @@ def summarise(url: str, tenant_id: UUID) -> Summary:
                                     JOIN anomaly_events e ON e.id = v.anomaly_event_id
                                    WHERE e.source_received_at IS NOT NULL AND e.created_at <= a.opened_at + interval '1 second'
                                    GROUP BY a.id, a.opened_at) x""")
-    return Summary(people_streaming=streaming, people=people, readings_stored=stored, readings_too_late=too_late,
+    return Summary(people_streaming=streaming, people=people, readings_stored=stored,
+                   readings_too_late=too_late,
                    alerts_opened=opened, alerts_resolved=resolved, alerts_open=still_open, pushes_sent=sent,
                    pushes_failed=failed, replies=replies, latency_p50_s=p50, latency_p99_s=p99)

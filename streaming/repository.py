@@ -161,9 +161,10 @@ async def readings_between(conn: psycopg.AsyncConnection, person_id: UUID, metri
                            after: datetime | None, until: datetime | None, limit: int,
                            several_sources: bool = True,
                            ) -> list[tuple[datetime, str, float, float | None, datetime, bool]]:
-    """The person's consented readings in ``(after, until]``, oldest first, at most ``limit``: ``(time, metric, value, value2, received_at, counted)``; ``counted`` is False
-    for a reading of a source that is not the one counted for its metric and hour. Pass
-    ``several_sources=False`` when each metric has one source (nothing to choose: a cheaper query)."""
+    """The person's consented readings in ``(after, until]``, oldest first, at most ``limit``:
+    ``(time, metric, value, value2, received_at, counted)``; ``counted`` is False for a reading of a source
+    that is not the one counted for its metric and hour. Pass ``several_sources=False`` when each metric
+    has one source (nothing to choose: a cheaper query)."""
     cur = await conn.execute(_MERGED if several_sources else _ONE_SOURCE,
                              {"person": person_id, "metrics": metrics, "after": after, "until": until,
                               "limit": limit})
