@@ -33,7 +33,7 @@ class ConsumerConfig:
     gap_check_after: timedelta = timedelta(hours=6)
     gap_flush_lag: timedelta = timedelta(minutes=30)
     allowed_lateness: timedelta = timedelta(hours=36)   # how far behind its position the detector re-scores
-    watermark_hold: timedelta = timedelta(days=7)       # a stream this far behind the newest no longer holds
+    watermark_hold: timedelta = timedelta(days=5)       # heart rate this far behind the newest no longer holds
 
 
 @dataclass
@@ -283,20 +283,29 @@ def _sync_consent(detector: PersonDetector, monitored: set[str]) -> None:
             detector.drop_feature_for_metric(metric)
 
 
+# Only a continuously sampled signal holds the watermark: its silence means "not synced yet". Steps come
+# only while someone walks (a person ill in bed sends none), and sleep sessions, blood pressure or a daily
+# summary come now and then: waiting for them would hold everything else back, so theirs are late data
+# when they are late (re-scored within the allowed lateness).
+HOLDING_METRICS = frozenset({"heart_rate"})
+
+
 def watermark(heads: list[tuple[str, str, datetime]], hold: timedelta, cursor: datetime | None) -> datetime | None:
     """How far the detector may read: the oldest head among the streams that hold it back.
 
-    A stream (metric × source) holds the watermark while its newest reading is at or after the
-    detector's position (``cursor``) and within ``hold`` of the newest stream's: a watch that syncs a day
-    late keeps the night open for its heart rate. A stream already behind the position (a device that
-    stopped for longer than the hold, or a second device uploading its past) holds nothing: what it sends
-    is late data. None when the person has no readings."""
+    A heart-rate stream (one per source) holds the watermark while its newest reading is at or after the
+    detector's position (``cursor``) and within ``hold`` of the newest reading of any stream: a watch that
+    syncs a day late keeps the night open for its heart rate. A stream already behind the position (a
+    device that stopped for longer than the hold, or a second device uploading its past) holds nothing:
+    what it sends is late data. None when the person has no readings."""
     times = [head for _metric, _source, head in heads if head is not None]
     if not times:
         return None
     newest = max(times)
-    holding = [t for t in times if t >= newest - hold and (cursor is None or t >= cursor)]
-    return min(holding) if holding else newest  # none at the position (readings withdrawn): read what there is
+    holding = [head for metric, _source, head in heads
+               if head is not None and metric in HOLDING_METRICS and head >= newest - hold
+               and (cursor is None or head >= cursor)]
+    return min(holding) if holding else newest
 
 
 _TICK = timedelta(microseconds=1)

@@ -83,9 +83,9 @@ class Settings(BaseSettings):
         default=36.0, gt=0, description="Readings that arrive up to this many hours behind a person's detector "
         "position re-score the windows they touch; older ones are stored and counted, not scored.")
     detection_watermark_hold_hours: float = Field(
-        default=168.0, gt=0, description="A device (metric and source) whose newest reading is less than this "
-        "many hours behind the person's newest still holds the windows open for its data; further behind, it "
-        "no longer holds the others back.")
+        default=120.0, gt=0, description="A device's heart rate whose newest reading is less than this many "
+        "hours behind the person's newest reading holds the windows open for its data (a watch that syncs "
+        "late); further behind, it no longer holds the other data back.")
     log_level: str = Field(default="INFO", description="Log level.")
 
     @property

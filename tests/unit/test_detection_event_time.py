@@ -10,7 +10,7 @@ from streaming.detection import PersonDetector
 from streaming.detection.synthetic import SyntheticPerson
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
-HOLD = timedelta(days=7)
+HOLD = timedelta(days=5)
 
 
 def test_a_watch_that_syncs_late_holds_the_watermark_and_one_far_behind_does_not():
@@ -18,14 +18,21 @@ def test_a_watch_that_syncs_late_holds_the_watermark_and_one_far_behind_does_not
     assert watermark(heads, HOLD, cursor=T0) == T0
     assert watermark(heads, HOLD, cursor=None) == T0
     # More than the hold behind the newest stream: it no longer keeps the phone's steps waiting.
-    far = [("steps", "phone", T0 + timedelta(days=8)), ("heart_rate", "watch", T0)]
-    assert watermark(far, HOLD, cursor=T0) == T0 + timedelta(days=8)
+    far = [("steps", "phone", T0 + timedelta(days=6)), ("heart_rate", "watch", T0)]
+    assert watermark(far, HOLD, cursor=T0) == T0 + timedelta(days=6)
     assert watermark([], HOLD, cursor=None) is None
 
 
 def test_a_device_behind_the_detectors_position_is_late_data_not_a_hold():
-    heads = [("steps", "phone", T0 + timedelta(hours=12)), ("steps", "old-phone", T0 - timedelta(days=3))]
+    heads = [("heart_rate", "watch", T0 + timedelta(hours=12)), ("heart_rate", "old-watch", T0 - timedelta(days=3))]
     assert watermark(heads, HOLD, cursor=T0) == T0 + timedelta(hours=12)
+
+
+def test_sparse_signals_never_hold_the_watermark():
+    # No steps while ill in bed, one blood pressure a day: the heart rate is scored without waiting.
+    heads = [("heart_rate", "watch", T0 + timedelta(hours=20)), ("steps", "phone", T0),
+             ("blood_pressure", "cuff", T0 - timedelta(hours=10))]
+    assert watermark(heads, HOLD, cursor=T0 - timedelta(days=1)) == T0 + timedelta(hours=20)
 
 
 def _rows(readings):
