@@ -128,7 +128,7 @@ class Worker:
                     log.exception("detection.pass_crashed tenant=%s", tenant_id)
                     continue
                 config = self.detection.config
-                if result.people >= config.batch_people or result.readings >= config.max_readings_per_pass:
+                if result.people >= config.batch_people or result.more:
                     # More waiting: more people than one pass takes, or someone's backlog is longer than one
                     # pass reads (else the rest would wait for the next sweep). Go round again.
                     self._dirty.add(tenant_id)

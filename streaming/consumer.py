@@ -43,6 +43,7 @@ class PassResult:
     events: int = 0
     rescored: bool = False
     too_late: int = 0
+    more: bool = False  # someone's backlog was longer than one pass reads: go round again
 
 
 # The position of a detector that has seen nothing: a checkpoint at it is a fresh detector.
@@ -80,6 +81,8 @@ class DetectionConsumer:
             total.readings += result.readings
             total.events += result.events
             total.too_late += result.too_late
+            total.more = total.more or result.more
+            total.rescored = total.rescored or result.rescored
         return total
 
     async def process_person(self, tenant_id: UUID, person_id: UUID) -> PassResult:
@@ -177,7 +180,7 @@ class DetectionConsumer:
         if events:
             log.info("detection.events person=%s emitted=%s new=%s", person_id, len(events), inserted)
         return PassResult(people=1, readings=len(rows), events=inserted, rescored=replay_since is not None,
-                          too_late=too_late)
+                          too_late=too_late, more=not complete)
 
     def _restore(self, stored: repo.StoredState | None, person_id: UUID, zone: str
                  ) -> tuple[PersonDetector, datetime | None, int, bool]:
