@@ -121,10 +121,11 @@ class DetectionConsumer:
                     position, inclusive = checkpoint.window_end, True
                     replay_since = checkpoint.created_at
                     await repo.delete_checkpoints(conn, person_id, after=position)
-                elif work.earliest >= horizon:
+                else:
                     # Nothing to restore (state from before checkpoints were kept): these stay unscored.
-                    too_late += await repo.count_received(conn, person_id, sorted(metrics), since=work.earliest,
-                                                          before=cursor, received_at=work.queued_at)
+                    too_late += await repo.count_received(conn, person_id, sorted(metrics),
+                                                          since=max(work.earliest, horizon), before=cursor,
+                                                          received_at=work.queued_at)
             _sync_consent(detector, metrics)
             if replay_since is not None:  # the checkpoint predates feedback the live state had taken in
                 for _id, feature, kind, until in await repo.feedback_applied_since(conn, person_id, replay_since):
@@ -165,7 +166,7 @@ class DetectionConsumer:
             )
             await repo.save_checkpoints(conn, tenant_id=tenant_id, person_id=person_id, state_version=STATE_VERSION,
                                         checkpoints=checkpoints)
-            if new_cursor is not None:
+            if checkpoints and new_cursor is not None:  # a new one may retire older ones
                 await repo.prune_checkpoints(conn, person_id, new_cursor - cfg.allowed_lateness)
             await repo.done_work(conn, work.ids)
             if not complete:  # the rest is read on from the new cursor by the next pass
