@@ -13,6 +13,7 @@ import time
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 import psycopg
@@ -194,9 +195,9 @@ def _duplicates(stored_before: set[int], rows: list[tuple]) -> list[int]:
     return duplicates
 
 
-def _earliest_per_person(rows: list[tuple], duplicates: set[int]) -> dict[UUID, object]:
+def _earliest_per_person(rows: list[tuple], duplicates: set[int]) -> dict[UUID, datetime]:
     """The oldest reading time stored now, per person (rows that were repeats stored nothing)."""
-    earliest: dict = {}
+    earliest: dict[UUID, datetime] = {}
     for row in rows:
         if row[0] in duplicates:
             continue
