@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,10 +19,12 @@ from app.demo.people import real_person
 from streaming.consumer import ConsumerConfig, DetectionConsumer
 from streaming.ingest import IngestWriter
 from streaming.validation import Reading
+from tests.support import ROOT
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "wearables-covid-dev"
-if not (DATA / "labels.csv").exists():
-    DATA = Path("/work/shared/data/wearables-covid-dev")
+# Beside the checkout (as for the demo), or beside the folder of worktrees.
+DATA = next((d for d in (ROOT.parent / "shared" / "data" / "wearables-covid-dev",
+                         ROOT.parent.parent / "shared" / "data" / "wearables-covid-dev")
+             if (d / "labels.csv").exists()), ROOT.parent / "shared" / "data" / "wearables-covid-dev")
 PARTICIPANT = "A36HR6Y"
 HOUR = 3600.0
 
