@@ -12,6 +12,7 @@ class Summary:
     people_streaming: int       # people with a reading received in the last 5 minutes
     people: int
     readings_stored: int
+    readings_too_late: int      # stored but never scored: older than the allowed lateness when they came
     alerts_opened: int
     alerts_resolved: int
     alerts_open: int
@@ -30,6 +31,7 @@ class Summary:
         return [
             f"people streaming now        {self.people_streaming} of {self.people}",
             f"readings stored             {self.readings_stored:,}",
+            f"readings too late to score  {self.readings_too_late:,}",
             f"alerts opened / resolved    {self.alerts_opened} / {self.alerts_resolved} ({self.alerts_open} still open)",
             f"pushes sent / failed        {self.pushes_sent} / {self.pushes_failed}",
             f"answers from people         {self.replies}",
@@ -46,6 +48,7 @@ def summarise(url: str, tenant_id: UUID) -> Summary:
                                      FROM (SELECT person_id, max(last_seen) AS last_seen FROM sources
                                            GROUP BY person_id) s""")
         stored = one("SELECT count(*) FROM readings")[0]
+        too_late = one("SELECT coalesce(sum(late_readings), 0) FROM detector_state")[0]
         opened, resolved, still_open = one("""SELECT count(*), count(*) FILTER (WHERE status = 'resolved'),
                                                      count(*) FILTER (WHERE status <> 'resolved') FROM alerts""")
         sent, failed, replies = one("""SELECT count(*) FILTER (WHERE status IN ('sent', 'opened', 'answered')),
@@ -58,5 +61,6 @@ def summarise(url: str, tenant_id: UUID) -> Summary:
                                    WHERE e.source_received_at IS NOT NULL AND e.created_at <= a.opened_at + interval '1 second'
                                    GROUP BY a.id, a.opened_at) x""")
     return Summary(people_streaming=streaming, people=people, readings_stored=stored,
+                   readings_too_late=too_late,
                    alerts_opened=opened, alerts_resolved=resolved, alerts_open=still_open, pushes_sent=sent,
                    pushes_failed=failed, replies=replies, latency_p50_s=p50, latency_p99_s=p99)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 import logging
+from datetime import timedelta
 from uuid import UUID
 
 from alerts.consumer import AlertConsumer
@@ -20,7 +21,7 @@ from app.core.errors import DatabaseUnavailable
 from app.core.listen import listen_forever
 from consent.catalog import MONITORING
 from streaming import settings_repository as detection_settings
-from streaming.consumer import DetectionConsumer
+from streaming.consumer import ConsumerConfig, DetectionConsumer
 from streaming.detection import DetectorConfig
 from streaming.detection.operating_points import threshold_for
 
@@ -31,10 +32,11 @@ _LISTENS_TO = (channels.INGEST, channels.CONSENT, channels.ANOMALY, channels.FEE
 
 class Worker:
     def __init__(self, db: Database, listen_url: str, *, sender: NotificationSender | None = None,
-                 sweep_s: float = 30.0, outbox_poll_s: float = 5.0):
+                 sweep_s: float = 30.0, outbox_poll_s: float = 5.0, detection_config: ConsumerConfig | None = None):
+        from app.core.settings import get_settings
         self.db = db
         self.listen_url = listen_url
-        self.detection = DetectionConsumer(db)
+        self.detection = DetectionConsumer(db, config=detection_config or detection_config_from(get_settings()))
         self._base_detector_config = self.detection.detector_config
         self.alerts = AlertConsumer(db)
         self._anomalies: set[UUID] = set()
@@ -137,7 +139,7 @@ class Worker:
         # More waiting: more people than one pass takes, or someone's backlog is longer than one pass reads
         # (else the rest would wait for the next sweep). Go round again.
         config = self.detection.config
-        return result.people >= config.batch_people or result.readings >= config.max_readings_per_pass
+        return result.people >= config.batch_people or result.more
 
     async def _detect_loop(self) -> None:
         while True:
@@ -166,6 +168,12 @@ class Worker:
                     continue
             self._outbox_wake.clear()
             await self._drain(self._outbox, self.sender.process_tenant, "push")
+
+
+def detection_config_from(settings) -> ConsumerConfig:
+    """The detection worker's event-time settings (allowed lateness, watermark hold)."""
+    return ConsumerConfig(allowed_lateness=timedelta(hours=settings.detection_allowed_lateness_hours),
+                          watermark_hold=timedelta(hours=settings.detection_watermark_hold_hours))
 
 
 def build_sender(db: Database, settings) -> NotificationSender:

@@ -54,6 +54,7 @@ PERSONAL_DATA: tuple[PersonalTable, ...] = (
     PersonalTable("detector_feedback", "person_id", order_by="id"),
     PersonalTable("anomaly_events", "person_id", order_by="id"),
     PersonalTable("detector_state", "person_id"),
+    PersonalTable("detector_checkpoints", "person_id", order_by="window_end"),
     PersonalTable("detection_work", "person_id", order_by="id"),
     PersonalTable("sources", "person_id", order_by="source"),
     PersonalTable("source_priority", "person_id", order_by="metric"),

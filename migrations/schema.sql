@@ -305,7 +305,8 @@ CREATE TABLE public.detection_work (
     id bigint NOT NULL,
     tenant_id uuid NOT NULL,
     person_id uuid NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    earliest_time timestamp with time zone
 );
 
 ALTER TABLE ONLY public.detection_work FORCE ROW LEVEL SECURITY;
@@ -318,6 +319,18 @@ ALTER TABLE public.detection_work ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTI
     NO MAXVALUE
     CACHE 1
 );
+
+CREATE TABLE public.detector_checkpoints (
+    person_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    window_end timestamp with time zone NOT NULL,
+    state_version integer NOT NULL,
+    state bytea NOT NULL,
+    readings_seen bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.detector_checkpoints FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.detector_feedback (
     id bigint NOT NULL,
@@ -349,7 +362,8 @@ CREATE TABLE public.detector_state (
     state bytea NOT NULL,
     cursor_time timestamp with time zone,
     readings_seen bigint DEFAULT 0 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    late_readings bigint DEFAULT 0 NOT NULL
 );
 
 ALTER TABLE ONLY public.detector_state FORCE ROW LEVEL SECURITY;
@@ -609,6 +623,9 @@ ALTER TABLE ONLY public.data_types
 ALTER TABLE ONLY public.detection_work
     ADD CONSTRAINT detection_work_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.detector_checkpoints
+    ADD CONSTRAINT detector_checkpoints_pkey PRIMARY KEY (person_id, window_end);
+
 ALTER TABLE ONLY public.detector_feedback
     ADD CONSTRAINT detector_feedback_pkey PRIMARY KEY (id);
 
@@ -775,6 +792,9 @@ ALTER TABLE ONLY public.consent_state
 ALTER TABLE ONLY public.detection_work
     ADD CONSTRAINT detection_work_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.detector_checkpoints
+    ADD CONSTRAINT detector_checkpoints_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.detector_feedback
     ADD CONSTRAINT detector_feedback_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
 
@@ -859,6 +879,8 @@ ALTER TABLE public.data_types ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.detection_work ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.detector_checkpoints ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.detector_feedback ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.detector_state ENABLE ROW LEVEL SECURITY;
@@ -892,6 +914,8 @@ CREATE POLICY isolation ON public.consent_events TO beidou_app USING (((tenant_i
 CREATE POLICY isolation ON public.consent_state TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
 CREATE POLICY isolation ON public.detection_work TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.detector_checkpoints TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
 CREATE POLICY isolation ON public.detector_feedback TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
@@ -990,6 +1014,8 @@ GRANT SELECT ON TABLE public.consent_state TO beidou_app;
 GRANT SELECT ON TABLE public.data_types TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.detection_work TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.detector_checkpoints TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.detector_feedback TO beidou_app;
 

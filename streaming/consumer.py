@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from datetime import time as dtime
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from app.core.db import Database
+from app.core.observability import DETECTION_LATE_READINGS, DETECTION_RESCORES
 from consent.catalog import DATA_TYPES
 from streaming import repository as repo
 from streaming.detection import STATE_VERSION, DetectorConfig, IncompatibleState, PersonDetector
@@ -28,6 +32,8 @@ class ConsumerConfig:
     rebuild_days: int = 120          # history replayed when state must be rebuilt
     gap_check_after: timedelta = timedelta(hours=6)
     gap_flush_lag: timedelta = timedelta(minutes=30)
+    allowed_lateness: timedelta = timedelta(hours=36)   # how far behind its position the detector re-scores
+    watermark_hold: timedelta = timedelta(days=5)       # heart rate this far behind the newest no longer holds
 
 
 @dataclass
@@ -35,10 +41,24 @@ class PassResult:
     people: int = 0
     readings: int = 0
     events: int = 0
+    rescored: bool = False
+    too_late: int = 0
+    more: bool = False  # someone's backlog was longer than one pass reads: go round again
+
+
+# The position of a detector that has seen nothing: a checkpoint at it is a fresh detector.
+BEGINNING = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class DetectionConsumer:
-    """Consumes newly committed readings per person and emits anomaly events."""
+    """Consumes newly committed readings per person and emits anomaly events.
+
+    Event time: the detector is fed each person's readings in time order up to the person's *watermark*,
+    the newest time every live stream (metric × source) has reached, so a window closes only once every
+    device that is still sending has passed it. A reading that arrives behind the detector's position
+    (the cursor) by less than the allowed lateness makes the worker restore the checkpoint at or before it
+    and feed the readings from there again; anything older is stored, counted and not scored.
+    """
 
     def __init__(self, db: Database, *, detector_config: DetectorConfig | None = None,
                  config: ConsumerConfig | None = None):
@@ -60,24 +80,57 @@ class DetectionConsumer:
             total.people += result.people
             total.readings += result.readings
             total.events += result.events
+            total.too_late += result.too_late
+            total.more = total.more or result.more
+            total.rescored = total.rescored or result.rescored
         return total
 
     async def process_person(self, tenant_id: UUID, person_id: UUID) -> PassResult:
+        """Feed the person's readings up to the watermark; state, position, checkpoints, the work rows read
+        and the events are committed in one transaction."""
+        cfg = self.config
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             if not await repo.try_lock_person(conn, person_id):
                 return PassResult()  # another worker has this person right now
-            work = await repo.work_ids(conn, person_id)
+            work = await repo.pending_work(conn, person_id)
             zone = await repo.person_zone(conn, person_id) or "UTC"
             metrics = await repo.monitored_metrics(conn, person_id)
             stored = await repo.load_state(conn, person_id)
-            detector, cursor, seen = self._restore(stored, person_id, zone)
             if not metrics:
                 # No monitoring consent for anything: keep no model at all.
                 if stored:
                     await repo.delete_state(conn, person_id)
-                await repo.done_work(conn, work)
+                await repo.delete_checkpoints(conn, person_id)
+                await repo.done_work(conn, work.ids)
                 return PassResult(people=1)
+            detector, cursor, seen, rebuilt = self._restore(stored, person_id, zone)
+            late = stored.late_readings if stored else 0
+            if rebuilt:
+                await repo.delete_checkpoints(conn, person_id)  # written by the same old version
+            position, inclusive, too_late = cursor, False, 0
+            replay_since: datetime | None = None
+            if work.earliest is not None and cursor is not None and work.earliest <= cursor and not rebuilt:
+                horizon = cursor - cfg.allowed_lateness
+                if work.earliest < horizon:
+                    too_late = await repo.count_received(conn, person_id, sorted(metrics), since=work.earliest,
+                                                         before=horizon, received_at=work.queued_at)
+                checkpoint = await repo.checkpoint_at_or_before(conn, person_id, max(work.earliest, horizon))
+                restored = self._from_checkpoint(checkpoint, person_id)
+                if restored is not None:
+                    detector, seen = restored, checkpoint.readings_seen
+                    position, inclusive = checkpoint.window_end, True
+                    replay_since = checkpoint.created_at
+                    await repo.delete_checkpoints(conn, person_id, after=position)
+                else:
+                    # Nothing to restore (state from before checkpoints were kept): these stay unscored.
+                    too_late += await repo.count_received(conn, person_id, sorted(metrics),
+                                                          since=max(work.earliest, horizon), before=cursor,
+                                                          received_at=work.queued_at)
             _sync_consent(detector, metrics)
+            if replay_since is not None:  # the checkpoint predates feedback the live state had taken in
+                for _id, feature, kind, until in await repo.feedback_applied_since(conn, person_id, replay_since):
+                    if kind == "false_alarm":
+                        detector.apply_false_alarm(feature, until)
             feedback = await repo.pending_feedback(conn, person_id)
             for _id, feature, kind, until in feedback:
                 if kind == "false_alarm":
@@ -85,37 +138,73 @@ class DetectionConsumer:
             if feedback:
                 await repo.mark_feedback_applied(conn, [row[0] for row in feedback])
                 log.info("detection.feedback_applied person=%s count=%s", person_id, len(feedback))
-            rows = await repo.readings_after(conn, person_id, cursor, sorted(metrics), self.config.max_readings_per_pass)
-            complete = len(rows) < self.config.max_readings_per_pass
+            # Only streams with readings from the position on matter: to hold the watermark a stream must be
+            # at or ahead of the cursor, and a second source of a metric matters only if it has readings to feed.
+            heads = await repo.stream_heads(conn, person_id, sorted(metrics), since=position)
+            until = watermark(heads, cfg.watermark_hold, cursor)
+            several = len({metric for metric, _source, _head in heads}) < len(heads)
+            # A checkpoint holds the readings before its window_end: read from window_end itself.
+            after = position - _TICK if inclusive else position
+            rows = await repo.readings_between(conn, person_id, sorted(metrics), after=after, until=until,
+                                               limit=cfg.max_readings_per_pass, several_sources=several)
+            complete = len(rows) < cfg.max_readings_per_pass
             if not complete:
                 rows = _whole_instants(rows)  # the next pass starts after the cursor: never split an instant
-            events, received = await asyncio.to_thread(_feed, detector, rows)
+            checkpoints = [] if position is not None else [(BEGINNING, detector.to_bytes(), seen)]
+            events, received, taken, fed = await asyncio.to_thread(
+                _feed, detector, rows, ZoneInfo(zone), position, seen, cfg.allowed_lateness)
+            checkpoints += taken
             if rows:
-                cursor = rows[-1][0]
+                new_cursor = rows[-1][0]
+            elif inclusive:  # restored to just before window_end and nothing came after it
+                new_cursor = position - _TICK
+            else:
+                new_cursor = cursor
             await repo.save_state(
                 conn, tenant_id=tenant_id, person_id=person_id, state=detector.to_bytes(), state_version=STATE_VERSION,
-                cursor_time=cursor, readings_seen=seen + len(rows),
+                cursor_time=new_cursor, readings_seen=seen + fed, late_readings=late + too_late,
             )
-            if complete:  # otherwise the rows stay and the next pass reads on from the new cursor
-                await repo.done_work(conn, work)
+            await repo.save_checkpoints(conn, tenant_id=tenant_id, person_id=person_id, state_version=STATE_VERSION,
+                                        checkpoints=checkpoints)
+            if checkpoints and new_cursor is not None:  # a new one may retire older ones
+                await repo.prune_checkpoints(conn, person_id, new_cursor - cfg.allowed_lateness)
+            await repo.done_work(conn, work.ids)
+            if not complete:  # the rest is read on from the new cursor by the next pass
+                await repo.queue_continuation(conn, tenant_id=tenant_id, person_id=person_id)
             inserted = await repo.insert_events(conn, tenant_id=tenant_id, person_id=person_id, events=events,
                                                 received_at=received)
+        if too_late:
+            DETECTION_LATE_READINGS.inc(too_late)
+            log.warning("detection.too_late person=%s readings=%s", person_id, too_late)
+        if replay_since is not None:
+            DETECTION_RESCORES.inc()
         if events:
             log.info("detection.events person=%s emitted=%s new=%s", person_id, len(events), inserted)
-        return PassResult(people=1, readings=len(rows), events=inserted)
+        return PassResult(people=1, readings=len(rows), events=inserted, rescored=replay_since is not None,
+                          too_late=too_late, more=not complete)
 
     def _restore(self, stored: repo.StoredState | None, person_id: UUID, zone: str
-                 ) -> tuple[PersonDetector, datetime | None, int]:
+                 ) -> tuple[PersonDetector, datetime | None, int, bool]:
+        """``(detector, cursor, readings_seen, rebuilt)`` from the stored state."""
         if stored is not None:
             try:
                 return (PersonDetector.from_bytes(stored.state, self.detector_config), stored.cursor_time,
-                        stored.readings_seen)
+                        stored.readings_seen, False)
             except IncompatibleState as exc:
                 # Rebuild from stored history: start over from a window before the old cursor.
                 log.warning("detection.state_rebuild person=%s reason=%s", person_id, exc)
                 start = (stored.cursor_time or datetime.now(timezone.utc)) - timedelta(days=self.config.rebuild_days)
-                return PersonDetector(str(person_id), zone, self.detector_config), start, 0
-        return PersonDetector(str(person_id), zone, self.detector_config), None, 0
+                return PersonDetector(str(person_id), zone, self.detector_config), start, 0, True
+        return PersonDetector(str(person_id), zone, self.detector_config), None, 0, False
+
+    def _from_checkpoint(self, checkpoint: repo.Checkpoint | None, person_id: UUID) -> PersonDetector | None:
+        if checkpoint is None:
+            return None
+        try:
+            return PersonDetector.from_bytes(checkpoint.state, self.detector_config)
+        except IncompatibleState as exc:
+            log.warning("detection.checkpoint_unreadable person=%s reason=%s", person_id, exc)
+            return None
 
     async def apply_feedback(self, tenant_id: UUID, person_id: UUID) -> None:
         """Apply care-team feedback now, even if no new reading comes (a pass with nothing to read)."""
@@ -152,17 +241,31 @@ class DetectionConsumer:
                 return
             if not await repo.monitored_metrics(conn, person_id):
                 await repo.delete_state(conn, person_id)
+                await repo.delete_checkpoints(conn, person_id)
                 log.info("detection.state_deleted person=%s reason=no_monitoring_consent", person_id)
                 return
             try:
                 detector = PersonDetector.from_bytes(stored.state, self.detector_config)
             except IncompatibleState:
                 await repo.delete_state(conn, person_id)
+                await repo.delete_checkpoints(conn, person_id)
                 return
             dropped = detector.drop_feature_for_metric(metric)
             await repo.save_state(conn, tenant_id=tenant_id, person_id=person_id, state=detector.to_bytes(),
                                   state_version=STATE_VERSION, cursor_time=stored.cursor_time,
-                                  readings_seen=stored.readings_seen)
+                                  readings_seen=stored.readings_seen, late_readings=stored.late_readings)
+            # The checkpoints hold what was learned from it too: they forget it the same way.
+            rewritten = []
+            for window_end, state, seen in await repo.all_checkpoints(conn, person_id):
+                try:
+                    past = PersonDetector.from_bytes(state, self.detector_config)
+                except IncompatibleState:
+                    continue
+                past.drop_feature_for_metric(metric)
+                rewritten.append((window_end, past.to_bytes(), seen))
+            await repo.delete_checkpoints(conn, person_id)
+            await repo.save_checkpoints(conn, tenant_id=tenant_id, person_id=person_id, state_version=STATE_VERSION,
+                                        checkpoints=rewritten)
         log.info("detection.consent_dropped person=%s metric=%s features=%s", person_id, metric, dropped)
 
 
@@ -184,14 +287,74 @@ def _sync_consent(detector: PersonDetector, monitored: set[str]) -> None:
             detector.drop_feature_for_metric(metric)
 
 
-def _feed(detector: PersonDetector, rows: list[tuple]) -> tuple[list[AnomalyEvent], list]:
-    """Feed rows in order; each event is paired with when the reading that revealed it was received."""
+# Only a continuously sampled signal holds the watermark: its silence means "not synced yet". Steps come
+# only while someone walks (a person ill in bed sends none), and sleep sessions, blood pressure or a daily
+# summary come now and then: waiting for them would hold everything else back, so theirs are late data
+# when they are late (re-scored within the allowed lateness).
+HOLDING_METRICS = frozenset({"heart_rate"})
+
+
+def watermark(heads: list[tuple[str, str, datetime]], hold: timedelta, cursor: datetime | None) -> datetime | None:
+    """How far the detector may read: the oldest head among the streams that hold it back.
+
+    A heart-rate stream (one per source) holds the watermark while its newest reading is at or after the
+    detector's position (``cursor``) and within ``hold`` of the newest reading of any stream: a watch that
+    syncs a day late keeps the night open for its heart rate. A stream already behind the position (a
+    device that stopped for longer than the hold, or a second device uploading its past) holds nothing:
+    what it sends is late data. None when the person has no readings."""
+    times = [head for _metric, _source, head in heads if head is not None]
+    if not times:
+        return None
+    newest = max(times)
+    holding = [head for metric, _source, head in heads
+               if head is not None and metric in HOLDING_METRICS and head >= newest - hold
+               and (cursor is None or head >= cursor)]
+    return min(holding) if holding else newest
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def _feed(detector: PersonDetector, rows: list[tuple], zone: ZoneInfo, position: datetime | None, seen: int,
+          lateness: timedelta) -> tuple[list[AnomalyEvent], list, list[tuple[datetime, bytes, int]], int]:
+    """Feed rows in order; each event is paired with when the reading that revealed it was received.
+
+    Also takes a checkpoint at every local midnight the rows cross (the state then holds exactly the
+    readings before it), skipping those too old to be restored again. Returns the events, their
+    received times, the checkpoints and how many readings were fed."""
     events: list[AnomalyEvent] = []
     received: list = []
+    checkpoints: list[tuple[datetime, bytes, int]] = []
+    if not rows:
+        return events, received, checkpoints, 0
+    keep_from = (rows[-1][0] - lateness - timedelta(days=1)).timestamp()
+    boundary = _next_midnight(position, zone).timestamp() if position is not None else math.inf
     process = detector.process_epoch
-    for time, metric, value, value2, received_at in rows:
-        out = process(metric, time.timestamp(), value, value2)
+    fed = 0
+    for time, metric, value, value2, received_at, counted in rows:
+        ts = time.timestamp()
+        if ts >= boundary:
+            midnight = _midnight_at_or_before(time, zone)
+            if midnight.timestamp() >= keep_from:
+                checkpoints.append((midnight, detector.to_bytes(), seen + fed))
+            boundary = _next_midnight(time, zone).timestamp()
+        elif boundary == math.inf:
+            boundary = _next_midnight(time, zone).timestamp()
+        if not counted:
+            continue
+        fed += 1
+        out = process(metric, ts, value, value2)
         if out:
             events.extend(out)
             received.extend([received_at] * len(out))
-    return events, received
+    return events, received, checkpoints, fed
+
+
+def _midnight_at_or_before(t: datetime, zone: ZoneInfo) -> datetime:
+    local = t.astimezone(zone)
+    return datetime.combine(local.date(), dtime(0), tzinfo=zone).astimezone(timezone.utc)
+
+
+def _next_midnight(t: datetime, zone: ZoneInfo) -> datetime:
+    local = t.astimezone(zone)
+    return datetime.combine(local.date() + timedelta(days=1), dtime(0), tzinfo=zone).astimezone(timezone.utc)

@@ -13,6 +13,7 @@ import time
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 import psycopg
@@ -23,12 +24,12 @@ from app.core.errors import DatabaseUnavailable
 from app.core.observability import INGEST_COMMIT_SECONDS, INGEST_GROUP_ROWS
 from consent import repository as consent_repo
 from consent.catalog import MONITORING
+from streaming.repository import INGEST_CHANNEL
 from streaming.validation import Reading
 
 log = logging.getLogger(__name__)
 
 ACCEPTED, DUPLICATE, NO_CONSENT = "accepted", "duplicate", "no_consent"
-INGEST_CHANNEL = "beidou_ingest"
 
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
     idx integer, time timestamptz, tenant_id uuid, person_id uuid, metric text, value double precision,
@@ -47,9 +48,12 @@ _SOURCES = """INSERT INTO sources AS s (tenant_id, person_id, source)
               SELECT %s, p, src FROM unnest(%s::uuid[], %s::text[]) AS u(p, src)
               ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
               WHERE s.last_seen < now() - interval '1 minute'"""
-# Tell detection which people have new readings, in the same transaction. Appending (not updating a row
-# per person) keeps concurrent commits for the same person from waiting on each other.
-_QUEUE = "INSERT INTO detection_work (tenant_id, person_id) SELECT %s, p FROM unnest(%s::uuid[]) AS p"
+# Tell detection which people have new readings, in the same transaction, with the oldest reading time
+# this commit stored for each (the worker re-scores from there if it is behind the detector's position).
+# Appending (not updating a row per person) keeps concurrent commits for the same person from waiting on
+# each other.
+_QUEUE = """INSERT INTO detection_work (tenant_id, person_id, earliest_time)
+            SELECT %s, p, t FROM unnest(%s::uuid[], %s::timestamptz[]) AS u(p, t)"""
 
 
 @dataclass(slots=True)
@@ -158,17 +162,22 @@ class IngestWriter:
                     for row in rows:
                         await copy.write_row(row)
                 await cur.execute(_INSERT)
+                duplicates: set[int] = set()
                 if cur.rowcount != len(rows):
                     # Rare path (a resent batch): find which rows were already stored, and repeats within
                     # this group, without paying for it on every commit.
                     await cur.execute(_DUPLICATES, (min(r[1] for r in rows), max(r[1] for r in rows)))
-                    for idx in _duplicates({idx for (idx,) in await cur.fetchall()}, rows):
+                    duplicates = set(_duplicates({idx for (idx,) in await cur.fetchall()}, rows))
+                    for idx in duplicates:
                         j, i = where[idx]
                         outcomes[j][i] = DUPLICATE
                 pairs = sorted(sources)
                 await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
-                await cur.execute(_QUEUE, (tenant_id, sorted({row[3] for row in rows})))
-                await cur.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
+                earliest = _earliest_per_person(rows, duplicates)
+                if earliest:  # a batch that was all repeats changes nothing the detector has seen
+                    people_now = sorted(earliest)
+                    await cur.execute(_QUEUE, (tenant_id, people_now, [earliest[p] for p in people_now]))
+                    await cur.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
         if staged_now is not None:
             self._staged.add(staged_now)
         return outcomes
@@ -184,6 +193,18 @@ def _duplicates(stored_before: set[int], rows: list[tuple]) -> list[int]:
             duplicates.append(row[0])
         seen.add(key)
     return duplicates
+
+
+def _earliest_per_person(rows: list[tuple], duplicates: set[int]) -> dict[UUID, datetime]:
+    """The oldest reading time stored now, per person (rows that were repeats stored nothing)."""
+    earliest: dict[UUID, datetime] = {}
+    for row in rows:
+        if row[0] in duplicates:
+            continue
+        person, t = row[3], row[1]
+        if person not in earliest or t < earliest[person]:
+            earliest[person] = t
+    return earliest
 
 
 def _fail(jobs: list[_Job], exc: BaseException) -> None:

@@ -8,11 +8,13 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from app.core import channels
 from consent import repository as consent_repo
 from consent.catalog import MONITORING
 from streaming.events import AnomalyEvent
 
-ANOMALY_CHANNEL = "beidou_anomaly"
+ANOMALY_CHANNEL = channels.ANOMALY.name
+INGEST_CHANNEL = channels.INGEST.name  # a person of this tenant (payload) has work for the detection worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,7 @@ class StoredState:
     state_version: int
     cursor_time: datetime | None
     readings_seen: int
+    late_readings: int = 0
 
 
 async def tenant_ids(conn: psycopg.AsyncConnection) -> list[UUID]:
@@ -50,11 +53,39 @@ async def try_lock_person(conn: psycopg.AsyncConnection, person_id: UUID) -> boo
     return (await cur.fetchone())[0]
 
 
-async def work_ids(conn: psycopg.AsyncConnection, person_id: UUID, limit: int = 10_000) -> list[int]:
-    """The person's work rows visible now. Read BEFORE the readings, so every reading they announce is seen."""
-    cur = await conn.execute("SELECT id FROM detection_work WHERE person_id = %s ORDER BY id LIMIT %s",
-                             (person_id, limit))
-    return [row[0] for row in await cur.fetchall()]
+@dataclass(frozen=True, slots=True)
+class Work:
+    """The person's work rows visible now, and how far back they reach."""
+
+    ids: list[int]
+    earliest: datetime | None  # oldest reading time they announce (None: only readings after the cursor)
+    queued_at: list[datetime]  # their commits' times, which are the received_at of the readings they stored
+
+
+async def pending_work(conn: psycopg.AsyncConnection, person_id: UUID, limit: int = 10_000) -> Work:
+    """Read BEFORE the readings, so every reading the rows announce is seen."""
+    cur = await conn.execute(
+        "SELECT id, earliest_time, created_at FROM detection_work WHERE person_id = %s ORDER BY id LIMIT %s",
+        (person_id, limit))
+    rows = await cur.fetchall()
+    times = [r[1] for r in rows if r[1] is not None]
+    return Work([r[0] for r in rows], min(times) if times else None, sorted({r[2] for r in rows}))
+
+
+async def request_rescore(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID,
+                          earliest: datetime | None) -> None:
+    """Ask the worker to score the person's readings again from ``earliest`` (readings replaced or deleted
+    there), in the caller's transaction: the worker restores the checkpoint at or before it (within the
+    allowed lateness) and reads the readings as they are now."""
+    await conn.execute("INSERT INTO detection_work (tenant_id, person_id, earliest_time) VALUES (%s, %s, %s)",
+                       (tenant_id, person_id, earliest))
+    await channels.notify(conn, channels.INGEST, tenant_id)
+
+
+async def queue_continuation(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID) -> None:
+    """A pass stopped at its row limit: bring the worker back to read on after the (new) cursor."""
+    await conn.execute("INSERT INTO detection_work (tenant_id, person_id, earliest_time) VALUES (%s, %s, NULL)",
+                       (tenant_id, person_id))
 
 
 async def done_work(conn: psycopg.AsyncConnection, ids: list[int]) -> None:
@@ -71,7 +102,7 @@ async def person_zone(conn: psycopg.AsyncConnection, person_id: UUID) -> str | N
 
 async def load_state(conn: psycopg.AsyncConnection, person_id: UUID) -> StoredState | None:
     cur = await conn.execute(
-        """SELECT state, state_version, cursor_time, readings_seen
+        """SELECT state, state_version, cursor_time, readings_seen, late_readings
              FROM detector_state WHERE person_id = %s FOR UPDATE""",
         (person_id,),
     )
@@ -84,27 +115,148 @@ async def monitored_metrics(conn: psycopg.AsyncConnection, person_id: UUID) -> s
     return await consent_repo.types_in_force(conn, person_id, MONITORING)
 
 
-async def readings_after(conn: psycopg.AsyncConnection, person_id: UUID, after: datetime | None, metrics: list[str],
-                         limit: int) -> list[tuple[datetime, str, float, float | None, datetime]]:
-    """The person's consented readings after ``after``, oldest first: (time, metric, value, value2, received_at)."""
+async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str],
+                       since: datetime | None = None) -> list[tuple[str, str, datetime]]:
+    """The newest reading time of each of the person's streams (metric × source) among ``metrics`` that has
+    a reading at or after ``since`` (bounding it lets the hypertable skip old chunks)."""
     cur = await conn.execute(
-        """SELECT time, metric, value, value2, received_at FROM readings
-            WHERE person_id = %s AND metric = ANY(%s) AND (%s::timestamptz IS NULL OR time > %s)
-            ORDER BY time, metric, source LIMIT %s""",
-        (person_id, metrics, after, after, limit),
+        """SELECT m.metric, s.source, h.head
+             FROM unnest(%s::text[]) AS m(metric) CROSS JOIN sources s
+             CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings r
+                                  WHERE r.person_id = s.person_id AND r.metric = m.metric AND r.source = s.source
+                                    AND (%s::timestamptz IS NULL OR r.time >= %s)) h
+            WHERE s.person_id = %s AND h.head IS NOT NULL""",
+        (metrics, since, since, person_id),
     )
     return await cur.fetchall()
 
 
+# Several sources of one metric (steps from the phone and from the watch) are never both fed: per metric
+# and clock hour, only the source with the most readings in that hour counts (ties: the first source by
+# name), judged on everything stored for that hour. Hours are UTC hours (date_bin from the epoch).
+_SPAN = """
+  SELECT time, metric, value, value2, received_at, source FROM readings
+   WHERE person_id = %(person)s AND metric = ANY(%(metrics)s)
+     AND (%(after)s::timestamptz IS NULL OR time > %(after)s)
+     AND (%(until)s::timestamptz IS NULL OR time <= %(until)s)
+   ORDER BY time, metric, source LIMIT %(limit)s"""
+_ONE_SOURCE = "SELECT time, metric, value, value2, received_at, true FROM (" + _SPAN + ") s"
+_MERGED = "WITH span AS (" + _SPAN + """
+), chosen AS (
+  SELECT DISTINCT ON (metric, hour) metric, hour, source FROM (
+    SELECT metric, date_bin('1 hour', time, 'epoch') AS hour, source, count(*) AS n FROM readings
+     WHERE person_id = %(person)s AND metric = ANY(%(metrics)s)
+       AND time >= (SELECT date_bin('1 hour', min(time), 'epoch') FROM span)
+       AND time < (SELECT date_bin('1 hour', max(time), 'epoch') + interval '1 hour' FROM span)
+     GROUP BY 1, 2, 3) c
+   ORDER BY metric, hour, n DESC, source
+)
+SELECT s.time, s.metric, s.value, s.value2, s.received_at, c.source IS NOT NULL AS counted
+  FROM span s LEFT JOIN chosen c
+    ON c.metric = s.metric AND c.hour = date_bin('1 hour', s.time, 'epoch') AND c.source = s.source
+ ORDER BY s.time, s.metric, s.source"""
+
+
+async def readings_between(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str], *,
+                           after: datetime | None, until: datetime | None, limit: int,
+                           several_sources: bool = True,
+                           ) -> list[tuple[datetime, str, float, float | None, datetime, bool]]:
+    """The person's consented readings in ``(after, until]``, oldest first, at most ``limit``:
+    ``(time, metric, value, value2, received_at, counted)``; ``counted`` is False for a reading of a source
+    that is not the one counted for its metric and hour. Pass ``several_sources=False`` when each metric
+    has one source (nothing to choose: a cheaper query)."""
+    cur = await conn.execute(_MERGED if several_sources else _ONE_SOURCE,
+                             {"person": person_id, "metrics": metrics, "after": after, "until": until,
+                              "limit": limit})
+    return await cur.fetchall()
+
+
+async def count_received(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str], *,
+                         since: datetime, before: datetime, received_at: list[datetime]) -> int:
+    """Readings in ``[since, before)`` stored by the commits at ``received_at`` (too late to be scored)."""
+    cur = await conn.execute(
+        """SELECT count(*) FROM readings WHERE person_id = %s AND metric = ANY(%s) AND time >= %s AND time < %s
+              AND received_at = ANY(%s)""",
+        (person_id, metrics, since, before, received_at))
+    return (await cur.fetchone())[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    window_end: datetime  # the state holds exactly the readings before this time
+    state: bytes
+    readings_seen: int
+    created_at: datetime
+
+
+async def checkpoint_at_or_before(conn: psycopg.AsyncConnection, person_id: UUID, at: datetime) -> Checkpoint | None:
+    cur = await conn.execute(
+        """SELECT window_end, state, readings_seen, created_at FROM detector_checkpoints
+            WHERE person_id = %s AND window_end <= %s ORDER BY window_end DESC LIMIT 1""",
+        (person_id, at))
+    row = await cur.fetchone()
+    return Checkpoint(row[0], bytes(row[1]), row[2], row[3]) if row else None
+
+
+async def save_checkpoints(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, state_version: int,
+                           checkpoints: list[tuple[datetime, bytes, int]]) -> None:
+    """Store ``(window_end, state, readings_seen)`` checkpoints, replacing any at the same boundary."""
+    if not checkpoints:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            """INSERT INTO detector_checkpoints AS c (person_id, tenant_id, window_end, state_version, state,
+                                                     readings_seen)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (person_id, window_end) DO UPDATE SET state = EXCLUDED.state,
+                   state_version = EXCLUDED.state_version, readings_seen = EXCLUDED.readings_seen,
+                   created_at = now()""",
+            [(person_id, tenant_id, end, state_version, state, seen) for end, state, seen in checkpoints])
+
+
+async def prune_checkpoints(conn: psycopg.AsyncConnection, person_id: UUID, horizon: datetime) -> None:
+    """Keep the newest checkpoint at or before ``horizon`` (a late reading back to the horizon restores it)
+    and every later one."""
+    await conn.execute(
+        """DELETE FROM detector_checkpoints WHERE person_id = %s AND window_end < (
+             SELECT max(window_end) FROM detector_checkpoints WHERE person_id = %s AND window_end <= %s)""",
+        (person_id, person_id, horizon))
+
+
+async def delete_checkpoints(conn: psycopg.AsyncConnection, person_id: UUID, *, after: datetime | None = None
+                             ) -> None:
+    """Delete the person's checkpoints (only those after ``after`` if given: a re-score rewrites them)."""
+    await conn.execute("DELETE FROM detector_checkpoints WHERE person_id = %s AND (%s::timestamptz IS NULL "
+                       "OR window_end > %s)", (person_id, after, after))
+
+
+async def all_checkpoints(conn: psycopg.AsyncConnection, person_id: UUID) -> list[tuple[datetime, bytes, int]]:
+    cur = await conn.execute(
+        """SELECT window_end, state, readings_seen FROM detector_checkpoints WHERE person_id = %s
+            ORDER BY window_end FOR UPDATE""", (person_id,))
+    return [(r[0], bytes(r[1]), r[2]) for r in await cur.fetchall()]
+
+
+async def feedback_applied_since(conn: psycopg.AsyncConnection, person_id: UUID, since: datetime
+                                 ) -> list[tuple[int, str, str, datetime]]:
+    """Care-team feedback applied after ``since`` (a checkpoint older than it must have it applied again)."""
+    cur = await conn.execute(
+        """SELECT id, feature, kind, until FROM detector_feedback
+            WHERE person_id = %s AND applied_at > %s ORDER BY id""", (person_id, since))
+    return await cur.fetchall()
+
+
 async def save_state(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, state: bytes,
-                     state_version: int, cursor_time: datetime | None, readings_seen: int) -> None:
+                     state_version: int, cursor_time: datetime | None, readings_seen: int,
+                     late_readings: int = 0) -> None:
     await conn.execute(
         """INSERT INTO detector_state AS s (person_id, tenant_id, state, state_version, cursor_time, readings_seen,
-                                            updated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, now())
+                                            late_readings, updated_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, now())
            ON CONFLICT (person_id) DO UPDATE SET state = EXCLUDED.state, state_version = EXCLUDED.state_version,
-               cursor_time = EXCLUDED.cursor_time, readings_seen = EXCLUDED.readings_seen, updated_at = now()""",
-        (person_id, tenant_id, state, state_version, cursor_time, readings_seen),
+               cursor_time = EXCLUDED.cursor_time, readings_seen = EXCLUDED.readings_seen,
+               late_readings = EXCLUDED.late_readings, updated_at = now()""",
+        (person_id, tenant_id, state, state_version, cursor_time, readings_seen, late_readings),
     )
 
 

@@ -14,6 +14,13 @@ INGEST_COMMIT_SECONDS = Histogram(
 INGEST_GROUP_ROWS = Histogram(
     "beidou_ingest_group_rows", "Readings per group commit", buckets=(1, 10, 100, 500, 1000, 5000, 20000),
 )
+DETECTION_LATE_READINGS = Counter(
+    "beidou_detection_late_readings_total",
+    "Readings stored but never scored: older than the allowed lateness behind the person's detector position",
+)
+DETECTION_RESCORES = Counter(
+    "beidou_detection_rescores_total", "Passes that restored a checkpoint and scored windows again for late data",
+)
 WS_CONNECTIONS = Gauge("beidou_ws_connections", "Open WebSocket streams")
 
 

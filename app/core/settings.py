@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     outreach_weekly_cap: int = Field(default=3, description="Non-critical check-ins per person per 7 days.")
     retention_days: int | None = Field(default=None, description="Drop readings older than this many days "
                                        "(unset: keep them).")
+    detection_allowed_lateness_hours: float = Field(
+        default=36.0, gt=0, description="Readings that arrive up to this many hours behind a person's detector "
+        "position re-score the windows they touch; older ones are stored and counted, not scored.")
+    detection_watermark_hold_hours: float = Field(
+        default=120.0, gt=0, description="A device's heart rate whose newest reading is less than this many "
+        "hours behind the person's newest reading holds the windows open for its data (a watch that syncs "
+        "late); further behind, it no longer holds the other data back.")
     log_level: str = Field(default="INFO", description="Log level.")
 
 

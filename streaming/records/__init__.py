@@ -30,6 +30,7 @@ from consent.catalog import MONITORING
 from app.core.db import Database
 from app.core.errors import DatabaseUnavailable
 from streaming.metrics import METRICS
+from streaming import repository as detection_repo
 from streaming.records import repository as repo
 from streaming.validation import Limits, RawReading, Rejected, validate, validate_series
 
@@ -296,7 +297,7 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
         if pending or touched:
             # The oldest reading time this commit wrote or withdrew: detection re-scores from there.
             earliest = min(touched + [rows[0][0] for _, rows in pending.values() if rows], default=None)
-            await repo.request_rescore(conn, tenant_id, person_id, earliest)
+            await detection_repo.request_rescore(conn, tenant_id=tenant_id, person_id=person_id, earliest=earliest)
     return out
 
 

@@ -13,7 +13,6 @@ from psycopg.types.json import Jsonb
 if TYPE_CHECKING:
     from streaming.records import _Prepared
 
-INGEST_CHANNEL = "beidou_ingest"  # the channel the detection worker listens on (streaming.ingest)
 
 
 @dataclass(slots=True)
@@ -176,31 +175,6 @@ async def note_sources(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id
            ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
            WHERE s.last_seen < now() - interval '1 minute'""",
         (tenant_id, person_id, sources))
-
-
-_has_earliest: bool | None = None
-
-
-async def request_rescore(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID,
-                          earliest: datetime | None) -> None:
-    """Queue detection for the person; ``earliest`` = the oldest reading time a replace or delete touched.
-
-    ``detection_work.earliest_time`` exists once the late-data migration is in; before that the plain row
-    queues the person as for any new reading."""
-    global _has_earliest
-    if _has_earliest is None:
-        cur = await conn.execute(
-            """SELECT EXISTS (SELECT FROM information_schema.columns
-                               WHERE table_name = 'detection_work' AND column_name = 'earliest_time')""")
-        _has_earliest = bool((await cur.fetchone())[0])
-    if _has_earliest:
-        await conn.execute(
-            """WITH queued AS (INSERT INTO detection_work (tenant_id, person_id, earliest_time) VALUES (%s, %s, %s))
-               SELECT pg_notify(%s, %s)""", (tenant_id, person_id, earliest, INGEST_CHANNEL, str(tenant_id)))
-    else:
-        await conn.execute(
-            """WITH queued AS (INSERT INTO detection_work (tenant_id, person_id) VALUES (%s, %s))
-               SELECT pg_notify(%s, %s)""", (tenant_id, person_id, INGEST_CHANNEL, str(tenant_id)))
 
 
 async def records_of(conn: psycopg.AsyncConnection, person_id: UUID) -> list[dict]:
