@@ -56,7 +56,7 @@ def ann(tenant):
 def visible(tenant, client, person: str = "ann") -> tuple[int, int, int]:
     """Heart-rate readings as the person, the care chart and the export see them."""
     mine = client.get("/v1/me/readings", params={"metric": "heart_rate", "from": iso(START - timedelta(days=1))})
-    care = tenant.client(tenant.staff_token("nurse")).get(
+    care = tenant.client(tenant.staff_token("lead", "care_supervisor")).get(
         f"/v1/care/people/{person}/readings",
         params={"metric": "heart_rate", "bucket": "1m", "from": iso(START - timedelta(hours=1)),
                 "to": iso(START + timedelta(hours=2)), "why": "test"})
@@ -309,7 +309,7 @@ def test_two_apps_counting_the_same_steps_are_never_added_up(tenant, ann):
 
     assert statuses(ann.post("/v1/sync/health-connect", json={"changes": [steps("phone", 1000),
                                                                           steps("watch", 1200)]})) == ["inserted"] * 2
-    nurse = tenant.client(tenant.staff_token("nurse"))
+    nurse = tenant.client(tenant.staff_token("lead", "care_supervisor"))
 
     def chart() -> list[tuple[float, int]]:
         points = nurse.get("/v1/care/people/ann/readings", params={
@@ -415,7 +415,7 @@ def test_an_alert_whose_evidence_was_deleted_says_so(service, tenant, ann):
         alert_id = wait_for(opened, timeout=30)
     finally:
         stop_process(worker)
-    nurse = tenant.client(tenant.staff_token("nurse"))
+    nurse = tenant.client(tenant.staff_token("lead", "care_supervisor"))
     assert [e["withdrawn"] for e in nurse.get(f"/v1/care/alerts/{alert_id}").json()["evidence"]] == [False]
     assert statuses(ann.post("/v1/sync/health-connect", json={"changes": [{"deletionChange": {"recordId": "ev"}}]})) \
         == ["deleted"]
