@@ -10,7 +10,9 @@ import logging
 from uuid import UUID
 
 from alerts.consumer import AlertConsumer
+from alerts.push.provider import PushProvider
 from alerts.sender import NotificationSender
+from alerts.webhooks import WebhookClient
 from app.core.db import Database
 from app.core.errors import DatabaseUnavailable
 from app.core.listen import listen_forever
@@ -172,15 +174,27 @@ class Worker:
                     log.exception("push.pass_crashed tenant=%s", tenant_id)
 
 
-def build_sender(db: Database, settings) -> NotificationSender:
-    """The sender with the configured push provider (none configured: messages fail visibly as undeliverable)."""
-    provider = None
+def build_providers(settings) -> dict[str, PushProvider]:
+    """The provider registry: every push provider that is configured, by the name devices register with."""
+    providers: dict[str, PushProvider] = {}
     if settings.fcm_endpoint or settings.fcm_credentials_file:
         from alerts.push.fcm import FcmProvider
-        provider = FcmProvider.from_settings(settings.fcm_project_id, settings.fcm_credentials_file,
-                                             settings.fcm_endpoint, settings.push_timeout_s)
-    return NotificationSender(db, {"fcm": provider} if provider else None, max_attempts=settings.push_max_attempts,
-                              backoff_base_s=settings.push_backoff_base_s, lease_s=settings.push_lease_s)
+        providers["fcm"] = FcmProvider.from_settings(settings.fcm_project_id, settings.fcm_credentials_file,
+                                                     settings.fcm_endpoint, settings.push_timeout_s)
+    if settings.push_gateway_url and settings.push_gateway_secret:
+        from alerts.push.gateway import GatewayProvider
+        providers["gateway"] = GatewayProvider(settings.push_gateway_url, settings.push_gateway_secret,
+                                               timeout_s=settings.push_timeout_s)
+    return providers
+
+
+def build_sender(db: Database, settings) -> NotificationSender:
+    """The sender with the configured push providers (a device whose provider is not configured: its messages
+    fail visibly as undeliverable) and the webhook client."""
+    return NotificationSender(db, build_providers(settings), max_attempts=settings.push_max_attempts,
+                              backoff_base_s=settings.push_backoff_base_s, lease_s=settings.push_lease_s,
+                              webhooks=WebhookClient(settings.webhook_timeout_s),
+                              webhook_max_attempts=settings.webhook_max_attempts)
 
 
 async def run_worker(url: str, *, pool_max: int = 5) -> None:

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from alerts import outbox_repository as outbox
 from alerts import outreach
 from alerts.messages import text_for
 from app.api.care import AlertDetail, _actor, get_alert
@@ -19,7 +20,11 @@ router = APIRouter(tags=["outreach"])
 
 class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    token: str = Field(min_length=1, max_length=4096, description="The push token the app got from FCM.")
+    token: str = Field(min_length=1, max_length=4096, description="The push token the app got from its push "
+                       "service (FCM, or the vendor service behind the insurer's push gateway).")
+    provider: Literal["fcm", "gateway"] = Field(
+        "fcm", description="Who delivers to this phone: `fcm` (Google), or `gateway` — the insurer's own push gateway, "
+                           "for phones without Google services (Huawei, Xiaomi, OPPO, vivo, Honor). See docs/push.md.")
     platform: Literal["android", "ios", "web"]
     token_kind: Literal["registration", "installation"] = "registration"
     app_version: str | None = Field(None, max_length=64)
@@ -28,6 +33,7 @@ class DeviceIn(BaseModel):
 
 class RegisteredDevice(BaseModel):
     id: UUID
+    provider: Literal["fcm", "gateway"]
     platform: str
     app_version: str | None
     created_at: datetime
@@ -76,18 +82,11 @@ async def _register(body: DeviceIn, who: Principal, svc: Services) -> Registered
     # security then refuses the update: a 500), so this one statement runs tenant-scoped; the owner it
     # writes comes from the token, never from the body.
     async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
-        cur = await conn.execute(
-            """INSERT INTO devices (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (tenant_id, provider, token) DO UPDATE SET person_id = EXCLUDED.person_id,
-                   staff_id = EXCLUDED.staff_id, token_kind = EXCLUDED.token_kind, platform = EXCLUDED.platform,
-                   app_version = EXCLUDED.app_version, language = EXCLUDED.language, last_seen = now(),
-                   disabled_at = NULL, disabled_reason = NULL
-               RETURNING id, platform, app_version, created_at""",
-            (who.tenant_id, who.person_id, who.staff.id if who.staff else None, body.token, body.token_kind,
-             body.platform, body.app_version, body.language))
-        row = await cur.fetchone()
-    return RegisteredDevice(id=row[0], platform=row[1], app_version=row[2], created_at=row[3])
+        row = await outbox.register_device(
+            conn, tenant_id=who.tenant_id, person_id=who.person_id, staff_id=who.staff.id if who.staff else None,
+            provider=body.provider, token=body.token, token_kind=body.token_kind, platform=body.platform,
+            app_version=body.app_version, language=body.language)
+    return RegisteredDevice(**row)
 
 
 @router.delete("/v1/me/devices", summary="Stop push notifications to this app", status_code=204)
@@ -104,10 +103,9 @@ async def remove_staff_device(body: DeviceRemove, who: Principal = Depends(staff
 
 
 async def _remove(body: DeviceRemove, who: Principal, svc: Services) -> Response:
-    column = "staff_id" if who.staff else "person_id"
-    owner = who.staff.id if who.staff else who.person_id
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
-        await conn.execute(f"DELETE FROM devices WHERE token = %s AND {column} = %s", (body.token, owner))
+        await outbox.remove_device(conn, token=body.token, person_id=who.person_id,
+                                   staff_id=who.staff.id if who.staff else None)
     return Response(status_code=204)
 
 
