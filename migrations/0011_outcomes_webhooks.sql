@@ -55,9 +55,10 @@ ALTER TABLE notification_deliveries ADD COLUMN provider text;
 -- Outcomes: alerts by opening time; the few timeline actions the funnel reads, by time.
 CREATE INDEX alerts_tenant_opened ON alerts (tenant_id, opened_at)
   INCLUDE (id, feature, severity, claimed_at, resolved_at, resolution, assignee_id, kind);
-CREATE INDEX alert_timeline_outcomes ON alert_timeline (tenant_id, at) INCLUDE (alert_id, action, actor_id, detail)
+CREATE INDEX alert_timeline_outcomes ON alert_timeline (tenant_id, at) INCLUDE (alert_id, action, actor_kind, actor_id, detail)
   WHERE action IN ('contact', 'reach_out', 'person_replied', 'escalated', 'resolve');
 CREATE INDEX consent_events_tenant_created ON consent_events (tenant_id, created_at);
+CREATE INDEX notification_deliveries_tenant_at ON notification_deliveries (tenant_id, at);
 
 ALTER TABLE webhook_endpoints ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY isolation ON webhook_endpoints TO beidou_app

@@ -10,7 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api import care, care_live, consents, health, me, outreach, readings, stream, web
+from app.api import care, care_live, consents, health, me, outcomes, outreach, readings, stream, web, webhooks
 from app.api.deps import PrincipalCache, Services
 from app.api.limits import BodySizeLimit
 from alerts.repository import ALERT_CHANNEL
@@ -85,7 +85,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    for module in (readings, stream, consents, me, care, care_live, outreach, health, web):
+    for module in (readings, stream, consents, me, care, care_live, outreach, outcomes, webhooks, health, web):
         app.include_router(module.router)
 
     @app.exception_handler(BeidouError)

@@ -1,0 +1,186 @@
+"""SQL for the outcomes report: what the care team's work achieved, from the database's own timelines.
+
+Every query is per tenant and time range, and reads through an index on (tenant_id, time): alerts by opening
+time, the few timeline actions the funnel needs (a partial index), consent events, notifications and delivery
+attempts by time. Buckets are days, ISO weeks or months in the insurer's time zone.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+BUCKETS = ("day", "week", "month")
+
+_FUNNEL = """
+WITH a AS (
+  SELECT a.id, a.feature, a.severity, a.opened_at, a.claimed_at, a.resolved_at, a.resolution,
+         date_trunc(%(bucket)s, a.opened_at AT TIME ZONE %(tz)s)::date AS bucket
+    FROM alerts a
+   WHERE a.tenant_id = %(tenant)s AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
+), t AS (
+  SELECT t.alert_id,
+         min(t.at) FILTER (WHERE t.action IN ('contact', 'reach_out')) AS first_contact,
+         min(t.at) FILTER (WHERE t.action = 'person_replied') AS first_answer,
+         (array_agg(t.detail->>'answer' ORDER BY t.at) FILTER (WHERE t.action = 'person_replied'))[1] AS answer,
+         count(*) FILTER (WHERE t.action = 'escalated') AS escalations
+    FROM alert_timeline t
+   WHERE t.tenant_id = %(tenant)s AND t.at >= %(start)s
+     AND t.action IN ('contact', 'reach_out', 'person_replied', 'escalated')
+   GROUP BY t.alert_id
+)
+SELECT GROUPING(a.bucket) AS no_bucket, GROUPING(a.feature) AS no_feature, GROUPING(a.severity) AS no_severity,
+       a.bucket, a.feature, a.severity,
+       count(*) AS opened,
+       count(a.claimed_at) AS claimed,
+       count(t.first_contact) AS contacted,
+       count(t.first_answer) AS answered,
+       count(*) FILTER (WHERE t.answer = 'fine') AS answered_fine,
+       count(*) FILTER (WHERE t.answer = 'help') AS answered_help,
+       count(*) FILTER (WHERE t.answer = 'call') AS answered_call,
+       count(a.resolved_at) AS resolved,
+       count(*) FILTER (WHERE a.resolution = 'needed_help') AS needed_help,
+       count(*) FILTER (WHERE a.resolution = 'false_alarm') AS false_alarm,
+       count(*) FILTER (WHERE a.resolution = 'member_fine') AS member_fine,
+       count(*) FILTER (WHERE a.resolution = 'no_response') AS no_response,
+       count(*) FILTER (WHERE a.resolution = 'consent_withdrawn') AS consent_withdrawn,
+       coalesce(sum(t.escalations), 0)::bigint AS escalations,
+       count(*) FILTER (WHERE t.escalations > 0) AS deadline_breaches,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.claimed_at - a.opened_at)) AS claim_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM a.claimed_at - a.opened_at)) AS claim_p90,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_contact - a.opened_at)) AS contact_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_contact - a.opened_at)) AS contact_p90,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_answer - a.opened_at)) AS answer_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_answer - a.opened_at)) AS answer_p90
+  FROM a LEFT JOIN t ON t.alert_id = a.id
+ GROUP BY GROUPING SETS ((a.bucket, a.feature, a.severity), (a.bucket), (a.feature), ())
+ ORDER BY a.bucket NULLS FIRST, a.feature NULLS FIRST, a.severity NULLS FIRST
+"""
+
+
+async def funnel(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime, bucket: str,
+                 tz: str) -> list[dict]:
+    """Alerts opened in [start, end) and what became of them: one row per (bucket, feature, severity), per
+    bucket, per feature, and the total (the ``no_*`` flags say which)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_FUNNEL, {"tenant": tenant_id, "start": start, "end": end, "bucket": bucket, "tz": tz})
+    return await cur.fetchall()
+
+
+async def monitored_changes(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime,
+                            bucket: str, tz: str) -> list[dict]:
+    """How the number of people with monitoring consent (for at least one data type) changed: the net change
+    before ``start`` (``bucket`` NULL), then per bucket. Replays the consent history in order."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """WITH e AS (
+             SELECT id, person_id, created_at, action = 'grant' AS granted,
+                    lag(action = 'grant', 1, false) OVER (PARTITION BY person_id, data_type ORDER BY id) AS was
+               FROM consent_events
+              WHERE tenant_id = %(tenant)s AND purpose = 'monitoring' AND created_at < %(end)s
+           ), d AS (
+             SELECT id, person_id, created_at,
+                    sum(granted::int - was::int) OVER (PARTITION BY person_id ORDER BY id) AS types
+               FROM e WHERE granted <> was
+           ), p AS (
+             SELECT created_at,
+                    (types > 0)::int - (coalesce(lag(types) OVER (PARTITION BY person_id ORDER BY id), 0) > 0)::int
+                      AS delta
+               FROM d
+           )
+           SELECT CASE WHEN created_at < %(start)s THEN NULL
+                       ELSE date_trunc(%(bucket)s, created_at AT TIME ZONE %(tz)s)::date END AS bucket,
+                  sum(delta)::bigint AS delta
+             FROM p GROUP BY 1 ORDER BY 1 NULLS FIRST""",
+        {"tenant": tenant_id, "start": start, "end": end, "bucket": bucket, "tz": tz})
+    return await cur.fetchall()
+
+
+async def consent_changes(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime,
+                          bucket: str, tz: str) -> list[dict]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT date_trunc(%(bucket)s, created_at AT TIME ZONE %(tz)s)::date AS bucket, purpose, action,
+                  count(*) AS changes
+             FROM consent_events
+            WHERE tenant_id = %(tenant)s AND created_at >= %(start)s AND created_at < %(end)s
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+        {"tenant": tenant_id, "start": start, "end": end, "bucket": bucket, "tz": tz})
+    return await cur.fetchall()
+
+
+async def active_people(conn: psycopg.AsyncConnection, *, tenant_id: UUID, at: datetime) -> int:
+    """People whose devices sent data in the three days before ``at`` (as last seen now)."""
+    cur = await conn.execute(
+        """SELECT count(DISTINCT person_id) FROM sources
+            WHERE tenant_id = %s AND last_seen >= %s - interval '3 days' AND last_seen < %s + interval '1 minute'""",
+        (tenant_id, at, at))
+    return (await cur.fetchone())[0]
+
+
+async def pushes(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime) -> list[dict]:
+    """Outbox messages created in [start, end), by the provider that carried them (``webhook`` for events to
+    the insurer's systems, ``none`` when no attempt was made): sent, delivered, opened, answered, dead letters."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """WITH d AS (
+             SELECT x.notification_id, (array_agg(coalesce(x.provider, dv.provider) ORDER BY x.ok DESC, x.id))[1]
+                      AS provider, bool_or(x.ok) AS ok
+               FROM notification_deliveries x LEFT JOIN devices dv ON dv.id = x.device_id
+              WHERE x.tenant_id = %(tenant)s AND x.at >= %(start)s
+              GROUP BY x.notification_id
+           )
+           SELECT coalesce(d.provider, CASE WHEN n.recipient_kind = 'webhook' THEN 'webhook' ELSE 'none' END)
+                    AS provider,
+                  n.recipient_kind AS recipient,
+                  count(*) AS queued,
+                  count(d.notification_id) AS sent,
+                  count(*) FILTER (WHERE d.ok) AS delivered,
+                  count(n.opened_at) AS opened,
+                  count(n.answered_at) AS answered,
+                  count(*) FILTER (WHERE n.status = 'failed') AS dead_letters
+             FROM notifications n LEFT JOIN d ON d.notification_id = n.id
+            WHERE n.tenant_id = %(tenant)s AND n.created_at >= %(start)s AND n.created_at < %(end)s
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+        {"tenant": tenant_id, "start": start, "end": end})
+    return await cur.fetchall()
+
+
+async def agents(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime) -> list[dict]:
+    """Per staff member: alerts (opened in the range) assigned to them, still unresolved, resolved, and the
+    contacts and resolutions they recorded in the range."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """WITH assigned AS (
+             SELECT a.assignee_id AS staff_id, count(*) AS assigned, count(*) FILTER (WHERE a.resolved_at IS NULL)
+                      AS unresolved,
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.resolved_at - a.claimed_at))
+                      AS resolve_p50
+               FROM alerts a
+              WHERE a.tenant_id = %(tenant)s AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
+                AND a.assignee_id IS NOT NULL
+              GROUP BY 1
+           ), acted AS (
+             SELECT t.actor_id, count(*) FILTER (WHERE t.action IN ('contact', 'reach_out')) AS contacts,
+                    count(*) FILTER (WHERE t.action = 'resolve') AS resolutions
+               FROM alert_timeline t
+              WHERE t.tenant_id = %(tenant)s AND t.at >= %(start)s AND t.at < %(end)s AND t.actor_kind = 'staff'
+                AND t.action IN ('contact', 'reach_out', 'resolve')
+              GROUP BY 1
+           )
+           SELECT s.external_id AS agent, s.role, coalesce(x.assigned, 0) AS assigned,
+                  coalesce(x.unresolved, 0) AS unresolved, x.resolve_p50,
+                  coalesce(y.contacts, 0) AS contacts, coalesce(y.resolutions, 0) AS resolutions
+             FROM staff s LEFT JOIN assigned x ON x.staff_id = s.id LEFT JOIN acted y ON y.actor_id = s.external_id
+            WHERE s.tenant_id = %(tenant)s AND (x.staff_id IS NOT NULL OR y.actor_id IS NOT NULL)
+            ORDER BY assigned DESC, s.external_id""",
+        {"tenant": tenant_id, "start": start, "end": end})
+    return await cur.fetchall()
+
+
+async def tenant_time_zone(conn: psycopg.AsyncConnection) -> str:
+    cur = await conn.execute("SELECT time_zone FROM tenants WHERE id = beidou_tenant()")
+    row = await cur.fetchone()
+    return row[0] if row else "UTC"
