@@ -66,8 +66,9 @@ def _seconds(value) -> float | None:
 
 def _figures(row: dict) -> dict:
     figures = {name: int(row[name]) for name in COUNTS}
-    figures.update({f"{label}_{q}_s": _seconds(row[f"{column}_{q}"]) for label, column in TIMES.items()
-                    for q in ("p50", "p90")})
+    for label, column in TIMES.items():
+        p50, p90 = row[f"{column}_q"] or (None, None)
+        figures[f"{label}_p50_s"], figures[f"{label}_p90_s"] = _seconds(p50), _seconds(p90)
     return figures
 
 

@@ -1,8 +1,9 @@
 """SQL for the outcomes report: what the care team's work achieved, from the database's own timelines.
 
 Every query is per tenant and time range, and reads through an index on (tenant_id, time): alerts by opening
-time, the few timeline actions the funnel needs (a partial index), consent events, notifications and delivery
-attempts by time. Buckets are days, ISO weeks or months in the insurer's time zone.
+time (carrying the first contact, first answer and escalations fired, which a trigger keeps from the alert
+timeline), the timeline's contact and resolve actions (a partial index), consent events, notifications and
+delivery attempts by time. Buckets are days, ISO weeks or months in the insurer's time zone.
 """
 from __future__ import annotations
 
@@ -16,45 +17,36 @@ BUCKETS = ("day", "week", "month")
 
 _FUNNEL = """
 WITH a AS (
-  SELECT a.id, a.feature, a.severity, a.opened_at, a.claimed_at, a.resolved_at, a.resolution,
+  SELECT a.feature, a.severity, a.opened_at, a.claimed_at, a.resolved_at, a.resolution, a.first_contact_at,
+         a.first_answer_at, a.first_answer, a.escalations_fired,
          date_trunc(%(bucket)s, a.opened_at AT TIME ZONE %(tz)s)::date AS bucket
     FROM alerts a
    WHERE a.tenant_id = %(tenant)s AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
-), t AS (
-  SELECT t.alert_id,
-         min(t.at) FILTER (WHERE t.action IN ('contact', 'reach_out')) AS first_contact,
-         min(t.at) FILTER (WHERE t.action = 'person_replied') AS first_answer,
-         (array_agg(t.detail->>'answer' ORDER BY t.at) FILTER (WHERE t.action = 'person_replied'))[1] AS answer,
-         count(*) FILTER (WHERE t.action = 'escalated') AS escalations
-    FROM alert_timeline t
-   WHERE t.tenant_id = %(tenant)s AND t.at >= %(start)s
-     AND t.action IN ('contact', 'reach_out', 'person_replied', 'escalated')
-   GROUP BY t.alert_id
 )
 SELECT GROUPING(a.bucket) AS no_bucket, GROUPING(a.feature) AS no_feature, GROUPING(a.severity) AS no_severity,
        a.bucket, a.feature, a.severity,
        count(*) AS opened,
        count(a.claimed_at) AS claimed,
-       count(t.first_contact) AS contacted,
-       count(t.first_answer) AS answered,
-       count(*) FILTER (WHERE t.answer = 'fine') AS answered_fine,
-       count(*) FILTER (WHERE t.answer = 'help') AS answered_help,
-       count(*) FILTER (WHERE t.answer = 'call') AS answered_call,
+       count(a.first_contact_at) AS contacted,
+       count(a.first_answer_at) AS answered,
+       count(*) FILTER (WHERE a.first_answer = 'fine') AS answered_fine,
+       count(*) FILTER (WHERE a.first_answer = 'help') AS answered_help,
+       count(*) FILTER (WHERE a.first_answer = 'call') AS answered_call,
        count(a.resolved_at) AS resolved,
        count(*) FILTER (WHERE a.resolution = 'needed_help') AS needed_help,
        count(*) FILTER (WHERE a.resolution = 'false_alarm') AS false_alarm,
        count(*) FILTER (WHERE a.resolution = 'member_fine') AS member_fine,
        count(*) FILTER (WHERE a.resolution = 'no_response') AS no_response,
        count(*) FILTER (WHERE a.resolution = 'consent_withdrawn') AS consent_withdrawn,
-       coalesce(sum(t.escalations), 0)::bigint AS escalations,
-       count(*) FILTER (WHERE t.escalations > 0) AS deadline_breaches,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.claimed_at - a.opened_at)) AS claim_p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM a.claimed_at - a.opened_at)) AS claim_p90,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_contact - a.opened_at)) AS contact_p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_contact - a.opened_at)) AS contact_p90,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_answer - a.opened_at)) AS answer_p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_answer - a.opened_at)) AS answer_p90
-  FROM a LEFT JOIN t ON t.alert_id = a.id
+       coalesce(sum(a.escalations_fired), 0)::bigint AS escalations,
+       count(*) FILTER (WHERE a.escalations_fired > 0) AS deadline_breaches,
+       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM a.claimed_at - a.opened_at))
+         AS claim_q,
+       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM a.first_contact_at - a.opened_at))
+         AS contact_q,
+       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM a.first_answer_at - a.opened_at))
+         AS answer_q
+  FROM a
  GROUP BY GROUPING SETS ((a.bucket, a.feature, a.severity), (a.bucket), (a.feature), ())
  ORDER BY a.bucket NULLS FIRST, a.feature NULLS FIRST, a.severity NULLS FIRST
 """
@@ -126,9 +118,9 @@ async def pushes(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datet
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         """WITH d AS (
-             SELECT x.notification_id, (array_agg(coalesce(x.provider, dv.provider) ORDER BY x.ok DESC, x.id))[1]
-                      AS provider, bool_or(x.ok) AS ok
-               FROM notification_deliveries x LEFT JOIN devices dv ON dv.id = x.device_id
+             SELECT x.notification_id, coalesce(min(x.provider) FILTER (WHERE x.ok), min(x.provider)) AS provider,
+                    bool_or(x.ok) AS ok
+               FROM notification_deliveries x
               WHERE x.tenant_id = %(tenant)s AND x.at >= %(start)s
               GROUP BY x.notification_id
            )
@@ -149,33 +141,21 @@ async def pushes(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datet
 
 
 async def agents(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime) -> list[dict]:
-    """Per staff member: alerts (opened in the range) assigned to them, still unresolved, resolved, and the
-    contacts and resolutions they recorded in the range."""
+    """Per staff member, the alerts opened in the range that they hold: how many, how many they contacted the
+    person about, resolved, still unresolved, and the median time from claim to resolution."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        """WITH assigned AS (
-             SELECT a.assignee_id AS staff_id, count(*) AS assigned, count(*) FILTER (WHERE a.resolved_at IS NULL)
-                      AS unresolved,
-                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.resolved_at - a.claimed_at))
-                      AS resolve_p50
-               FROM alerts a
-              WHERE a.tenant_id = %(tenant)s AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
-                AND a.assignee_id IS NOT NULL
-              GROUP BY 1
-           ), acted AS (
-             SELECT t.actor_id, count(*) FILTER (WHERE t.action IN ('contact', 'reach_out')) AS contacts,
-                    count(*) FILTER (WHERE t.action = 'resolve') AS resolutions
-               FROM alert_timeline t
-              WHERE t.tenant_id = %(tenant)s AND t.at >= %(start)s AND t.at < %(end)s AND t.actor_kind = 'staff'
-                AND t.action IN ('contact', 'reach_out', 'resolve')
-              GROUP BY 1
-           )
-           SELECT s.external_id AS agent, s.role, coalesce(x.assigned, 0) AS assigned,
-                  coalesce(x.unresolved, 0) AS unresolved, x.resolve_p50,
-                  coalesce(y.contacts, 0) AS contacts, coalesce(y.resolutions, 0) AS resolutions
-             FROM staff s LEFT JOIN assigned x ON x.staff_id = s.id LEFT JOIN acted y ON y.actor_id = s.external_id
-            WHERE s.tenant_id = %(tenant)s AND (x.staff_id IS NOT NULL OR y.actor_id IS NOT NULL)
-            ORDER BY assigned DESC, s.external_id""",
+        """SELECT s.external_id AS agent, s.role, x.assigned, x.contacted, x.resolved, x.unresolved, x.resolve_p50
+             FROM (SELECT a.assignee_id, count(*) AS assigned, count(a.first_contact_at) AS contacted,
+                          count(a.resolved_at) AS resolved, count(*) FILTER (WHERE a.resolved_at IS NULL) AS unresolved,
+                          percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.resolved_at - a.claimed_at))
+                            AS resolve_p50
+                     FROM alerts a
+                    WHERE a.tenant_id = %(tenant)s AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
+                      AND a.assignee_id IS NOT NULL
+                    GROUP BY a.assignee_id) x
+             JOIN staff s ON s.id = x.assignee_id
+            ORDER BY x.assigned DESC, s.external_id""",
         {"tenant": tenant_id, "start": start, "end": end})
     return await cur.fetchall()
 

@@ -51,12 +51,48 @@ CREATE INDEX notifications_endpoint ON notifications (endpoint_id, seq) WHERE en
 CREATE INDEX notifications_tenant_created ON notifications (tenant_id, created_at);
 
 ALTER TABLE notification_deliveries ADD COLUMN provider text;
+UPDATE notification_deliveries x SET provider = d.provider FROM devices d WHERE d.id = x.device_id;
 
--- Outcomes: alerts by opening time; the few timeline actions the funnel reads, by time.
+-- Outcomes. The timeline is the record; the first contact, the member's first answer and the number of
+-- escalations that fired are kept on the alert by a trigger on the timeline (and backfilled from it here), so
+-- the report reads one index over alerts by opening time instead of aggregating the timeline on every request.
+ALTER TABLE alerts
+  ADD COLUMN first_contact_at  timestamptz,
+  ADD COLUMN first_answer_at   timestamptz,
+  ADD COLUMN first_answer      text,
+  ADD COLUMN escalations_fired integer NOT NULL DEFAULT 0;
+UPDATE alerts a SET first_contact_at = t.first_contact, first_answer_at = t.first_answer_at,
+                    first_answer = t.first_answer, escalations_fired = t.escalations
+  FROM (SELECT alert_id,
+               min(at) FILTER (WHERE action IN ('contact', 'reach_out')) AS first_contact,
+               min(at) FILTER (WHERE action = 'person_replied') AS first_answer_at,
+               (array_agg(detail->>'answer' ORDER BY at, id) FILTER (WHERE action = 'person_replied'))[1]
+                 AS first_answer,
+               count(*) FILTER (WHERE action = 'escalated') AS escalations
+          FROM alert_timeline WHERE action IN ('contact', 'reach_out', 'person_replied', 'escalated')
+         GROUP BY alert_id) t
+ WHERE t.alert_id = a.id;
+
+CREATE FUNCTION alert_timeline_outcomes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.action IN ('contact', 'reach_out') THEN
+    UPDATE alerts SET first_contact_at = NEW.at
+     WHERE id = NEW.alert_id AND (first_contact_at IS NULL OR first_contact_at > NEW.at);
+  ELSIF NEW.action = 'person_replied' THEN
+    UPDATE alerts SET first_answer_at = NEW.at, first_answer = NEW.detail->>'answer'
+     WHERE id = NEW.alert_id AND (first_answer_at IS NULL OR first_answer_at > NEW.at);
+  ELSIF NEW.action = 'escalated' THEN
+    UPDATE alerts SET escalations_fired = escalations_fired + 1 WHERE id = NEW.alert_id;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER alert_timeline_outcomes AFTER INSERT ON alert_timeline FOR EACH ROW
+  WHEN (NEW.action IN ('contact', 'reach_out', 'person_replied', 'escalated'))
+  EXECUTE FUNCTION alert_timeline_outcomes();
+
 CREATE INDEX alerts_tenant_opened ON alerts (tenant_id, opened_at)
-  INCLUDE (id, feature, severity, claimed_at, resolved_at, resolution, assignee_id, kind);
-CREATE INDEX alert_timeline_outcomes ON alert_timeline (tenant_id, at) INCLUDE (alert_id, action, actor_kind, actor_id, detail)
-  WHERE action IN ('contact', 'reach_out', 'person_replied', 'escalated', 'resolve');
+  INCLUDE (feature, severity, claimed_at, resolved_at, resolution, assignee_id, first_contact_at, first_answer_at,
+           first_answer, escalations_fired);
 CREATE INDEX consent_events_tenant_created ON consent_events (tenant_id, created_at);
 CREATE INDEX notification_deliveries_tenant_at ON notification_deliveries (tenant_id, at);
 

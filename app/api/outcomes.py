@@ -72,11 +72,11 @@ class Pushes(BaseModel):
 class Agent(BaseModel):
     agent: str
     role: str
-    assigned: int
+    assigned: int = Field(description="Alerts opened in the range that this staff member holds.")
+    contacted: int = Field(description="Of those, alerts where the person was contacted.")
+    resolved: int
     unresolved: int
-    contacts: int
-    resolutions: int
-    resolve_median_s: float | None
+    resolve_median_s: float | None = Field(description="Median time from claim to resolution.")
 
 
 class Report(BaseModel):

@@ -84,7 +84,8 @@ def history(tenant):
             (tenant.id, people["li"], a, a0 + timedelta(minutes=20), a0 + timedelta(minutes=30),
              a0 + timedelta(minutes=40))).fetchone()[0]
         conn.execute("""INSERT INTO notification_deliveries (notification_id, device_id, tenant_id, person_id, attempt,
-                                                             ok, at) VALUES (%s, %s, %s, %s, 1, true, %s)""",
+                                                             ok, at, provider)
+                        VALUES (%s, %s, %s, %s, 1, true, %s, 'gateway')""",
                      (n, device, tenant.id, people["li"], a0 + timedelta(minutes=21)))
     return tenant
 
@@ -122,8 +123,8 @@ def test_the_report_tells_what_happened_in_the_insurers_days(history):
     assert r["pushes"] == [{"provider": "gateway", "recipient": "person", "queued": 1, "sent": 1, "delivered": 1,
                             "opened": 1, "answered": 1, "dead_letters": 0}]
     [agent] = r["agents"]
-    assert (agent["agent"], agent["assigned"], agent["unresolved"], agent["contacts"], agent["resolutions"]) == \
-        ("agent-1", 2, 0, 1, 2)
+    assert (agent["agent"], agent["assigned"], agent["contacted"], agent["resolved"], agent["unresolved"],
+            agent["resolve_median_s"]) == ("agent-1", 2, 1, 2, 0, 4200.0)   # 50 and 90 minutes
 
 
 def test_week_and_month_buckets_start_on_the_insurers_monday_and_first(history):
