@@ -1,4 +1,5 @@
-"""The care team's web page: ``GET /care`` and its files under ``/care/static/``.
+"""The care team's web pages: ``GET /care`` (the queue), ``GET /care/outcomes`` (the insurer's outcomes) and
+their files under ``/care/static/``.
 
 The page is static (plain HTML, CSS and JavaScript, no build step) and talks to the ``/v1/care`` routes
 with the staff token the agent pastes in. It holds no data itself, so serving it needs no token; every
@@ -39,6 +40,12 @@ MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; chars
 @router.get("/care")
 async def care_page() -> FileResponse:
     return FileResponse(WEB_ROOT / "index.html", media_type="text/html; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+
+@router.get("/care/outcomes")
+async def outcomes_page() -> FileResponse:
+    return FileResponse(WEB_ROOT / "outcomes.html", media_type="text/html; charset=utf-8",
                         headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
 

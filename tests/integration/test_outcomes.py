@@ -15,6 +15,10 @@ POLICY = json.dumps({"steps": []})
 
 @pytest.fixture
 def history(tenant):
+    return seed_history(tenant)
+
+
+def seed_history(tenant):
     """One insurer in Asia/Shanghai (UTC+8) with three alerts, two people's consent history and a check-in."""
     svc = tenant.service
     with svc.admin_conn() as conn:
