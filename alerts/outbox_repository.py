@@ -223,13 +223,14 @@ async def get_endpoint(conn: psycopg.AsyncConnection, endpoint_id: UUID) -> dict
 
 
 async def create_endpoint(conn: psycopg.AsyncConnection, *, tenant_id: UUID, url: str, events: list[str],
-                          description: str | None, include_health_values: bool, secret: str, by: str) -> dict:
+                          description: str | None, include_health_values: bool, secret: str, enabled: bool,
+                          by: str) -> dict:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         f"""INSERT INTO webhook_endpoints (tenant_id, url, events, description, include_health_values, secret,
-                                           created_by)
-            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_ENDPOINT_COLUMNS}""",
-        (tenant_id, url, events, description, include_health_values, secret, by))
+                                           enabled, created_by)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_ENDPOINT_COLUMNS}""",
+        (tenant_id, url, events, description, include_health_values, secret, enabled, by))
     return await cur.fetchone()
 
 

@@ -38,13 +38,17 @@ MAX_URL = 2048
 
 def check_url(url: str) -> str:
     """HTTPS only, except plain HTTP to this machine's loopback (local receivers and tests)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > MAX_URL:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise Invalid("the webhook URL cannot be read", code="invalid_webhook_url") from None
+    if parts.scheme not in ("https", "http") or not host or len(url) > MAX_URL or any(c.isspace() for c in url):
         raise Invalid("the webhook URL must be an absolute https:// URL", code="invalid_webhook_url")
     if parts.username or parts.password:
         raise Invalid("the webhook URL must not carry credentials (the signature authenticates us)",
                       code="invalid_webhook_url")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not _loopback(host):
         raise Invalid("the webhook URL must use https (plain http only to 127.0.0.1, ::1 or localhost)",
                       code="invalid_webhook_url")
     return url

@@ -39,6 +39,7 @@ class EndpointIn(BaseModel):
     description: str | None = Field(None, max_length=500)
     include_health_values: bool = Field(False, description="Add the detector's wording (which quotes values) to "
                                         "alert events. Off: ids and states only.")
+    enabled: bool = Field(True, description="False: registered, but nothing is sent until it is enabled.")
     secret: str | None = Field(None, max_length=200, description="A Standard Webhooks secret (`whsec_` + base64 of "
                                "24–64 bytes); omitted: one is generated and returned once.")
 
@@ -116,7 +117,7 @@ async def create_endpoint(body: EndpointIn, who: Principal = Depends(tenant_admi
         row = await outbox.create_endpoint(conn, tenant_id=who.tenant_id, url=body.url,
                                            events=list(dict.fromkeys(body.events)), description=body.description,
                                            include_health_values=body.include_health_values, secret=secret,
-                                           by=who.claims.subject)
+                                           enabled=body.enabled, by=who.claims.subject)
     return {**row, "secret": secret}
 
 
