@@ -64,45 +64,65 @@ def _seconds(value) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def _figures(row: dict) -> dict:
-    figures = {name: int(row[name]) for name in COUNTS}
+def _counts(row: dict) -> dict:
+    return {name: int(row[name]) for name in COUNTS}
+
+
+def _times(row: dict) -> dict:
+    figures = {}
     for label, column in TIMES.items():
         p50, p90 = row[f"{column}_q"] or (None, None)
         figures[f"{label}_p50_s"], figures[f"{label}_p90_s"] = _seconds(p50), _seconds(p90)
     return figures
 
 
+def _add(into: dict, counts: dict) -> None:
+    for name, value in counts.items():
+        into[name] = into.get(name, 0) + value
+
+
 async def report(conn: psycopg.AsyncConnection, *, tenant_id: UUID, first_day: date, end_day: date,
                  bucket: str, now: datetime | None = None) -> dict:
     """The whole report for the local days [first_day, end_day) in ``bucket``s of the tenant's time zone."""
     now = now or datetime.now(timezone.utc)
+    await repo.prepare(conn)
     tz = zone(await repo.tenant_time_zone(conn))
     tz_name = tz.key
     start, end = local_midnight(first_day, tz), local_midnight(end_day, tz)
     args = {"tenant_id": tenant_id, "start": start, "end": end, "bucket": bucket, "tz": tz_name}
-    funnel_rows = await repo.funnel(conn, **args)
+    count_rows = await repo.counts(conn, **args)
+    time_rows = await repo.times(conn, **args)
     monitored = await repo.monitored_changes(conn, **args)
     consents = await repo.consent_changes(conn, **args)
     active = await repo.active_people(conn, tenant_id=tenant_id, at=min(end, now))
     pushes = await repo.pushes(conn, tenant_id=tenant_id, start=start, end=end)
-    agents = await repo.agents(conn, tenant_id=tenant_id, start=start, end=end)
 
-    empty = {name: 0 for name in COUNTS} | {f"{label}_{q}_s": None for label in TIMES for q in ("p50", "p90")}
-    total = dict(empty)
+    zero = {name: 0 for name in COUNTS}
+    total = dict(zero)
     per_bucket: dict[date, dict] = {}
-    per_feature: list[dict] = []
+    per_feature: dict[str, dict] = {}
+    per_assignee: dict = {}
     rows: list[dict] = []
-    for row in funnel_rows:
-        figures = _figures(row)
-        if row["no_bucket"] and row["no_feature"]:
-            total = figures
-        elif row["no_bucket"]:
-            per_feature.append({"feature": row["feature"], **figures})
-        elif row["no_feature"]:
-            per_bucket[row["bucket"]] = figures
-        else:
+    for row in count_rows:
+        counts = _counts(row)
+        if row["per_bucket"]:
             rows.append({"bucket": row["bucket"].isoformat(), "feature": row["feature"], "severity": row["severity"],
-                         **figures})
+                         **counts})
+            _add(per_bucket.setdefault(row["bucket"], dict(zero)), counts)
+            _add(per_feature.setdefault(row["feature"], dict(zero)), counts)
+            _add(total, counts)
+        elif row["assignee_id"] is not None:
+            per_assignee[row["assignee_id"]] = counts
+    overall = _times({"claim_q": None, "contact_q": None, "answer_q": None})
+    times_by_feature = []
+    for row in time_rows:
+        if row["per_feature"]:
+            times_by_feature.append({"feature": row["feature"], "severity": row["severity"], **_times(row)})
+        else:
+            overall = _times(row)
+    times_by_feature.sort(key=lambda r: (r["feature"], r["severity"]))
+    rows.sort(key=lambda r: (r["bucket"], r["feature"], r["severity"]))
+    staff = await repo.staff_names(conn, list(per_assignee))
 
     running = sum(int(r["delta"]) for r in monitored if r["bucket"] is None)
     monitored_delta = {r["bucket"]: int(r["delta"]) for r in monitored if r["bucket"] is not None}
@@ -114,7 +134,7 @@ async def report(conn: psycopg.AsyncConnection, *, tenant_id: UUID, first_day: d
     series = []
     for day in bucket_starts(start, end, bucket, tz):
         running += monitored_delta.get(day, 0)
-        series.append({"bucket": day.isoformat(), **per_bucket.get(day, empty), "monitored": running,
+        series.append({"bucket": day.isoformat(), **per_bucket.get(day, zero), "monitored": running,
                        "consent_grants": grants.get(day, 0), "consent_withdrawals": withdrawals.get(day, 0)})
 
     opened = total["opened"]
@@ -123,19 +143,25 @@ async def report(conn: psycopg.AsyncConnection, *, tenant_id: UUID, first_day: d
                    "answered_call": total["answered_call"],
                    "shares": {step: _share(total[step], opened) for step in FUNNEL_STEPS},
                    "reach_rate": _share(total["answered"], opened)})
+    agents = sorted(({"agent": staff[i]["external_id"], "role": staff[i]["role"], "assigned": c["opened"],
+                      "contacted": c["contacted"], "resolved": c["resolved"],
+                      "unresolved": c["opened"] - c["resolved"]}
+                     for i, c in per_assignee.items() if i in staff), key=lambda a: (-a["assigned"], a["agent"]))
     return {
         "from": first_day, "to": end_day, "bucket": bucket, "time_zone": tz_name,
         "people": {"monitored": running, "active": active, "consent_grants": sum(grants.values()),
                    "consent_withdrawals": sum(withdrawals.values())},
         "funnel": funnel,
-        "times": {label: {"median_s": total[f"{label}_p50_s"], "p90_s": total[f"{label}_p90_s"]} for label in TIMES},
+        "times": {label: {"median_s": overall[f"{label}_p50_s"], "p90_s": overall[f"{label}_p90_s"]}
+                  for label in TIMES},
+        "times_by_feature": times_by_feature,
         "escalations": total["escalations"],
         "deadline_breaches": total["deadline_breaches"],
-        "resolutions": [{"feature": f["feature"], **{r: f[r] for r in RESOLUTIONS},
-                         "precision": _share(f["needed_help"], f["needed_help"] + f["false_alarm"])}
-                        for f in per_feature],
-        "pushes": [{k: (int(v) if isinstance(v, int) else v) for k, v in p.items()} for p in pushes],
-        "agents": [{**a, "resolve_median_s": _seconds(a.pop("resolve_p50"))} for a in agents],
+        "resolutions": [{"feature": feature, **{r: c[r] for r in RESOLUTIONS},
+                         "precision": _share(c["needed_help"], c["needed_help"] + c["false_alarm"])}
+                        for feature, c in sorted(per_feature.items())],
+        "pushes": [dict(p) for p in pushes],
+        "agents": agents,
         "series": series,
         "rows": rows,
     }

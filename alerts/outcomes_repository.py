@@ -15,16 +15,17 @@ from psycopg.rows import dict_row
 
 BUCKETS = ("day", "week", "month")
 
-_FUNNEL = """
+_ALERTS = """
 WITH a AS (
-  SELECT a.feature, a.severity, a.opened_at, a.claimed_at, a.resolved_at, a.resolution, a.first_contact_at,
-         a.first_answer_at, a.first_answer, a.escalations_fired,
+  SELECT a.feature, a.severity, a.opened_at, a.claimed_at, a.resolved_at, a.resolution, a.assignee_id,
+         a.first_contact_at, a.first_answer_at, a.first_answer, a.escalations_fired,
          date_trunc(%(bucket)s, a.opened_at AT TIME ZONE %(tz)s)::date AS bucket
     FROM alerts a
    WHERE a.tenant_id = %(tenant)s AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
-)
-SELECT GROUPING(a.bucket) AS no_bucket, GROUPING(a.feature) AS no_feature, GROUPING(a.severity) AS no_severity,
-       a.bucket, a.feature, a.severity,
+)"""
+
+_COUNTS = _ALERTS + """
+SELECT GROUPING(a.bucket, a.feature, a.severity) = 0 AS per_bucket, a.bucket, a.feature, a.severity, a.assignee_id,
        count(*) AS opened,
        count(a.claimed_at) AS claimed,
        count(a.first_contact_at) AS contacted,
@@ -39,7 +40,13 @@ SELECT GROUPING(a.bucket) AS no_bucket, GROUPING(a.feature) AS no_feature, GROUP
        count(*) FILTER (WHERE a.resolution = 'no_response') AS no_response,
        count(*) FILTER (WHERE a.resolution = 'consent_withdrawn') AS consent_withdrawn,
        coalesce(sum(a.escalations_fired), 0)::bigint AS escalations,
-       count(*) FILTER (WHERE a.escalations_fired > 0) AS deadline_breaches,
+       count(*) FILTER (WHERE a.escalations_fired > 0) AS deadline_breaches
+  FROM a
+ GROUP BY GROUPING SETS ((a.bucket, a.feature, a.severity), (a.assignee_id))
+"""
+
+_TIMES = _ALERTS + """
+SELECT GROUPING(a.feature, a.severity) = 0 AS per_feature, a.feature, a.severity,
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM a.claimed_at - a.opened_at))
          AS claim_q,
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM a.first_contact_at - a.opened_at))
@@ -47,17 +54,30 @@ SELECT GROUPING(a.bucket) AS no_bucket, GROUPING(a.feature) AS no_feature, GROUP
        percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM a.first_answer_at - a.opened_at))
          AS answer_q
   FROM a
- GROUP BY GROUPING SETS ((a.bucket, a.feature, a.severity), (a.bucket), (a.feature), ())
- ORDER BY a.bucket NULLS FIRST, a.feature NULLS FIRST, a.severity NULLS FIRST
+ GROUP BY GROUPING SETS ((a.feature, a.severity), ())
 """
 
 
-async def funnel(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime, bucket: str,
+async def prepare(conn: psycopg.AsyncConnection) -> None:
+    """The report sorts a year of alerts at once: room to do it in memory, for this transaction only."""
+    await conn.execute("SET LOCAL work_mem = '64MB'")
+
+
+async def counts(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime, bucket: str,
                  tz: str) -> list[dict]:
-    """Alerts opened in [start, end) and what became of them: one row per (bucket, feature, severity), per
-    bucket, per feature, and the total (the ``no_*`` flags say which)."""
+    """Alerts opened in [start, end) and what became of them, counted per (bucket, feature, severity) and per
+    assignee (``per_bucket`` says which). Counts add up, so every other total is a sum of these rows."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_FUNNEL, {"tenant": tenant_id, "start": start, "end": end, "bucket": bucket, "tz": tz})
+    await cur.execute(_COUNTS, {"tenant": tenant_id, "start": start, "end": end, "bucket": bucket, "tz": tz})
+    return await cur.fetchall()
+
+
+async def times(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime, bucket: str,
+                tz: str) -> list[dict]:
+    """Median and 90th percentile (``[p50, p90]``, seconds) from opening to claim, first contact and the member's
+    answer, per (feature, severity) and overall (``per_feature`` false)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_TIMES, {"tenant": tenant_id, "start": start, "end": end, "bucket": bucket, "tz": tz})
     return await cur.fetchall()
 
 
@@ -140,24 +160,10 @@ async def pushes(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datet
     return await cur.fetchall()
 
 
-async def agents(conn: psycopg.AsyncConnection, *, tenant_id: UUID, start: datetime, end: datetime) -> list[dict]:
-    """Per staff member, the alerts opened in the range that they hold: how many, how many they contacted the
-    person about, resolved, still unresolved, and the median time from claim to resolution."""
+async def staff_names(conn: psycopg.AsyncConnection, staff_ids: list[UUID]) -> dict[UUID, dict]:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        """SELECT s.external_id AS agent, s.role, x.assigned, x.contacted, x.resolved, x.unresolved, x.resolve_p50
-             FROM (SELECT a.assignee_id, count(*) AS assigned, count(a.first_contact_at) AS contacted,
-                          count(a.resolved_at) AS resolved, count(*) FILTER (WHERE a.resolved_at IS NULL) AS unresolved,
-                          percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.resolved_at - a.claimed_at))
-                            AS resolve_p50
-                     FROM alerts a
-                    WHERE a.tenant_id = %(tenant)s AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
-                      AND a.assignee_id IS NOT NULL
-                    GROUP BY a.assignee_id) x
-             JOIN staff s ON s.id = x.assignee_id
-            ORDER BY x.assigned DESC, s.external_id""",
-        {"tenant": tenant_id, "start": start, "end": end})
-    return await cur.fetchall()
+    await cur.execute("SELECT id, external_id, role FROM staff WHERE id = ANY(%s)", (staff_ids,))
+    return {row["id"]: row for row in await cur.fetchall()}
 
 
 async def tenant_time_zone(conn: psycopg.AsyncConnection) -> str:

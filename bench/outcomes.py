@@ -151,17 +151,17 @@ async def explain(app_url: str, tenant: uuid.UUID, first: date, end: date) -> No
     start = datetime.combine(first, datetime.min.time(), tzinfo=timezone.utc)
     stop = datetime.combine(end, datetime.min.time(), tzinfo=timezone.utc)
     args = {"tenant_id": tenant, "start": start, "end": stop, "bucket": "week", "tz": "Asia/Shanghai"}
-    for name, call in (("funnel", lambda c: repo.funnel(c, **args)),
+    for name, call in (("counts", lambda c: repo.counts(c, **args)), ("times", lambda c: repo.times(c, **args)),
                        ("monitored", lambda c: repo.monitored_changes(c, **args)),
                        ("consents", lambda c: repo.consent_changes(c, **args)),
-                       ("pushes", lambda c: repo.pushes(c, tenant_id=tenant, start=start, end=stop)),
-                       ("agents", lambda c: repo.agents(c, tenant_id=tenant, start=start, end=stop))):
+                       ("pushes", lambda c: repo.pushes(c, tenant_id=tenant, start=start, end=stop))):
         async with db.transaction(tenant_id=tenant) as conn:
+            await repo.prepare(conn)
             t0 = time.perf_counter()
             await call(conn)
             print(f"  {name:10} {(time.perf_counter() - t0) * 1000:7.1f} ms")
-        if os.environ.get("BENCH_EXPLAIN") == "plan" and name in ("funnel", "pushes"):
-            query = repo._FUNNEL if name == "funnel" else None
+        if os.environ.get("BENCH_EXPLAIN") == "plan" and name in ("counts", "times"):
+            query = repo._COUNTS if name == "counts" else repo._TIMES
             if query:
                 async with db.transaction(tenant_id=tenant) as conn:
                     cur = await conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query,
@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--people", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     args = parser.parse_args()
     from app.core import localdb, migrate
     cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
@@ -201,6 +202,7 @@ def main() -> None:
                                 "(SELECT count(*) FROM notifications), (SELECT count(*) FROM consent_events)").fetchone()
         print(f"seeded {rows[0]:,} alerts, {rows[1]:,} timeline rows, {rows[2]:,} check-ins, {rows[3]:,} consent "
               f"events in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"tenant {tenant}", flush=True)
         if os.environ.get("BENCH_EXPLAIN"):
             asyncio.run(explain(db.app_url, tenant, first, end))
         times = asyncio.run(timed_reports(db.app_url, tenant, first, end, args.runs))
@@ -208,7 +210,10 @@ def main() -> None:
         for bucket, values in times.items():
             print(f"  {bucket:5}  p50 {pct(values, 0.5):7.1f}  p99 {pct(values, 0.99):7.1f}  max {max(values):7.1f}")
     finally:
-        db.drop()
+        if args.keep:
+            print(f"kept database {db.name}: {db.admin_url}")
+        else:
+            db.drop()
 
 
 if __name__ == "__main__":

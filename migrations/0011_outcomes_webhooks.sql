@@ -91,8 +91,8 @@ CREATE TRIGGER alert_timeline_outcomes AFTER INSERT ON alert_timeline FOR EACH R
   EXECUTE FUNCTION alert_timeline_outcomes();
 
 CREATE INDEX alerts_tenant_opened ON alerts (tenant_id, opened_at)
-  INCLUDE (feature, severity, claimed_at, resolved_at, resolution, assignee_id, first_contact_at, first_answer_at,
-           first_answer, escalations_fired);
+  INCLUDE (person_id, feature, severity, claimed_at, resolved_at, resolution, assignee_id, first_contact_at,
+           first_answer_at, first_answer, escalations_fired);
 CREATE INDEX consent_events_tenant_created ON consent_events (tenant_id, created_at);
 CREATE INDEX notification_deliveries_tenant_at ON notification_deliveries (tenant_id, at);
 

@@ -18,8 +18,7 @@ from app.core.errors import Forbidden, Invalid
 router = APIRouter(prefix="/v1/care", tags=["care team"])
 
 MAX_DAYS = 400
-CSV_COLUMNS = ("bucket", "feature", "severity", *outcomes.COUNTS,
-               *(f"{label}_{q}_s" for label in outcomes.TIMES for q in ("p50", "p90")))
+CSV_COLUMNS = ("bucket", "feature", "severity", *outcomes.COUNTS)
 
 
 class Times(BaseModel):
@@ -76,7 +75,6 @@ class Agent(BaseModel):
     contacted: int = Field(description="Of those, alerts where the person was contacted.")
     resolved: int
     unresolved: int
-    resolve_median_s: float | None = Field(description="Median time from claim to resolution.")
 
 
 class Report(BaseModel):
@@ -87,14 +85,16 @@ class Report(BaseModel):
     people: People
     funnel: Funnel
     times: dict[str, Times] = Field(description="From opening to: claim, first contact, the member's answer.")
+    times_by_feature: list[dict] = Field(description="The same times per feature and severity, over the whole range: "
+                                         "`claim_p50_s`, `claim_p90_s`, `first_contact_…`, `answer_…`.")
     escalations: int
     deadline_breaches: int = Field(description="Alerts for which an escalation step fired (a policy deadline passed).")
     resolutions: list[Resolution]
     pushes: list[Pushes]
     agents: list[Agent]
-    series: list[dict] = Field(description="Per bucket (every bucket, zeros included): the funnel counts, times, "
-                               "monitored people and consent changes.")
-    rows: list[dict] = Field(description="Per bucket, feature and severity (the CSV's rows).")
+    series: list[dict] = Field(description="Per bucket (every bucket, zeros included): the funnel counts, monitored "
+                               "people and consent changes.")
+    rows: list[dict] = Field(description="Counts per bucket, feature and severity (the CSV's rows).")
 
 
 @router.get("/outcomes", summary="Outcomes of proactive care (supervisors and tenant admins)",

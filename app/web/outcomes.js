@@ -96,7 +96,7 @@ function render() {
   fillTable("pushes", r.pushes, (x) => [x.provider, t(`r_${x.recipient}`), fmt(x.sent), fmt(x.delivered),
     fmt(x.opened), fmt(x.answered), fmt(x.dead_letters)], 7);
   fillTable("agents", r.agents, (x) => [x.agent, fmt(x.assigned), fmt(x.contacted), fmt(x.resolved),
-    fmt(x.unresolved), duration(x.resolve_median_s)], 6);
+    fmt(x.unresolved)], 5);
   drawCharts(r);
 }
 

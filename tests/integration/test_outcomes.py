@@ -127,8 +127,13 @@ def test_the_report_tells_what_happened_in_the_insurers_days(history):
     assert r["pushes"] == [{"provider": "gateway", "recipient": "person", "queued": 1, "sent": 1, "delivered": 1,
                             "opened": 1, "answered": 1, "dead_letters": 0}]
     [agent] = r["agents"]
-    assert (agent["agent"], agent["assigned"], agent["contacted"], agent["resolved"], agent["unresolved"],
-            agent["resolve_median_s"]) == ("agent-1", 2, 1, 2, 0, 4200.0)   # 50 and 90 minutes
+    assert (agent["agent"], agent["assigned"], agent["contacted"], agent["resolved"], agent["unresolved"]) == \
+        ("agent-1", 2, 1, 2, 0)
+    # Times per feature and severity: A and B are the overnight_rhr/high ones; C was never claimed.
+    by_kind = {(x["feature"], x["severity"]): x for x in r["times_by_feature"]}
+    assert (by_kind["overnight_rhr", "high"]["claim_p50_s"], by_kind["overnight_rhr", "high"]["answer_p90_s"]) == \
+        (1200.0, 2400.0)
+    assert by_kind["spo2_low", "critical"]["claim_p50_s"] is None
 
 
 def test_week_and_month_buckets_start_on_the_insurers_monday_and_first(history):
