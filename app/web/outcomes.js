@@ -7,7 +7,7 @@ import { language, setLanguage, t, translatePage } from "./outcomes-i18n.js";
 
 const TOKEN_KEY = "beidou.care.token";
 const LANG_KEY = "beidou.care.lang";
-const DAY_MS = 86_400_000;
+const DAY_MS = 86_400_000;  // the default range's arithmetic
 const state = { token: null, report: null, charts: [] };
 
 async function call(params, accept = "application/json") {
@@ -131,19 +131,24 @@ function drawCharts(r) {
   for (const chart of state.charts) chart.destroy();
   state.charts = [];
   if (!window.uPlot) return;
-  const xs = r.series.map((s) => Date.parse(`${s.bucket}T00:00:00Z`) / 1000);
+  // x is the bucket's position; its label is the insurer's local date (never the browser's time zone).
+  const labels = r.series.map((s) => (r.bucket === "month" ? s.bucket.slice(0, 7) : s.bucket.slice(5)));
+  const xs = r.series.map((_, i) => i);
   const col = (k) => r.series.map((s) => s[k]);
   const width = Math.max(320, $("chart-funnel").clientWidth || 900);
-  const axes = [{ values: (u, ticks) => ticks.map((v) => new Date(v * 1000).toISOString().slice(0, 10)) }, {}];
+  const every = Math.max(1, Math.ceil(xs.length / 12));
+  const axes = [{ splits: () => xs.filter((i) => i % every === 0), values: (u, splits) => splits.map((i) => labels[i] ?? "") },
+    {}];
+  const xSeries = { label: t("bucket"), value: (u, i) => (i === null || i === undefined ? "" : r.series[i]?.bucket ?? "") };
   const line = (label, stroke) => ({ label, stroke, width: 2, points: { show: xs.length < 60 } });
   state.charts.push(new window.uPlot({
     width, height: 220, axes, scales: { x: { time: false } },
-    series: [{ label: t("bucket") }, line(t("f_opened"), "#1d4ed8"), line(t("f_contacted"), "#7c3aed"),
+    series: [xSeries, line(t("f_opened"), "#1d4ed8"), line(t("f_contacted"), "#7c3aed"),
       line(t("f_answered"), "#15803d"), line(t("f_resolved"), "#64748b")],
   }, [xs, col("opened"), col("contacted"), col("answered"), col("resolved")], $("chart-funnel")));
   state.charts.push(new window.uPlot({
     width, height: 200, axes, scales: { x: { time: false } },
-    series: [{ label: t("bucket") }, line(t("s_monitored"), "#1d4ed8"), line(t("s_grants"), "#15803d"),
+    series: [xSeries, line(t("s_monitored"), "#1d4ed8"), line(t("s_grants"), "#15803d"),
       line(t("s_withdrawals"), "#b91c1c")],
   }, [xs, col("monitored"), col("consent_grants"), col("consent_withdrawals")], $("chart-people")));
 }

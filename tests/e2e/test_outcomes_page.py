@@ -26,7 +26,7 @@ def test_the_outcomes_page_is_served_with_the_same_strict_headers(service):
         assert httpx.get(f"{service.base_url}/care/static/{path}").status_code == 200, path
 
 
-def test_a_supervisor_reads_the_report_in_two_languages_and_downloads_it(service, page, tmp_path):
+def test_a_supervisor_reads_the_report_in_two_languages_and_downloads_it(service, page, tmp_path, artifacts):
     tenant = service.new_tenant()
     seed_history(tenant)
     page.goto(f"{service.base_url}/care/outcomes?{RANGE}")
@@ -46,6 +46,8 @@ def test_a_supervisor_reads_the_report_in_two_languages_and_downloads_it(service
     expect(page.locator("#agents tbody tr")).to_contain_text("agent-1")
     bar = page.locator('#funnel li[data-step="claimed"] .bar')
     assert 60 < bar.evaluate("b => b.getBoundingClientRect().width / b.parentElement.getBoundingClientRect().width * 100") < 70
+
+    page.screenshot(path=str(artifacts / "outcomes-page.png"), full_page=True)
 
     page.locator("#lang-toggle").click()
     expect(page.locator("h3", has_text="从提醒到回复")).to_be_visible()
