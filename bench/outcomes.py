@@ -64,8 +64,8 @@ INSERT INTO alerts (id, tenant_id, person_id, kind, feature, metric, tier, sever
               ELSE (ARRAY['needed_help', 'false_alarm', 'member_fine', 'no_response'])[1 + s.n %% 4] END,
          '{"steps": []}'
     FROM seeded s;
--- Row by row, the timeline trigger would update each alert once per action; a year at once is loaded with
--- triggers off and the alerts' outcome columns then filled exactly as migration 0011 backfills them.
+-- Row by row, the timeline (and delivery) triggers would update each alert (notification) once per row; a
+-- year at once is loaded with triggers off and the summaries then filled exactly as migration 0011 backfills.
 SET LOCAL session_replication_role = replica;
 INSERT INTO alert_timeline (alert_id, tenant_id, person_id, at, actor_kind, actor_id, action, detail)
   SELECT s.id, %(tenant)s, s.person_id, s.opened_at, 'system', 'detector', 'opened', '{}'::jsonb FROM seeded s
@@ -109,9 +109,16 @@ INSERT INTO notifications (id, tenant_id, recipient_kind, person_id, alert_id, p
          CASE WHEN c.n %% 4 = 0 THEN c.opened_at + interval '30 minutes' END,
          CASE WHEN c.n %% 4 = 0 THEN 'fine' END, 1
     FROM checkins c;
+SET LOCAL session_replication_role = replica;
 INSERT INTO notification_deliveries (notification_id, device_id, tenant_id, person_id, attempt, ok, at, provider)
   SELECT c.nid, d.id, %(tenant)s, c.person_id, 1, c.n %% 50 <> 2, c.opened_at + interval '11 minutes', d.provider
     FROM checkins c JOIN devices d ON d.person_id = c.person_id;
+SET LOCAL session_replication_role = origin;
+UPDATE notifications n SET attempted = true, delivered = d.ok, delivery_provider = d.provider
+  FROM (SELECT notification_id, bool_or(ok) AS ok,
+               coalesce(min(provider) FILTER (WHERE ok), min(provider)) AS provider
+          FROM notification_deliveries GROUP BY notification_id) d
+ WHERE d.notification_id = n.id;
 """
 
 

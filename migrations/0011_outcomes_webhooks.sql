@@ -48,10 +48,35 @@ ALTER TABLE notifications
 CREATE INDEX notifications_webhook_order ON notifications (endpoint_id, order_key, seq)
   WHERE status IN ('queued', 'held', 'sending');
 CREATE INDEX notifications_endpoint ON notifications (endpoint_id, seq) WHERE endpoint_id IS NOT NULL;
-CREATE INDEX notifications_tenant_created ON notifications (tenant_id, created_at);
+CREATE INDEX notifications_tenant_created ON notifications (tenant_id, created_at);  -- outcomes: pushes
 
+-- Each delivery attempt names the provider that carried it (webhook for events to the insurer's systems).
+-- The outbox row keeps a summary of its attempts (attempted at all, delivered by any, by which provider),
+-- maintained by a trigger on the attempts and backfilled from them, so the outcomes report reads one table.
 ALTER TABLE notification_deliveries ADD COLUMN provider text;
 UPDATE notification_deliveries x SET provider = d.provider FROM devices d WHERE d.id = x.device_id;
+ALTER TABLE notifications
+  ADD COLUMN attempted          boolean NOT NULL DEFAULT false,
+  ADD COLUMN delivered          boolean NOT NULL DEFAULT false,
+  ADD COLUMN delivery_provider  text;
+UPDATE notifications n SET attempted = true, delivered = d.ok, delivery_provider = d.provider
+  FROM (SELECT notification_id, bool_or(ok) AS ok,
+               coalesce(min(provider) FILTER (WHERE ok), min(provider)) AS provider
+          FROM notification_deliveries GROUP BY notification_id) d
+ WHERE d.notification_id = n.id;
+
+CREATE FUNCTION notification_deliveries_summary() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE notifications
+     SET attempted = true,
+         delivery_provider = CASE WHEN NEW.ok AND NOT delivered THEN NEW.provider
+                                  ELSE coalesce(delivery_provider, NEW.provider) END,
+         delivered = delivered OR NEW.ok
+   WHERE id = NEW.notification_id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER notification_deliveries_summary AFTER INSERT ON notification_deliveries
+  FOR EACH ROW EXECUTE FUNCTION notification_deliveries_summary();
 
 -- Outcomes. The timeline is the record; the first contact, the member's first answer and the number of
 -- escalations that fired are kept on the alert by a trigger on the timeline (and backfilled from it here), so
@@ -94,7 +119,6 @@ CREATE INDEX alerts_tenant_opened ON alerts (tenant_id, opened_at)
   INCLUDE (person_id, feature, severity, claimed_at, resolved_at, resolution, assignee_id, first_contact_at,
            first_answer_at, first_answer, escalations_fired);
 CREATE INDEX consent_events_tenant_created ON consent_events (tenant_id, created_at);
-CREATE INDEX notification_deliveries_tenant_at ON notification_deliveries (tenant_id, at);
 
 ALTER TABLE webhook_endpoints ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY isolation ON webhook_endpoints TO beidou_app
