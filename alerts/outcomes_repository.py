@@ -3,7 +3,8 @@
 Every query is per tenant and time range, and reads through an index on (tenant_id, time): alerts by opening
 time (carrying the first contact, first answer and escalations fired, which a trigger keeps from the alert
 timeline), consent events, and notifications (carrying a summary of their delivery attempts, which a trigger
-keeps) by time. No query joins two large tables, so no misestimated row count can make a join quadratic. Buckets are days, ISO weeks or months in the insurer's time zone.
+keeps) by time. No query joins two large tables, so no misestimated row count can make a join quadratic.
+Buckets are days, ISO weeks or months in the insurer's time zone.
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ delivery attempts and consent history), then the outcomes report timed as the AP
 It uses a fresh database on the local test cluster (BEIDOU_TEST_PG_PORT, default 55433) and drops it at the
 end. Seeding is done in SQL (generate_series); the report runs as the service role inside a tenant-scoped
 transaction, exactly the code behind GET /v1/care/outcomes. Prints p50/p99 per bucket size (day, week,
-month) over the whole year, and the plan's index use.
+month) over the whole year, and beside them a plain count(*) of the same alerts timed alike (how busy the
+machine was). BENCH_EXPLAIN=1 also times each query once on its own; --keep keeps the database.
 """
 from __future__ import annotations
 
@@ -136,11 +137,17 @@ async def timed_reports(app_url: str, tenant: uuid.UUID, first: date, end: date,
     try:
         for bucket in ("day", "week", "month"):
             for i in range(runs + 2):
+                async with db.transaction(tenant_id=tenant) as conn:
+                    # How busy the machine is right now: a plain count of the same alerts, timed alike.
+                    t0 = time.perf_counter()
+                    await conn.execute("SELECT count(*) FROM alerts WHERE tenant_id = %s", (tenant,))
+                    baseline = (time.perf_counter() - t0) * 1000
                 t0 = time.perf_counter()
                 async with db.transaction(tenant_id=tenant) as conn:
                     report = await outcomes.report(conn, tenant_id=tenant, first_day=first, end_day=end, bucket=bucket)
                 if i >= 2:  # two warm-up runs
                     times.setdefault(bucket, []).append((time.perf_counter() - t0) * 1000)
+                    times.setdefault("count(*)", []).append(baseline)
             print(f"  {bucket:5}: {len(report['series'])} buckets, {report['funnel']['opened']} alerts, "
                   f"reach rate {report['funnel']['reach_rate']}", flush=True)
     finally:
@@ -215,7 +222,7 @@ def main() -> None:
         times = asyncio.run(timed_reports(db.app_url, tenant, first, end, args.runs))
         print(f"outcomes report over a year ({args.runs} runs each, ms):")
         for bucket, values in times.items():
-            print(f"  {bucket:5}  p50 {pct(values, 0.5):7.1f}  p99 {pct(values, 0.99):7.1f}  max {max(values):7.1f}")
+            print(f"  {bucket:8}  p50 {pct(values, 0.5):7.1f}  p99 {pct(values, 0.99):7.1f}  max {max(values):7.1f}")
     finally:
         if args.keep:
             print(f"kept database {db.name}: {db.admin_url}")
