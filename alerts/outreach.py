@@ -7,17 +7,17 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
-from psycopg.rows import dict_row
 
+from alerts import outbox_repository as outbox
 from alerts import repository as repo
-from alerts import service
+from alerts import service, timeline
 from app.core.db import tenant_wide
 from app.core.errors import Conflict, NotFound
 from consent import repository as consent_repo
 from consent.catalog import MONITORING, OUTREACH
 
 ANSWERS = ("fine", "help", "call")
-PENDING = ("queued", "held", "sending")
+PENDING = outbox.PENDING
 
 
 class NoOutreachConsent(Conflict):
@@ -42,10 +42,7 @@ def quiet_until(now: datetime, zone: str, start: time, end: time) -> datetime | 
 
 
 async def _person(conn: psycopg.AsyncConnection, person_id: UUID) -> dict:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute("SELECT id, external_id, time_zone, language, quiet_start, quiet_end FROM people WHERE id = %s",
-                      (person_id,))
-    return await cur.fetchone()
+    return await outbox.person_for_outreach(conn, person_id)
 
 
 async def hold_for(conn: psycopg.AsyncConnection, *, person: dict, critical: bool, now: datetime,
@@ -56,13 +53,7 @@ async def hold_for(conn: psycopg.AsyncConnection, *, person: dict, critical: boo
     until = quiet_until(now, person["time_zone"], person["quiet_start"], person["quiet_end"])
     if until is not None:
         return until, "quiet_hours"
-    cur = await conn.execute(
-        """SELECT count(*), min(created_at) FROM notifications
-            WHERE person_id = %s AND recipient_kind = 'person' AND status NOT IN ('cancelled', 'held', 'queued')
-              AND created_at > %s""",
-        (person["id"], now - timedelta(days=7)),
-    )
-    count, oldest = await cur.fetchone()
+    count, oldest = await outbox.sent_to_person_since(conn, person["id"], now - timedelta(days=7))
     if count >= weekly_cap:
         return oldest + timedelta(days=7), "weekly_cap"
     return None, None
@@ -82,15 +73,9 @@ async def reach_out(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: ser
         # Not in force covers not granted, withdrawn, expired, and granted without monitoring of the same data.
         raise NoOutreachConsent("the person has not agreed to be contacted about this data (no outreach consent)")
     # Pressing twice sends once: a check-in still pending, or sent in the last ten minutes, is the answer.
-    cur = await conn.execute(
-        """SELECT id FROM notifications WHERE alert_id = %s AND recipient_kind = 'person'
-              AND (status = ANY(%s) OR (status IN ('sent', 'opened') AND created_at > %s - interval '10 minutes'))
-            ORDER BY created_at DESC LIMIT 1""",
-        (alert_id, list(PENDING), now),
-    )
-    pending = await cur.fetchone()
+    pending = await outbox.recent_check_in(conn, alert_id, now)
     if pending:
-        return pending[0]
+        return pending
     person = await _person(conn, alert["person_id"])
     critical = alert["severity"] == "critical"
     held_until, why = await hold_for(conn, person=person, critical=critical, now=now, weekly_cap=weekly_cap)
@@ -99,9 +84,8 @@ async def reach_out(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: ser
         conn, tenant_id=alert["tenant_id"], alert_id=alert_id, purpose=purpose, person_id=alert["person_id"],
         metric=alert["metric"], critical=critical, not_before=held_until or now)
     if held_until:
-        await conn.execute("UPDATE notifications SET status = 'held', held_reason = %s WHERE id = %s",
-                           (why, notification_id))
-    await repo.add_timeline(conn, alert_id=alert_id, tenant_id=alert["tenant_id"], person_id=alert["person_id"],
+        await outbox.hold(conn, notification_id, why)
+    await timeline.add(conn, alert_id=alert_id, tenant_id=alert["tenant_id"], person_id=alert["person_id"],
                             actor_kind=actor.kind, actor_id=actor.id, action="reach_out",
                             detail={"notification_id": str(notification_id), "held_until":
                                     held_until.isoformat() if held_until else None, "held_reason": why})
@@ -110,28 +94,17 @@ async def reach_out(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: ser
 
 async def message_for_person(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_id: UUID,
                              mark_opened: bool) -> dict:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        """SELECT n.id, n.purpose, n.status, n.created_at, n.opened_at, n.answer, n.answered_at, n.alert_id,
-                  a.summary, a.status AS alert_status, p.language
-             FROM notifications n JOIN people p ON p.id = n.person_id LEFT JOIN alerts a ON a.id = n.alert_id
-            WHERE n.id = %s AND n.person_id = %s AND n.recipient_kind = 'person'""",
-        (notification_id, person_id),
-    )
-    message = await cur.fetchone()
+    message = await outbox.message_for_person(conn, person_id, notification_id)
     if message is None:
         raise NotFound("no such message")
     if mark_opened and message["opened_at"] is None:
-        await conn.execute(
-            """UPDATE notifications SET opened_at = now(), updated_at = now(),
-                      status = CASE WHEN status = 'sent' THEN 'opened' ELSE status END WHERE id = %s""",
-            (notification_id,))
+        await outbox.mark_opened(conn, notification_id)
         message["opened_at"] = now = datetime.now(timezone.utc)
         if message["status"] == "sent":
             message["status"] = "opened"
         if message["alert_id"]:
             person = await _person(conn, person_id)
-            await repo.add_timeline(conn, alert_id=message["alert_id"], tenant_id=await _tenant(conn),
+            await timeline.add(conn, alert_id=message["alert_id"], tenant_id=await _tenant(conn),
                                     person_id=person_id, actor_kind="person", actor_id=person["external_id"],
                                     action="message_opened", detail={"notification_id": str(notification_id),
                                                                      "at": now.isoformat()})
@@ -139,8 +112,7 @@ async def message_for_person(conn: psycopg.AsyncConnection, *, person_id: UUID, 
 
 
 async def _tenant(conn: psycopg.AsyncConnection) -> UUID:
-    cur = await conn.execute("SELECT beidou_tenant()")
-    return (await cur.fetchone())[0]
+    return await outbox.current_tenant(conn)
 
 
 async def reply(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_id: UUID, answer: str) -> dict:
@@ -160,15 +132,13 @@ async def reply(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_
                                     detail={"answer": answer, "notification_id": str(notification_id),
                                             "kept": message["answer"]})
         return message
-    await conn.execute(
-        """UPDATE notifications SET answer = %s, answered_at = now(), status = 'answered', updated_at = now()
-            WHERE id = %s""", (answer, notification_id))
+    await outbox.mark_answered(conn, notification_id, answer)
     if alert_id is None:
         return {**message, "answer": answer, "status": "answered"}
     alert = await repo.alert_for_update(conn, alert_id)
     actor = service.Actor("person", person["external_id"])
     tenant_id = alert["tenant_id"]
-    await repo.add_timeline(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id, actor_kind="person",
+    await timeline.add(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id, actor_kind="person",
                             actor_id=person["external_id"], action="person_replied",
                             detail={"answer": answer, "notification_id": str(notification_id)})
     if answer == "fine":

@@ -371,37 +371,6 @@ async def audit_view(conn: psycopg.AsyncConnection, *, person: str | None, staff
     return await cur.fetchall()
 
 
-async def register_device(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID | None,
-                          staff_id: UUID | None, token: str, token_kind: str, platform: str, app_version: str | None,
-                          language: str | None) -> dict | None:
-    """Register a push token for its owner; None when the token belongs to someone else and may not move.
-
-    A token moves to another person only once the push service confirmed the old owner's device gone (the row
-    was disabled as unregistered); a staff member's token never moves, and no person's token moves to staff."""
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        """INSERT INTO devices AS d (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (tenant_id, provider, token) DO UPDATE SET person_id = EXCLUDED.person_id,
-               staff_id = EXCLUDED.staff_id, token_kind = EXCLUDED.token_kind, platform = EXCLUDED.platform,
-               app_version = EXCLUDED.app_version, language = EXCLUDED.language, last_seen = now(),
-               disabled_at = NULL, disabled_reason = NULL
-            WHERE (d.person_id IS NOT DISTINCT FROM EXCLUDED.person_id
-                   AND d.staff_id IS NOT DISTINCT FROM EXCLUDED.staff_id)
-               OR (d.disabled_at IS NOT NULL AND d.staff_id IS NULL AND EXCLUDED.staff_id IS NULL)
-           RETURNING id, platform, app_version, created_at""",
-        (tenant_id, person_id, staff_id, token, token_kind, platform, app_version, language))
-    return await cur.fetchone()
-
-
-async def remove_device(conn: psycopg.AsyncConnection, *, token: str, person_id: UUID | None,
-                        staff_id: UUID | None) -> None:
-    if staff_id is not None:
-        await conn.execute("DELETE FROM devices WHERE token = %s AND staff_id = %s", (token, staff_id))
-    else:
-        await conn.execute("DELETE FROM devices WHERE token = %s AND person_id = %s", (token, person_id))
-
-
 async def quiet_hours(conn: psycopg.AsyncConnection, person_id: UUID) -> tuple:
     cur = await conn.execute("SELECT quiet_start, quiet_end FROM people WHERE id = %s", (person_id,))
     return await cur.fetchone()

@@ -13,6 +13,7 @@ from uuid import UUID
 import psycopg
 
 from alerts import repository as repo
+from alerts import timeline
 from alerts.policy import DEFAULT_POLICY, SEVERITY_RANK, EscalationPolicy, severity_for
 from app.core.errors import Conflict, Forbidden, NotFound
 from consent import repository as consent_repo
@@ -78,7 +79,7 @@ async def open_from_anomaly(conn: psycopg.AsyncConnection, *, tenant_id: UUID, e
         else:
             await repo.add_evidence(conn, alert_id=alert_id, event_id=event.id, tenant_id=tenant_id,
                                     person_id=person_id)
-            await repo.add_timeline(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id,
+            await timeline.add(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id,
                                     actor_kind="system", actor_id="detector", action="opened", to_status="open",
                                     detail={"severity": severity, "reason": event.reason, "event_id": event.id})
             return alert_id
@@ -99,7 +100,7 @@ async def _extend(conn: psycopg.AsyncConnection, alert: dict, event: AnomalyEven
     await repo.update_alert(conn, alert["id"], **changes)
     await repo.add_evidence(conn, alert_id=alert["id"], event_id=event.id, tenant_id=alert["tenant_id"],
                             person_id=alert["person_id"])
-    await repo.add_timeline(conn, alert_id=alert["id"], tenant_id=alert["tenant_id"], person_id=alert["person_id"],
+    await timeline.add(conn, alert_id=alert["id"], tenant_id=alert["tenant_id"], person_id=alert["person_id"],
                             actor_kind="system", actor_id="detector", action="severity_raised" if raised else "extended",
                             detail={"severity": severity if raised else alert["severity"], "reason": event.reason,
                                     "event_id": event.id})
@@ -172,7 +173,7 @@ async def act(conn: psycopg.AsyncConnection, *, alert_id: UUID, actor: Actor, ac
             await repo.update_alert(conn, alert_id, **changes)
     except psycopg.errors.UniqueViolation:
         raise Conflict("this person already has an open alert for the same condition") from None
-    await repo.add_timeline(conn, alert_id=alert_id, tenant_id=alert["tenant_id"], person_id=alert["person_id"],
+    await timeline.add(conn, alert_id=alert_id, tenant_id=alert["tenant_id"], person_id=alert["person_id"],
                             actor_kind=actor.kind, actor_id=actor.id, action=action, from_status=status,
                             to_status=changes.get("status", status), detail=detail)
     return {**alert, **changes}
@@ -198,7 +199,7 @@ async def escalate_due(conn: psycopg.AsyncConnection, *, tenant_id: UUID, now: d
                 await repo.queue_notification(conn, tenant_id=tenant_id, alert_id=alert["id"], purpose="escalation",
                                               staff_id=staff_id, metric=alert["metric"],
                                               critical=alert["severity"] == "critical")
-            await repo.add_timeline(conn, alert_id=alert["id"], tenant_id=tenant_id, person_id=alert["person_id"],
+            await timeline.add(conn, alert_id=alert["id"], tenant_id=tenant_id, person_id=alert["person_id"],
                                     actor_kind="system", actor_id="escalation", action="escalated",
                                     detail={"step": step.id, "notify": step.notify, "recipients": len(recipients)})
             fired += 1

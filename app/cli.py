@@ -232,11 +232,20 @@ def tenant() -> None:
 
 @tenant.command("add", help="Add an insurer and print its id (the same id again if it exists).")
 @click.argument("name")
-def tenant_add(name: str) -> None:
+@click.option("--time-zone", default=None, help="The insurer's IANA time zone, for its outcomes report (default "
+              "UTC; given for an existing insurer, it is changed).")
+def tenant_add(name: str, time_zone: str | None) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from app import directory
+    if time_zone is not None:
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise click.ClickException(f"unknown time zone {time_zone!r} (an IANA name such as Asia/Shanghai)") from None
     target = _target()
     _upgrade(target.admin_url)
-    click.echo(directory.add_tenant(target.admin_url, name))
+    click.echo(directory.add_tenant(target.admin_url, name, time_zone))
 
 
 @tenant.command("list", help="List insurers: id and name.")

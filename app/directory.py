@@ -51,12 +51,15 @@ async def provision_staff(conn: psycopg.AsyncConnection, tenant_id: UUID, extern
     return StaffMember(*await cur.fetchone())
 
 
-def add_tenant(admin_url: str, name: str) -> UUID:
-    """Operators add insurers (runs as the schema owner)."""
+def add_tenant(admin_url: str, name: str, time_zone: str | None = None) -> UUID:
+    """Operators add insurers (runs as the schema owner). ``time_zone`` (IANA) is the insurer's own, in which
+    its outcomes are reported; given for an existing insurer, it is changed."""
     with psycopg.connect(admin_url) as conn:
         row = conn.execute(
-            "INSERT INTO tenants (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-            (name,),
+            """INSERT INTO tenants (name, time_zone) VALUES (%s, coalesce(%s, 'UTC'))
+               ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name,
+                   time_zone = coalesce(%s, tenants.time_zone) RETURNING id""",
+            (name, time_zone, time_zone),
         ).fetchone()
         return row[0]
 

@@ -15,6 +15,7 @@ from uuid import UUID
 from alerts.consumer import AlertConsumer
 from alerts.push import registry
 from alerts.sender import NotificationSender
+from alerts.webhooks import WebhookClient
 from app.core import channels
 from app.core.db import Database
 from app.core.errors import DatabaseUnavailable
@@ -177,10 +178,12 @@ def detection_config_from(settings) -> ConsumerConfig:
 
 
 def build_sender(db: Database, settings) -> NotificationSender:
-    """The sender with the configured push providers (none configured: messages fail visibly as undeliverable)."""
-    providers = registry.configured(settings)
-    return NotificationSender(db, providers or None, max_attempts=settings.push_max_attempts,
-                              backoff_base_s=settings.push_backoff_base_s, lease_s=settings.push_lease_s)
+    """The sender with the configured push providers (a device whose provider is not configured: its messages
+    fail visibly as undeliverable) and the webhook client."""
+    return NotificationSender(db, registry.configured(settings), max_attempts=settings.push_max_attempts,
+                              backoff_base_s=settings.push_backoff_base_s, lease_s=settings.push_lease_s,
+                              webhooks=WebhookClient(settings.webhook_timeout_s),
+                              webhook_max_attempts=settings.webhook_max_attempts)
 
 
 async def run_worker(url: str, *, pool_max: int = 5) -> None:

@@ -20,8 +20,16 @@ def _fcm(settings: Settings) -> PushProvider | None:
                                      settings.push_timeout_s)
 
 
+def _gateway(settings: Settings) -> PushProvider | None:
+    if not (settings.push_gateway_url and settings.push_gateway_secret):
+        return None
+    from alerts.push.gateway import GatewayProvider
+    return GatewayProvider(settings.push_gateway_url, settings.push_gateway_secret, timeout_s=settings.push_timeout_s)
+
+
 PROVIDERS: dict[str, Callable[[Settings], PushProvider | None]] = {
     "fcm": _fcm,
+    "gateway": _gateway,
 }
 
 

@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api import (care, care_live, consents, datatypes, fhir_in, health, me, me_page, outreach, readings, stream,
-                     sync, tenant, web)
+from app.api import (care, care_live, consents, datatypes, fhir_in, health, me, me_page, outcomes, outreach, readings,
+                     stream, sync, tenant, web, webhooks)
 from app.api.deps import ANY_ROLE, PrincipalCache, Services
 from app.api.limits import BodySizeLimit
 from app.api.problems import http_exception_response, problem_response, validation_response
@@ -100,8 +100,8 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    for module in (readings, sync, fhir_in, stream, consents, me, me_page, care, care_live, outreach, tenant, datatypes,
-                   health, web):
+    for module in (readings, sync, fhir_in, stream, consents, me, me_page, care, care_live, outreach, outcomes, webhooks,
+                   tenant, datatypes, health, web):
         app.include_router(module.router)
 
     @app.exception_handler(BeidouError)

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from alerts import outbox_repository as outbox
 from alerts import outreach
 from alerts.messages import text_for
 from app.api.care import AlertDetail, _actor, get_alert
@@ -36,7 +37,11 @@ async def _living(conn, who: Principal) -> None:
 
 class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    token: str = Field(min_length=1, max_length=4096, description="The push token the app got from FCM.")
+    token: str = Field(min_length=1, max_length=4096, description="The push token the app got from its push "
+                       "service (FCM, or the vendor service behind the insurer's push gateway).")
+    provider: Literal["fcm", "gateway"] = Field(
+        "fcm", description="Who delivers to this phone: `fcm` (Google), or `gateway` — the insurer's own push gateway, "
+                           "for phones without Google services (Huawei, Xiaomi, OPPO, vivo, Honor). See docs/push.md.")
     platform: Literal["android", "ios", "web"]
     token_kind: Literal["registration", "installation"] = "registration"
     app_version: str | None = Field(None, max_length=64)
@@ -45,6 +50,7 @@ class DeviceIn(BaseModel):
 
 class RegisteredDevice(BaseModel):
     id: UUID
+    provider: Literal["fcm", "gateway"]
     platform: str
     app_version: str | None
     created_at: datetime
@@ -99,10 +105,10 @@ async def _register(body: DeviceIn, who: Principal, svc: Services) -> Registered
     # The owner written comes from the token, never from the body.
     async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
         await _living(conn, who)
-        row = await repo.register_device(conn, tenant_id=who.tenant_id, person_id=who.person_id,
-                                         staff_id=who.staff.id if who.staff else None, token=body.token,
-                                         token_kind=body.token_kind, platform=body.platform,
-                                         app_version=body.app_version, language=body.language)
+        row = await outbox.register_device(
+            conn, tenant_id=who.tenant_id, person_id=who.person_id, staff_id=who.staff.id if who.staff else None,
+            provider=body.provider, token=body.token, token_kind=body.token_kind, platform=body.platform,
+            app_version=body.app_version, language=body.language)
     if row is None:
         raise DeviceTokenInUse("this push token is registered to another account; it moves only once that "
                                "device is confirmed gone")
@@ -125,8 +131,8 @@ async def remove_staff_device(body: DeviceRemove, who: Principal = Depends(staff
 async def _remove(body: DeviceRemove, who: Principal, svc: Services) -> Response:
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
         await _living(conn, who)
-        await repo.remove_device(conn, token=body.token, person_id=who.person_id,
-                                 staff_id=who.staff.id if who.staff else None)
+        await outbox.remove_device(conn, token=body.token, person_id=who.person_id,
+                                   staff_id=who.staff.id if who.staff else None)
     return Response(status_code=204)
 
 

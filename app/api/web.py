@@ -1,5 +1,6 @@
-"""The web pages: the care team's ``GET /care`` and the policyholder's own ``GET /me``, with their files under
-``/care/static/`` and ``/me/static/`` (the same directory: the pages share their chart and helpers).
+"""The web pages: the care team's ``GET /care`` (the queue) and ``GET /care/outcomes`` (the insurer's outcomes),
+and the policyholder's own ``GET /me``, with their files under ``/care/static/`` and ``/me/static/`` (the same
+directory: the pages share their chart and helpers).
 
 The pages are static (plain HTML, CSS and JavaScript, no build step). ``/care`` talks to the ``/v1/care`` routes
 with the staff token the agent pastes in; ``/me`` talks to ``/v1/me`` with the token the insurer's app hands
@@ -43,6 +44,12 @@ MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; chars
 @router.get("/care")
 async def care_page() -> FileResponse:
     return FileResponse(WEB_ROOT / "index.html", media_type="text/html; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+
+@router.get("/care/outcomes")
+async def outcomes_page() -> FileResponse:
+    return FileResponse(WEB_ROOT / "outcomes.html", media_type="text/html; charset=utf-8",
                         headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
 

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     fcm_credentials_file: str | None = Field(default=None, description="Service-account JSON for real FCM.")
     fcm_endpoint: str | None = Field(default=None, description="Send pushes to this FCM-compatible endpoint instead "
                                      "of Google (the local emulator: `beidou fcm-emulator`).")
+    push_gateway_url: str | None = Field(default=None, description="The insurer's own push gateway (phones without "
+                                         "Google services; devices registered with provider `gateway`): https, or "
+                                         "http to loopback. See docs/push.md.")
+    push_gateway_secret: str | None = Field(default=None, description="Standard Webhooks secret (`whsec_...`) that "
+                                            "signs requests to the push gateway.")
+    webhook_max_attempts: int = Field(default=10, description="Deliveries of a webhook event tried before it is a "
+                                      "dead letter (replay it with POST /v1/tenant/webhooks/{id}/deliveries/{id}/replay).")
+    webhook_timeout_s: float = Field(default=10.0, description="Timeout of one webhook request.")
     push_timeout_s: float = Field(default=10.0, description="Timeout of one push request.")
     push_max_attempts: int = Field(default=6, description="Sends tried before a notification is a dead letter.")
     push_lease_s: float = Field(default=60.0, description="How long a claimed push stays claimed: a sender that dies "

@@ -73,7 +73,7 @@ def run_demo(settings: Settings, target, opts: DemoOptions) -> dict:
     emulator = FcmEmulator(opts.host, opts.fcm_port).start()
     settings = settings.model_copy(update={"fcm_endpoint": emulator.url, "fcm_project_id": "beidou-demo",
                                            "outreach_weekly_cap": 100, "push_backoff_base_s": 0.5})
-    tenant_id = directory.add_tenant(target.admin_url, TENANT_NAME)
+    tenant_id = directory.add_tenant(target.admin_url, TENANT_NAME, "Asia/Shanghai")
     agent_token = issue_token(settings, tenant_id=tenant_id, subject="agent-demo", role="care_agent")
     viewer_token = issue_token(settings, tenant_id=tenant_id, subject="you", role="care_supervisor")
     app = create_app(settings, target.url, embedded_worker=True)
@@ -92,7 +92,8 @@ def run_demo(settings: Settings, target, opts: DemoOptions) -> dict:
             await asyncio.sleep(0.05)
         start = min(p.readings[0][0] for p in people if p.readings)
         clock = Clock(start=start, speed=opts.speed)
-        print(f"\n  Care page:     {base_url}/care\n  Staff token:   {viewer_token}\n"
+        print(f"\n  Care page:     {base_url}/care\n  Outcomes:      {base_url}/care/outcomes\n"
+              f"  Staff token:   {viewer_token}\n"
               f"  API docs:      {base_url}/docs\n  FCM emulator:  {emulator.url}/emulator/messages\n"
               f"  Simulated:     {len(people)} people — " + ", ".join(f"{p.name}: {p.story}" for p in people[:6])
               + (" …" if len(people) > 6 else "") + f"\n  Speed:         {opts.speed:,.0f}× "

@@ -32,3 +32,38 @@ def test_the_demo_turns_a_real_illness_into_an_alert_a_push_and_an_answer(fresh_
     assert summary["pushes_delivered_to_emulator"] >= 1
     assert summary["replies"] >= 1
     assert summary["latency_p50_s"] is not None
+
+    # The outcomes report of the demo's insurer is not empty: the loop above is in it, in its own time zone.
+    report = _outcomes(fresh_db)
+    assert report["time_zone"] == "Asia/Shanghai"
+    funnel = report["funnel"]
+    assert funnel["opened"] >= 1 and funnel["contacted"] >= 1 and funnel["answered"] >= 1
+    assert funnel["reach_rate"] is not None and funnel["reach_rate"] > 0
+    assert any(p["provider"] == "fcm" and p["delivered"] >= 1 for p in report["pushes"])
+    assert report["people"]["monitored"] >= 1 and report["agents"]
+
+
+def _outcomes(db) -> dict:
+    import asyncio
+    from datetime import date, timedelta
+
+    import psycopg
+
+    from alerts import outcomes
+    from app.core.db import Database
+
+    with psycopg.connect(db.admin_url) as conn:
+        tenant_id = conn.execute("SELECT id FROM tenants WHERE name = 'Demo Insurance'").fetchone()[0]
+
+    async def run() -> dict:
+        pool = Database(db.app_url, min_size=1, max_size=1)
+        await pool.open()
+        try:
+            async with pool.transaction(tenant_id=tenant_id) as conn:
+                today = date.today()
+                return await outcomes.report(conn, tenant_id=tenant_id, first_day=today - timedelta(days=400),
+                                             end_day=today + timedelta(days=2), bucket="month")
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())

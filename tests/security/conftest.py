@@ -55,6 +55,8 @@ class Insurer:
         self.alert_id = self.open_alerts([self.me])[0]
         self.message_id = self.add_message(self.me, self.alert_id)
         self.other_message_id = self.add_message(self.other, None)
+        self.webhook_id = self.add_webhook()
+        self.webhook_delivery_id = self.add_webhook_delivery(self.webhook_id)
 
     # --- tokens and clients ---
     def person_token(self, subject: str | None = None) -> str:
@@ -124,6 +126,22 @@ class Insurer:
                 """INSERT INTO notifications (tenant_id, recipient_kind, person_id, alert_id, purpose, metric, status)
                    VALUES (%s, 'person', %s, %s, 'check_in', 'heart_rate', 'sent') RETURNING id""",
                 (self.id, self.person_id(person), alert_id)).fetchone()[0])
+
+    def add_webhook(self) -> str:
+        """A disabled endpoint of the insurer's (disabled: nothing is ever sent to it)."""
+        created = self.staff_client("tenant_admin").post("/v1/tenant/webhooks", json={
+            "url": f"https://crm-{self.label}.example.com/hooks", "events": ["alert.opened"], "enabled": False})
+        assert created.status_code == 201, created.text
+        return created.json()["id"]
+
+    def add_webhook_delivery(self, endpoint_id: str) -> str:
+        """A dead-lettered event for the endpoint (as the sender leaves it)."""
+        with self.service.admin_conn() as conn:
+            return str(conn.execute(
+                """INSERT INTO notifications (tenant_id, recipient_kind, endpoint_id, purpose, order_key, payload,
+                                              status, attempts)
+                   VALUES (%s, 'webhook', %s, 'alert.opened', 'alert:matrix', '{"type": "alert.opened"}', 'failed', 10)
+                   RETURNING id""", (self.id, endpoint_id)).fetchone()[0])
 
     def fresh_people(self, n: int, *, outreach: bool = False) -> list[str]:
         """New policyholders with monitoring consent (and outreach consent if asked)."""

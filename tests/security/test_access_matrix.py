@@ -103,6 +103,14 @@ def targets(kind: str, a: Insurer, b: Insurer) -> list[Target]:
     if kind == "link":
         return [Target("own tenant's link", "a", None, {"guardian": a.me, "minor": a.kid}),
                 Target("other tenant's link", "b", None, {"guardian": b.me, "minor": b.kid})]
+    if kind == "webhook":
+        return [Target("own tenant's webhook", "a", None, {"endpoint_id": a.webhook_id}),
+                Target("other tenant's webhook", "b", None, {"endpoint_id": b.webhook_id})]
+    if kind == "webhook_delivery":
+        return [Target("own tenant's webhook event", "a", None,
+                       {"endpoint_id": a.webhook_id, "delivery_id": a.webhook_delivery_id}),
+                Target("other tenant's webhook event", "b", None,
+                       {"endpoint_id": b.webhook_id, "delivery_id": b.webhook_delivery_id})]
     raise AssertionError(kind)
 
 
@@ -170,6 +178,10 @@ def _new_link(i: Insurer) -> dict:
     return {"guardian": i.me, "minor": f"pool-{i.label}-{uuid.uuid4().hex[:10]}", "minor_birth_date": "2019-02-03"}
 
 
+def _webhook(i: Insurer) -> dict:
+    return {"url": f"https://crm-{i.label}.example.com/matrix", "events": ["alert.resolved"], "enabled": False}
+
+
 CONSENT = {"data_type": "sleep", "purpose": "research"}  # used by nothing else: changing it disturbs no other cell
 POLICY: dict[str, Policy] = {
     # operations and documentation: no token needed
@@ -188,6 +200,7 @@ POLICY: dict[str, Policy] = {
     "GET /me/static/{path:path}": Policy("public", params={"path": "me.js"}),
     # public metadata, for anyone with a token
     "GET /v1/data-types": Policy("signed_in"),
+    "GET /care/outcomes": Policy("public"),
     # a policyholder's own
     "POST /v1/readings": Policy("person", body=_reading),
     "POST /v1/sync/health-connect": Policy("person", body=_hc_change),
@@ -251,7 +264,19 @@ POLICY: dict[str, Policy] = {
     "PUT /v1/care/me/on-duty": Policy("staff", body=lambda i: {"on_duty": False}),
     "POST /v1/care/me/devices": Policy("staff", ok=201, body=_device),
     "DELETE /v1/care/me/devices": Policy("staff", ok=204, body=_device_token),
+    "GET /v1/care/outcomes": Policy("staff", by_role={"care_agent": 403}),
     # the insurer's administrators
+    "GET /v1/tenant/webhooks": Policy("admin"),
+    "POST /v1/tenant/webhooks": Policy("admin", ok=201, body=_webhook),
+    "GET /v1/tenant/webhooks/{endpoint_id}": Policy("admin", target="webhook"),
+    "PATCH /v1/tenant/webhooks/{endpoint_id}": Policy("admin", target="webhook",
+                                                      body=lambda i: {"description": "matrix"}),
+    "DELETE /v1/tenant/webhooks/{endpoint_id}": Policy("admin", ok=204, target="webhook", fresh="webhook"),
+    "POST /v1/tenant/webhooks/{endpoint_id}/rotate-secret": Policy("admin", target="webhook",
+                                                                   body=lambda i: {"overlap_minutes": 0}),
+    "GET /v1/tenant/webhooks/{endpoint_id}/deliveries": Policy("admin", target="webhook"),
+    "POST /v1/tenant/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay": Policy(
+        "admin", ok=202, target="webhook_delivery", fresh="webhook_delivery"),
     "POST /v1/admin/people/{external_id}/erasure": Policy("admin", target="erasable", fresh="erasable",
                                                           body=lambda i: {"reason": "access matrix"}),
     "POST /v1/admin/guardianships": Policy("admin", ok=201, body=_new_link, fresh="link_body"),
@@ -338,6 +363,10 @@ class Matrix:
                 "guardian": insurer.me, "minor": minor, "minor_birth_date": "2019-02-03"})
             assert linked.status_code == 201, linked.text
             params = {**params, "guardian": insurer.me, "minor": minor}
+        elif policy.fresh == "webhook":
+            params = {**params, "endpoint_id": insurer.add_webhook()}
+        elif policy.fresh == "webhook_delivery":
+            params = {**params, "delivery_id": insurer.add_webhook_delivery(params["endpoint_id"])}
         elif policy.fresh == "link_body":
             insurer.pool_people.append(body["minor"])
         return token, params, body

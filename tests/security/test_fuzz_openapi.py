@@ -1,7 +1,7 @@
 """Property-based fuzzing of every documented operation, from the service's own OpenAPI document (schemathesis).
 
 The real service process is fuzzed over HTTP with valid credentials — a policyholder for ``/v1/me`` and
-``/v1/readings``, a tenant_admin for ``/v1/care`` and ``/v1/admin`` — with schema-valid and schema-violating
+``/v1/readings``, a tenant_admin for ``/v1/care``, ``/v1/admin`` and ``/v1/tenant`` — with schema-valid and schema-violating
 inputs. Every answer must not be a server error, must have a documented status code and must match the
 documented schema (streamed exports: the status only). Inputs are drawn from three sources: schema-valid,
 schema-violating, and schema-valid with the real ids of the fuzzing insurer's own alert, message, people and
@@ -50,14 +50,15 @@ class Fuzz:
         self.schema = schemathesis.openapi.from_url(service.base_url + "/openapi.json")
         # The real ids a path parameter may take, besides whatever the generator makes up.
         self.real = {"alert_id": insurer.alert_id, "message_id": insurer.message_id, "person": insurer.kid,
-                     "external_id": insurer.other, "guardian": insurer.me, "minor": insurer.kid}
+                     "external_id": insurer.other, "guardian": insurer.me, "minor": insurer.kid,
+                     "endpoint_id": insurer.webhook_id, "delivery_id": insurer.webhook_delivery_id}
 
     def headers(self, method: str, path: str) -> dict:
         if path == "/v1/me" and method == "DELETE":
             token = self.insurer.person_token(f"fuzz-erase-{uuid.uuid4().hex[:10]}")  # erases only itself
         elif path.startswith(("/v1/me", "/v1/readings")):
             token = self.insurer.person_token()
-        elif path.startswith(("/v1/care", "/v1/admin")):
+        elif path.startswith(("/v1/care", "/v1/admin", "/v1/tenant")):
             token = self.insurer.staff_token("tenant_admin")
         else:
             return {}
