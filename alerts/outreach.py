@@ -127,10 +127,10 @@ async def reply(conn: psycopg.AsyncConnection, *, person_id: UUID, notification_
     person = await _person(conn, person_id)
     if message["answer"] is not None:
         if alert_id is not None:
-            await repo.add_timeline(conn, alert_id=alert_id, tenant_id=await _tenant(conn), person_id=person_id,
-                                    actor_kind="person", actor_id=person["external_id"], action="person_replied_again",
-                                    detail={"answer": answer, "notification_id": str(notification_id),
-                                            "kept": message["answer"]})
+            await timeline.add(conn, alert_id=alert_id, tenant_id=await _tenant(conn), person_id=person_id,
+                               actor_kind="person", actor_id=person["external_id"], action="person_replied_again",
+                               detail={"answer": answer, "notification_id": str(notification_id),
+                                       "kept": message["answer"]})
         return message
     await outbox.mark_answered(conn, notification_id, answer)
     if alert_id is None:

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 from alerts import outbox_repository as outbox
-from alerts import repository as repo
 from alerts.messages import text_for
 from alerts.outreach import quiet_until
 from alerts.push.provider import PushMessage, PushProvider, SendResult, backoff_delay

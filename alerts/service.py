@@ -233,9 +233,9 @@ async def request_help(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person
         tier="alert", severity=severity, severity_rank=SEVERITY_RANK[severity], urgent=True, status="open",
         summary=HELP_SUMMARY, episode_start=now, episode_end=now, opened_at=now, consent_event_id=None,
         policy=policy.model_dump(), next_escalation_at=policy.next_due(severity, now, []))
-    await repo.add_timeline(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id, actor_kind=actor.kind,
-                            actor_id=actor.id, action="opened", to_status="open",
-                            detail={"reason": HELP_REQUEST, "after_alert": str(after_alert) if after_alert else None})
+    await timeline.add(conn, alert_id=alert_id, tenant_id=tenant_id, person_id=person_id, actor_kind=actor.kind,
+                       actor_id=actor.id, action="opened", to_status="open",
+                       detail={"reason": HELP_REQUEST, "after_alert": str(after_alert) if after_alert else None})
     return alert_id
 
 

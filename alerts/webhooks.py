@@ -86,7 +86,8 @@ async def on_alert_action(conn: psycopg.AsyncConnection, *, tenant_id: UUID, ale
         now = datetime.now(timezone.utc).isoformat()
         for endpoint in endpoints:
             body = dict(data)
-            if endpoint["include_health_values"]:
+            # Health values only where the tenant opted in AND the person's monitoring consent is in force.
+            if endpoint["include_health_values"] and not alert.get("data_hidden"):
                 body["summary"] = alert["summary"]
             await outbox.queue_webhook(conn, tenant_id=tenant_id, endpoint_id=endpoint["id"], event=event,
                                        order_key=f"alert:{alert_id}", alert_id=alert_id,
