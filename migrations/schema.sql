@@ -4,6 +4,22 @@ COMMENT ON EXTENSION timescaledb IS 'Enables scalable inserts and complex querie
 
 CREATE SCHEMA beidou_chunks;
 
+CREATE FUNCTION public.alert_timeline_outcomes() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF NEW.action IN ('contact', 'reach_out') THEN
+    UPDATE alerts SET first_contact_at = NEW.at
+     WHERE id = NEW.alert_id AND (first_contact_at IS NULL OR first_contact_at > NEW.at);
+  ELSIF NEW.action = 'person_replied' THEN
+    UPDATE alerts SET first_answer_at = NEW.at, first_answer = NEW.detail->>'answer'
+     WHERE id = NEW.alert_id AND (first_answer_at IS NULL OR first_answer_at > NEW.at);
+  ELSIF NEW.action = 'escalated' THEN
+    UPDATE alerts SET escalations_fired = escalations_fired + 1 WHERE id = NEW.alert_id;
+  END IF;
+  RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
@@ -105,6 +121,28 @@ BEGIN
   RETURN NEW;
 END $$;
 
+CREATE FUNCTION public.consent_events_webhooks() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+  queued integer;
+BEGIN
+  INSERT INTO notifications (tenant_id, recipient_kind, endpoint_id, purpose, order_key, payload)
+  SELECT NEW.tenant_id, 'webhook', w.id, 'consent.changed', 'person:' || NEW.person_id,
+         jsonb_build_object('type', 'consent.changed', 'timestamp', to_jsonb(NEW.created_at),
+           'data', jsonb_build_object('person', p.external_id, 'data_type', NEW.data_type, 'purpose', NEW.purpose,
+                                      'granted', NEW.action = 'grant', 'actor', NEW.actor,
+                                      'valid_until', NEW.valid_until, 'consent_event_id', NEW.id))
+    FROM webhook_endpoints w JOIN people p ON p.id = NEW.person_id
+   WHERE w.tenant_id = NEW.tenant_id AND w.enabled AND 'consent.changed' = ANY(w.events);
+  GET DIAGNOSTICS queued = ROW_COUNT;
+  IF queued > 0 THEN
+    PERFORM pg_notify('beidou_outbox', NEW.tenant_id::text);
+  END IF;
+  RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.data_types_refresh() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'public', 'pg_temp'
@@ -115,6 +153,19 @@ BEGIN
                  format('SELECT $1 = ANY (%L::text[])', (SELECT array_agg(name ORDER BY name) FROM data_types)));
   RETURN NULL;
 END $_$;
+
+CREATE FUNCTION public.notification_deliveries_summary() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  UPDATE notifications
+     SET attempted = true,
+         delivery_provider = CASE WHEN NEW.ok AND NOT delivered THEN NEW.provider
+                                  ELSE coalesce(delivery_provider, NEW.provider) END,
+         delivered = delivered OR NEW.ok
+   WHERE id = NEW.notification_id;
+  RETURN NULL;
+END $$;
 
 CREATE FUNCTION public.refuse_change() RETURNS trigger
     LANGUAGE plpgsql
@@ -184,6 +235,10 @@ CREATE TABLE public.alerts (
     policy jsonb NOT NULL,
     escalations_done text[] DEFAULT '{}'::text[] NOT NULL,
     next_escalation_at timestamp with time zone,
+    first_contact_at timestamp with time zone,
+    first_answer_at timestamp with time zone,
+    first_answer text,
+    escalations_fired integer DEFAULT 0 NOT NULL,
     reason_code text DEFAULT 'feature_change'::text NOT NULL,
     details jsonb DEFAULT '{}'::jsonb NOT NULL,
     CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['health'::text, 'data_gap'::text, 'help_request'::text]))),
@@ -385,6 +440,7 @@ CREATE TABLE public.devices (
     disabled_reason text,
     CONSTRAINT devices_check CHECK (((person_id IS NULL) <> (staff_id IS NULL))),
     CONSTRAINT devices_platform_check CHECK ((platform = ANY (ARRAY['android'::text, 'ios'::text, 'web'::text]))),
+    CONSTRAINT devices_provider_known CHECK ((provider = ANY (ARRAY['fcm'::text, 'gateway'::text]))),
     CONSTRAINT devices_token_check CHECK (((length(token) >= 1) AND (length(token) <= 4096))),
     CONSTRAINT devices_token_kind_check CHECK ((token_kind = ANY (ARRAY['registration'::text, 'installation'::text])))
 );
@@ -423,7 +479,8 @@ CREATE TABLE public.notification_deliveries (
     provider_message_id text,
     error_code text,
     detail text,
-    at timestamp with time zone DEFAULT now() NOT NULL
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    provider text
 );
 
 ALTER TABLE ONLY public.notification_deliveries FORCE ROW LEVEL SECURITY;
@@ -457,13 +514,29 @@ CREATE TABLE public.notifications (
     answer text,
     answered_at timestamp with time zone,
     held_reason text,
+    endpoint_id uuid,
+    order_key text,
+    payload jsonb,
+    seq bigint NOT NULL,
+    attempted boolean DEFAULT false NOT NULL,
+    delivered boolean DEFAULT false NOT NULL,
+    delivery_provider text,
     CONSTRAINT notifications_answer_check CHECK ((answer = ANY (ARRAY['fine'::text, 'help'::text, 'call'::text]))),
-    CONSTRAINT notifications_check CHECK ((((recipient_kind = 'person'::text) = ((person_id IS NOT NULL) AND (staff_id IS NULL))) OR ((recipient_kind = 'staff'::text) AND (staff_id IS NOT NULL)))),
-    CONSTRAINT notifications_recipient_kind_check CHECK ((recipient_kind = ANY (ARRAY['person'::text, 'staff'::text]))),
+    CONSTRAINT notifications_recipient CHECK ((((recipient_kind = 'person'::text) AND (person_id IS NOT NULL) AND (staff_id IS NULL) AND (endpoint_id IS NULL)) OR ((recipient_kind = 'staff'::text) AND (staff_id IS NOT NULL) AND (person_id IS NULL) AND (endpoint_id IS NULL)) OR ((recipient_kind = 'webhook'::text) AND (endpoint_id IS NOT NULL) AND (person_id IS NULL) AND (staff_id IS NULL) AND (order_key IS NOT NULL) AND (payload IS NOT NULL)))),
+    CONSTRAINT notifications_recipient_kind_check CHECK ((recipient_kind = ANY (ARRAY['person'::text, 'staff'::text, 'webhook'::text]))),
     CONSTRAINT notifications_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'held'::text, 'sending'::text, 'sent'::text, 'failed'::text, 'cancelled'::text, 'opened'::text, 'answered'::text])))
 );
 
 ALTER TABLE ONLY public.notifications FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.notifications ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.notifications_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 CREATE TABLE public.people (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -588,10 +661,32 @@ CREATE TABLE public.tenants (
     name text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     access_log_names_staff boolean DEFAULT false NOT NULL,
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
     CONSTRAINT tenants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
 );
 
 ALTER TABLE ONLY public.tenants FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.webhook_endpoints (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant_id uuid NOT NULL,
+    url text NOT NULL,
+    events text[] NOT NULL,
+    description text,
+    include_health_values boolean DEFAULT false NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    secret text NOT NULL,
+    previous_secret text,
+    previous_secret_until timestamp with time zone,
+    created_by text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhook_endpoints_description_check CHECK ((length(description) <= 500)),
+    CONSTRAINT webhook_endpoints_events_check CHECK (((cardinality(events) >= 1) AND (events <@ ARRAY['alert.opened'::text, 'alert.claimed'::text, 'alert.contacted'::text, 'alert.resolved'::text, 'member.replied'::text, 'consent.changed'::text]))),
+    CONSTRAINT webhook_endpoints_url_check CHECK (((length(url) >= 1) AND (length(url) <= 2048)))
+);
+
+ALTER TABLE ONLY public.webhook_endpoints FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE ONLY public.alert_evidence
     ADD CONSTRAINT alert_evidence_pkey PRIMARY KEY (alert_id, anomaly_event_id);
@@ -680,6 +775,9 @@ ALTER TABLE ONLY public.tenants
 ALTER TABLE ONLY public.tenants
     ADD CONSTRAINT tenants_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (id);
+
 CREATE INDEX alert_timeline_alert ON public.alert_timeline USING btree (alert_id, id);
 
 CREATE INDEX alerts_escalation_due ON public.alerts USING btree (next_escalation_at) WHERE (next_escalation_at IS NOT NULL);
@@ -688,6 +786,8 @@ CREATE UNIQUE INDEX alerts_one_open ON public.alerts USING btree (person_id, kin
 
 CREATE INDEX alerts_queue ON public.alerts USING btree (tenant_id, status, severity_rank DESC, opened_at);
 
+CREATE INDEX alerts_tenant_opened ON public.alerts USING btree (tenant_id, opened_at) INCLUDE (person_id, feature, severity, claimed_at, resolved_at, resolution, assignee_id, first_contact_at, first_answer_at, first_answer, escalations_fired);
+
 CREATE INDEX anomaly_events_unhandled ON public.anomaly_events USING btree (tenant_id, id) WHERE (handled_at IS NULL);
 
 CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_person_id, id DESC) WHERE (subject_person_id IS NOT NULL);
@@ -695,6 +795,8 @@ CREATE INDEX audit_log_subject ON public.audit_log USING btree (subject_person_i
 CREATE INDEX audit_log_tenant_at ON public.audit_log USING btree (tenant_id, at DESC);
 
 CREATE INDEX consent_events_person ON public.consent_events USING btree (person_id, id);
+
+CREATE INDEX consent_events_tenant_created ON public.consent_events USING btree (tenant_id, created_at);
 
 CREATE INDEX consent_state_expiring ON public.consent_state USING btree (valid_until) WHERE (granted AND (valid_until IS NOT NULL));
 
@@ -714,6 +816,12 @@ CREATE INDEX notifications_alert ON public.notifications USING btree (alert_id);
 
 CREATE INDEX notifications_due ON public.notifications USING btree (not_before) WHERE (status = ANY (ARRAY['queued'::text, 'held'::text]));
 
+CREATE INDEX notifications_endpoint ON public.notifications USING btree (endpoint_id, seq) WHERE (endpoint_id IS NOT NULL);
+
+CREATE INDEX notifications_tenant_created ON public.notifications USING btree (tenant_id, created_at);
+
+CREATE INDEX notifications_webhook_order ON public.notifications USING btree (endpoint_id, order_key, seq) WHERE (status = ANY (ARRAY['queued'::text, 'held'::text, 'sending'::text]));
+
 CREATE UNIQUE INDEX readings_natural_key ON public.readings USING btree (person_id, metric, "time", source);
 
 CREATE INDEX records_alias ON public.records USING btree (person_id, platform, alias_id) WHERE (alias_id IS NOT NULL);
@@ -722,7 +830,11 @@ CREATE UNIQUE INDEX records_identity ON public.records USING btree (person_id, p
 
 CREATE INDEX records_window ON public.records USING btree (person_id, platform, source_app, metric, start_time);
 
+CREATE INDEX webhook_endpoints_tenant ON public.webhook_endpoints USING btree (tenant_id);
+
 CREATE TRIGGER alert_timeline_append_only BEFORE UPDATE ON public.alert_timeline FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+CREATE TRIGGER alert_timeline_outcomes AFTER INSERT ON public.alert_timeline FOR EACH ROW WHEN ((new.action = ANY (ARRAY['contact'::text, 'reach_out'::text, 'person_replied'::text, 'escalated'::text]))) EXECUTE FUNCTION public.alert_timeline_outcomes();
 
 CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
 
@@ -736,11 +848,15 @@ CREATE TRIGGER consent_events_check_grant BEFORE INSERT ON public.consent_events
 
 CREATE TRIGGER consent_events_no_truncate BEFORE TRUNCATE ON public.consent_events FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change();
 
+CREATE TRIGGER consent_events_webhooks AFTER INSERT ON public.consent_events FOR EACH ROW EXECUTE FUNCTION public.consent_events_webhooks();
+
 CREATE TRIGGER data_types_add_only BEFORE DELETE OR UPDATE ON public.data_types FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
 
 CREATE TRIGGER data_types_no_truncate BEFORE TRUNCATE ON public.data_types FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change();
 
 CREATE TRIGGER data_types_refresh AFTER INSERT ON public.data_types FOR EACH STATEMENT EXECUTE FUNCTION public.data_types_refresh();
+
+CREATE TRIGGER notification_deliveries_summary AFTER INSERT ON public.notification_deliveries FOR EACH ROW EXECUTE FUNCTION public.notification_deliveries_summary();
 
 CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.readings FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
 
@@ -832,6 +948,9 @@ ALTER TABLE ONLY public.notifications
     ADD CONSTRAINT notifications_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES public.webhook_endpoints(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
     ADD CONSTRAINT notifications_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.notifications
@@ -861,6 +980,9 @@ ALTER TABLE ONLY public.staff
 ALTER TABLE ONLY public.tenant_detection_settings
     ADD CONSTRAINT tenant_detection_settings_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
 
+ALTER TABLE ONLY public.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
+
 ALTER TABLE public.alert_evidence ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.alert_timeline ENABLE ROW LEVEL SECURITY;
@@ -874,6 +996,12 @@ ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.consent_events ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.consent_state ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY consent_webhooks ON public.notifications FOR INSERT TO CURRENT_USER WITH CHECK ((recipient_kind = 'webhook'::text));
+
+CREATE POLICY consent_webhooks ON public.people FOR SELECT TO CURRENT_USER USING (true);
+
+CREATE POLICY consent_webhooks ON public.webhook_endpoints FOR SELECT TO CURRENT_USER USING (true);
 
 ALTER TABLE public.data_types ENABLE ROW LEVEL SECURITY;
 
@@ -945,6 +1073,8 @@ CREATE POLICY isolation ON public.staff TO beidou_app USING (((tenant_id = publi
 
 CREATE POLICY isolation ON public.tenant_detection_settings TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL)));
 
+CREATE POLICY isolation ON public.webhook_endpoints TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL)));
+
 CREATE POLICY maintained_by_migrations ON public.data_types TO CURRENT_USER USING (true) WITH CHECK (true);
 
 CREATE POLICY maintained_by_trigger ON public.consent_state TO CURRENT_USER USING (true) WITH CHECK (true);
@@ -978,6 +1108,8 @@ ALTER TABLE public.tenant_detection_settings ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_self ON public.tenants TO beidou_app USING ((id = public.beidou_tenant()));
 
 ALTER TABLE public.tenants ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.webhook_endpoints ENABLE ROW LEVEL SECURITY;
 
 REVOKE USAGE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO beidou_app;
@@ -1046,3 +1178,5 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.staff TO beidou_app;
 GRANT SELECT,INSERT,UPDATE ON TABLE public.tenant_detection_settings TO beidou_app;
 
 GRANT SELECT ON TABLE public.tenants TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_endpoints TO beidou_app;

@@ -73,7 +73,7 @@ class GatewayProvider:
             response = self._http.post(self.url, content=body.encode(), headers=headers)
         except httpx.TimeoutException:
             log.warning("push.gateway.timeout token=%s", token)
-            return SendResult.failed("TIMEOUT", retryable=True)
+            return SendResult.failed("TIMEOUT", retryable=True, detail="the push gateway did not answer in time")
         except httpx.HTTPError as exc:
             log.warning("push.gateway.unreachable token=%s error=%s", token, type(exc).__name__)
             return SendResult.failed("UNREACHABLE", retryable=True, detail=type(exc).__name__)
@@ -82,7 +82,7 @@ class GatewayProvider:
         if 200 <= status < 300:
             gateway_id = answer.get("id") if isinstance(answer.get("id"), str) and answer.get("id") else None
             return SendResult.sent(gateway_id or f"gateway-{status}")
-        detail = answer.get("detail") if isinstance(answer.get("detail"), str) else None
+        detail = answer.get("detail") if isinstance(answer.get("detail"), str) else f"the push gateway answered {status}"
         if status == 410 or (400 <= status < 500 and answer.get("error") == "invalid_token"):
             log.info("push.gateway.invalid_token token=%s", token)
             return SendResult.failed("INVALID_TOKEN", retryable=False, drop_token=True, detail=detail)

@@ -9,9 +9,11 @@ from contextlib import contextmanager
 import pytest
 
 from alerts.push import registry
+from alerts.signing import new_secret
 from alerts.push.emulator import FcmEmulator
 from alerts.push.provider import PushMessage, PushProvider
 from app.core.settings import Settings
+from tests.receiver import Answer, Receiver
 
 TIMEOUT_S = 0.5
 # Neutral outcome -> (ok, retryable, drop_token): what the sender does next depends on exactly these.
@@ -41,8 +43,27 @@ def _fcm() -> Iterator[tuple[PushProvider, Callable[[str, str], None]]]:
             provider.close()
 
 
+@contextmanager
+def _gateway() -> Iterator[tuple[PushProvider, Callable[[str, str], None]]]:
+    answers = {"delivered": Answer(200, {"id": "gw-1"}), "dead_token": Answer(410, {"error": "invalid_token"}),
+               "rejected": Answer(400, {"detail": "payload refused"}), "unavailable": Answer(503),
+               "timeout": Answer(200, delay_s=TIMEOUT_S * 4)}
+    with Receiver([new_secret()]) as gateway:
+        settings = Settings(push_gateway_url=gateway.url, push_gateway_secret=gateway.secrets[0],
+                            push_timeout_s=TIMEOUT_S)
+        provider = registry.PROVIDERS["gateway"](settings)
+
+        def script(token: str, outcome: str) -> None:
+            gateway.script(answers[outcome])
+        try:
+            yield provider, script
+        finally:
+            provider.close()
+        assert all(r.verified_with for r in gateway.received)  # every request carried a valid signature
+
+
 # Provider name -> its local stand-in: yields the provider built by the registry and a way to script an outcome.
-HARNESSES = {"fcm": _fcm}
+HARNESSES = {"fcm": _fcm, "gateway": _gateway}
 
 
 def test_every_registered_provider_is_checked_by_the_contract():
@@ -50,7 +71,8 @@ def test_every_registered_provider_is_checked_by_the_contract():
 
 
 def test_nothing_configured_builds_no_provider():
-    assert registry.configured(Settings(fcm_endpoint=None, fcm_credentials_file=None)) == {}
+    assert registry.configured(Settings(fcm_endpoint=None, fcm_credentials_file=None, push_gateway_url=None,
+                                        push_gateway_secret=None)) == {}
 
 
 @pytest.mark.parametrize("name", sorted(registry.PROVIDERS))
