@@ -17,6 +17,7 @@ import pytest
 
 from alerts.push.emulator import FcmEmulator
 from app.auth import issue_token
+from consent.catalog import DATA_TYPES, PURPOSES
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.support import start_process, stop_process, wait_for
 
@@ -324,7 +325,7 @@ def test_signing_in_from_the_app_and_when_it_fails(service, browser, artifacts):
         page.evaluate("t => window.postMessage({type: 'beidou:token', token: t, lang: 'en'}, '*')",
                       tenant.person_token("zhao"))
         expect(page.locator("#app-view")).to_be_visible()
-        expect(page.locator("#consent-list .consent-card")).to_have_count(10)
+        expect(page.locator("#consent-list .consent-card")).to_have_count(len(DATA_TYPES))
         expect(page.locator(".tab[data-tab='data']")).to_have_text(WORDS["en"]["tab_data"])
         no_horizontal_scroll(page)
         # A large system font (here 150 %) scales the page (rem units) and still fits the width.
@@ -350,7 +351,7 @@ def test_a_guardian_manages_a_dependants_consents(service, browser):
         page.goto(f"{service.base_url}/me#token={tenant.person_token('mother')}")
         expect(page.locator("#whose-row")).to_be_visible()
         page.locator("#whose-select").select_option("kid")
-        expect(page.locator("#consent-list .consent-card")).to_have_count(10)
+        expect(page.locator("#consent-list .consent-card")).to_have_count(len(DATA_TYPES))
         # Outreach before monitoring: the panel says it would not take effect yet; cancelling changes nothing.
         outreach = page.locator("#consent-list .consent-card[data-type='steps'] .consent-row[data-purpose='outreach']")
         outreach.locator("input[role=switch]").click()
@@ -409,9 +410,9 @@ def test_the_pages_own_routes_answer_plainly(service):
     tenant = service.new_tenant()
     app = tenant.client(tenant.person_token("qian"))
     notices = app.get("/v1/me/notices", params={"language": "zh-CN"}).json()
-    assert notices["language"] == "zh-CN" and len(notices["notices"]) == 30
+    assert notices["language"] == "zh-CN" and len(notices["notices"]) == len(DATA_TYPES) * len(PURPOSES)
     versions = {n["version"] for n in notices["notices"]}
-    assert len(versions) == 30  # each notice has its own version...
+    assert len(versions) == len(DATA_TYPES) * len(PURPOSES)  # each notice has its own version...
     english = app.get("/v1/me/notices", params={"language": "en"}).json()["notices"]
     assert {n["version"] for n in english} == versions  # ...the same in every language it is shown in
     assert app.get("/v1/me/notices", params={"language": "fr"}).status_code == 422
