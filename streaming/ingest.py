@@ -71,6 +71,11 @@ class IngestWriter:
         self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task] = []
         self._staged: weakref.WeakSet = weakref.WeakSet()  # connections whose temp stage table exists
+        self.lag = 0.0  # how long the last job taken had waited in the queue (seconds)
+
+    def overloaded(self, lag_s: float = 0.1) -> bool:
+        """Jobs wait longer for a writer than ``lag_s``: callers that can should send less (WebSocket ``slow_down``)."""
+        return self.lag > lag_s
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name=f"ingest-writer-{i}") for i in range(self.writers)]
@@ -92,6 +97,7 @@ class IngestWriter:
     async def _run(self) -> None:
         while True:
             jobs = [await self.queue.get()]
+            self.lag = time.perf_counter() - jobs[0].queued_at
             rows = len(jobs[0].readings)
             while rows < self.max_rows and not self.queue.empty():
                 job = self.queue.get_nowait()

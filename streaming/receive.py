@@ -8,7 +8,7 @@ import msgspec
 
 from app.core.observability import READINGS
 from streaming.ingest import ACCEPTED, DUPLICATE, NO_CONSENT, IngestWriter
-from streaming.validation import Limits, Reading, Rejected, validate
+from streaming.validation import Limits, validate_batch
 
 _NO_CONSENT_DETAIL = "no active consent to store this data type for monitoring"
 
@@ -16,28 +16,23 @@ _NO_CONSENT_DETAIL = "no active consent to store this data type for monitoring"
 async def receive(writer: IngestWriter, *, tenant_id: UUID, person_id: UUID, items: list[msgspec.Raw],
                   limits: Limits) -> list[dict]:
     """Validate and store a person's items; one result per item, in order, after the commit."""
-    now = datetime.now(timezone.utc)
-    results: list[dict] = [None] * len(items)  # type: ignore[list-item]
-    good: list[Reading] = []
-    positions: list[int] = []
-    for index, raw in enumerate(items):
-        try:
-            reading = validate(raw, now=now, limits=limits)
-        except Rejected as exc:
-            results[index] = {"index": index, "status": "rejected", "reason": exc.reason, "detail": exc.detail}
-            READINGS.labels("rejected", exc.reason).inc()
-            continue
-        good.append(reading)
-        positions.append(index)
+    good, positions, refused = validate_batch(items, now=datetime.now(timezone.utc), limits=limits)
     outcomes = await writer.store(tenant_id, person_id, good)
+    if not refused and len(outcomes) == len(items) and all(o == ACCEPTED for o in outcomes):
+        READINGS.labels("accepted", "").inc(len(items))
+        return [{"index": i, "status": ACCEPTED} for i in range(len(items))]
+    results: list[dict] = [None] * len(items)  # type: ignore[list-item]
+    for index, exc in refused.items():
+        results[index] = {"index": index, "status": "rejected", "reason": exc.reason, "detail": exc.detail}
+        READINGS.labels("rejected", exc.reason).inc()
     for index, outcome in zip(positions, outcomes):
         if outcome == NO_CONSENT:
             results[index] = {"index": index, "status": "rejected", "reason": NO_CONSENT, "detail": _NO_CONSENT_DETAIL}
             READINGS.labels("rejected", NO_CONSENT).inc()
         else:
             results[index] = {"index": index, "status": outcome}
-    accepted = sum(1 for o in outcomes if o == ACCEPTED)
-    duplicate = sum(1 for o in outcomes if o == DUPLICATE)
+    accepted = outcomes.count(ACCEPTED)
+    duplicate = outcomes.count(DUPLICATE)
     if accepted:
         READINGS.labels("accepted", "").inc(accepted)
     if duplicate:

@@ -21,6 +21,7 @@ stops reading the socket, so a slow database slows the client instead of growing
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -112,22 +113,24 @@ async def stream(ws: WebSocket) -> None:
     outbox: asyncio.Queue = asyncio.Queue()
     registry.add(who.person_id, outbox)
     sender = asyncio.create_task(_send_loop(ws, outbox))
-    inflight = asyncio.Semaphore(svc.settings.ws_max_inflight_frames)
+    conn = _Connection(svc, who, outbox)
     rate = FrameRate(svc.settings.ws_max_frames_per_s, svc.settings.ws_frame_burst)
-    pending: set[asyncio.Task] = set()
+    max_frame = svc.settings.max_frame_bytes
+    max_items = svc.settings.max_batch_readings
     try:
         while True:
             while outbox.qsize() > _MAX_OUTBOX and not sender.done():  # a client not reading its answers
                 await asyncio.sleep(0.01)
+            if conn.full():
+                await conn.wait_for_room()  # back-pressure: stop reading while too many frames await commit
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 break
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
-            if len(data) > svc.settings.max_frame_bytes:
-                outbox.put_nowait(_error(None, "frame_too_large",
-                                         f"frame larger than {svc.settings.max_frame_bytes} bytes; nothing stored"))
+            if len(data) > max_frame:
+                outbox.put_nowait(_error(None, "frame_too_large", f"frame larger than {max_frame} bytes; nothing stored"))
                 continue
             wait = rate.take()
             if wait:
@@ -141,23 +144,73 @@ async def stream(ws: WebSocket) -> None:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 outbox.put_nowait(_error(None, "malformed_frame", f"{exc}; nothing stored"))
                 continue
-            if len(frame.readings) > svc.settings.max_batch_readings:
-                outbox.put_nowait(_error(frame.seq, "batch_too_large",
-                                         f"at most {svc.settings.max_batch_readings} readings per frame"))
+            if len(frame.readings) > max_items:
+                outbox.put_nowait(_error(frame.seq, "batch_too_large", f"at most {max_items} readings per frame"))
                 continue
-            await inflight.acquire()  # back-pressure: stop reading while too many frames await commit
-            task = asyncio.create_task(_store_frame(svc, who, frame, outbox))
-            pending.add(task)
-            task.add_done_callback(lambda t: (pending.discard(t), inflight.release()))
+            conn.add(frame)
     except WebSocketDisconnect:
         pass
     finally:
         registry.remove(who.person_id, outbox)
         # Frames already handed to the writer still commit; their acks just have nowhere to go.
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await conn.drain()
         sender.cancel()
         WS_CONNECTIONS.dec()
+
+
+class _Connection:
+    """A stream's frames on their way to the database.
+
+    One store per connection is in flight at a time; frames that arrive meanwhile wait and go to the writer
+    together as ONE job (one validation pass, one future), each still acknowledged on its own. At most
+    BEIDOU_WS_MAX_INFLIGHT_FRAMES frames wait or are in flight; at that bound, and when the process's writer
+    has more queued than it commits in a moment, the client is told ``slow_down`` (once per episode) and the
+    server stops reading the socket until the commit in flight is done."""
+
+    __slots__ = ("svc", "who", "outbox", "waiting", "task", "room", "told", "limit")
+
+    def __init__(self, svc: Services, who, outbox: asyncio.Queue):
+        self.svc, self.who, self.outbox = svc, who, outbox
+        self.waiting: list[validation.DecodedFrame] = []
+        self.task: asyncio.Task | None = None
+        self.room: asyncio.Event | None = None
+        self.told = False
+        self.limit = svc.settings.ws_max_inflight_frames
+
+    def full(self) -> bool:
+        busy = len(self.waiting) >= self.limit or (self.waiting and self.svc.ingest.overloaded())
+        if busy and not self.told:
+            self.told = True
+            self.outbox.put_nowait(_SLOW_DOWN)
+        elif not busy:
+            self.told = False
+        return bool(busy) and self.task is not None
+
+    async def wait_for_room(self) -> None:
+        self.room = asyncio.Event()
+        await self.room.wait()
+
+    def add(self, frame: validation.DecodedFrame) -> None:
+        self.waiting.append(frame)
+        if self.task is None:
+            self.task = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self.waiting:
+                frames, self.waiting = self.waiting, []
+                await _store_frames(self.svc, self.who, frames, self.outbox)
+                if self.room is not None:
+                    self.room.set()
+                    self.room = None
+        finally:
+            self.task = None
+            if self.room is not None:
+                self.room.set()
+
+    async def drain(self) -> None:
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
 async def _refuse_unavailable(ws: WebSocket, exc: DatabaseUnavailable) -> None:
@@ -175,25 +228,52 @@ def _error(seq: int | None, code: str, detail: str, **extra) -> dict:
     return {"type": "error", "seq": seq, "code": code, "detail": detail, **extra}
 
 
-async def _store_frame(svc: Services, who, frame: validation.DecodedFrame, outbox: asyncio.Queue) -> None:
+async def _store_frames(svc: Services, who, frames: list[validation.DecodedFrame], outbox: asyncio.Queue) -> None:
+    items = frames[0].readings if len(frames) == 1 else [item for f in frames for item in f.readings]
     try:
         results = await receive(svc.ingest, tenant_id=who.tenant_id, person_id=who.person_id,
-                                items=frame.readings, limits=svc.limits)
+                                items=items, limits=svc.limits)
     except DatabaseUnavailable as exc:
-        outbox.put_nowait(_error(frame.seq, "unavailable", f"not stored: {exc}", retry_after=exc.retry_after_s))
+        for frame in frames:
+            outbox.put_nowait(_error(frame.seq, "unavailable", f"not stored: {exc}", retry_after=exc.retry_after_s))
         return
     except Exception:
-        log.exception("stream.frame_failed seq=%s", frame.seq)
-        outbox.put_nowait(_error(frame.seq, "internal", "not stored: internal error, please resend"))
+        log.exception("stream.frames_failed seqs=%s", [f.seq for f in frames])
+        for frame in frames:
+            outbox.put_nowait(_error(frame.seq, "internal", "not stored: internal error, please resend"))
         return
-    outbox.put_nowait({"type": "ack", "seq": frame.seq, **summarise(results)})
+    start = 0
+    for frame in frames:
+        end = start + len(frame.readings)
+        outbox.put_nowait(_ack(frame.seq, results[start:end]))
+        start = end
+
+
+_SLOW_DOWN = msgspec.json.encode({
+    "type": "slow_down", "detail": "the server is behind: frames are read again once the ones in flight are "
+                                   "committed; send less often or in larger frames"}).decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _all_accepted(n: int) -> str:
+    """The results part of an ack in which every item was accepted (the common case), encoded once per size."""
+    return msgspec.json.encode([{"index": i, "status": "accepted"} for i in range(n)]).decode()
+
+
+def _ack(seq: int, results: list[dict]) -> str:
+    """An ack, pre-encoded: ``{"type": "ack", "seq", "results", "accepted", "duplicate", "rejected"}``."""
+    n = len(results)
+    if all(r["status"] == "accepted" for r in results):
+        return f'{{"type":"ack","seq":{seq},"results":{_all_accepted(n)},"accepted":{n},"duplicate":0,"rejected":0}}'
+    body = summarise([dict(r, index=i) for i, r in enumerate(results)])
+    return _encoder.encode({"type": "ack", "seq": seq, **body}).decode()
 
 
 async def _send_loop(ws: WebSocket, outbox: asyncio.Queue) -> None:
     try:
         while True:
             message = await outbox.get()
-            await ws.send_text(_encoder.encode(message).decode())
+            await ws.send_text(message if isinstance(message, str) else _encoder.encode(message).decode())
     except asyncio.CancelledError:
         raise
     except Exception:  # the client went away; the receive loop notices and cleans up
