@@ -36,9 +36,14 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
 _COPY = ("COPY ingest_stage (idx, time, tenant_id, person_id, metric, value, value2, details, source, "
          "utc_offset_min) FROM STDIN (FORMAT BINARY)")
 _COPY_TYPES = ["int4", "timestamptz", "uuid", "uuid", "text", "float8", "float8", "jsonb", "text", "int2"]
-_INSERT = """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source, utc_offset_min)
-             SELECT time, tenant_id, person_id, metric, value, value2, details, source, utc_offset_min
-               FROM ingest_stage ON CONFLICT DO NOTHING"""
+# The common case inserts plainly (under the tenant's row-level security like every write): `ON CONFLICT DO
+# NOTHING` costs PostgreSQL about 40 % more per row (a speculative insertion). It runs inside a savepoint; only
+# a commit that meets a stored key (a resend) rolls back to it and takes the conflict-tolerant path.
+_INSERT_NEW = """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source,
+                                     utc_offset_min)
+                 SELECT time, tenant_id, person_id, metric, value, value2, details, source, utc_offset_min
+                   FROM ingest_stage"""
+_INSERT = _INSERT_NEW + " ON CONFLICT DO NOTHING"
 # Rows inserted by this transaction carry received_at = now(); anything else was there before us.
 _DUPLICATES = """SELECT s.idx FROM ingest_stage s JOIN readings r
                    ON r.person_id = s.person_id AND r.metric = s.metric AND r.source = s.source AND r.time = s.time
@@ -142,14 +147,23 @@ class IngestWriter:
             where: list[tuple[int, int]] = []
             sources: set[tuple[UUID, str]] = set()
             for j, job in enumerate(jobs):
-                person, metrics, result = job.person_id, allowed.get(job.person_id, ()), outcomes[j]
-                for i, r in enumerate(job.readings):
+                person, readings, result = job.person_id, job.readings, outcomes[j]
+                metrics = allowed.get(person, ())
+                if metrics and all(r[1] in metrics for r in readings):  # the common case: every type consented
+                    base = len(rows)
+                    outcomes[j] = [ACCEPTED] * len(readings)
+                    where.extend((j, i) for i in range(len(readings)))
+                    rows.extend((base + i, t, tenant_id, person, m, v, v2, None if d is None else Jsonb(d), src, off)
+                                for i, (t, m, v, v2, d, src, off) in enumerate(readings))
+                    sources.update((person, src) for src in {r[5] for r in readings})
+                    continue
+                for i, r in enumerate(readings):
                     if r.metric in metrics:
                         result[i] = ACCEPTED
                         where.append((j, i))
                         rows.append((len(rows), r.time, tenant_id, person, r.metric, r.value, r.value2,
                                      None if r.details is None else Jsonb(r.details), r.source, r.utc_offset_min))
-                sources.update((person, src) for src in {r.source for r in job.readings if r.metric in metrics})
+                sources.update((person, src) for src in {r.source for r in readings if r.metric in metrics})
             if not rows:
                 return outcomes
             INGEST_GROUP_ROWS.observe(len(rows))
@@ -163,8 +177,14 @@ class IngestWriter:
                     copy.set_types(_COPY_TYPES)
                     for row in rows:
                         await copy.write_row(row)
-                await cur.execute(_INSERT)
-                if cur.rowcount != len(rows):
+                try:
+                    async with conn.transaction():
+                        await cur.execute(_INSERT_NEW)
+                    resent = False
+                except psycopg.errors.UniqueViolation:
+                    await cur.execute(_INSERT)
+                    resent = cur.rowcount != len(rows)
+                if resent:
                     # Rare path (a resent batch): find which rows were already stored, and repeats within
                     # this group, without paying for it on every commit.
                     await cur.execute(_DUPLICATES, (min(r[1] for r in rows), max(r[1] for r in rows)))

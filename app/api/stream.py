@@ -15,8 +15,14 @@ Protocol (JSON text frames):
   person's consent changes, from any device or process.
 * A stream opened while the database is down is refused with HTTP 503 and ``Retry-After`` (a bad token: 403).
 
-At most BEIDOU_WS_MAX_INFLIGHT_FRAMES frames per connection wait for their commit; beyond that the server
-stops reading the socket, so a slow database slows the client instead of growing memory.
+* server → client: ``{"type": "slow_down", "detail": ...}`` once when the connection reaches its bound of
+  BEIDOU_WS_MAX_INFLIGHT_FRAMES frames awaiting commit, or the process's writer is behind (jobs wait over
+  100 ms): the server stops reading the socket until the frames in flight are committed and acknowledged.
+  Send less often or in larger frames; nothing is lost.
+
+Frames that arrive while a connection's previous frames are being committed are validated and stored together
+(one job for the writer), each still acknowledged on its own; so a slow database slows the client instead of
+growing memory or latency.
 """
 from __future__ import annotations
 
@@ -130,7 +136,8 @@ async def stream(ws: WebSocket) -> None:
             if data is None:
                 data = message.get("bytes") or b""
             if len(data) > max_frame:
-                outbox.put_nowait(_error(None, "frame_too_large", f"frame larger than {max_frame} bytes; nothing stored"))
+                outbox.put_nowait(_error(None, "frame_too_large",
+                                         f"frame larger than {max_frame} bytes; nothing stored"))
                 continue
             wait = rate.take()
             if wait:
