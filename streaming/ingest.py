@@ -61,7 +61,7 @@ _QUEUE = "INSERT INTO detection_work (tenant_id, person_id) SELECT %s, p FROM un
 class _Job:
     tenant_id: UUID
     person_id: UUID
-    readings: list[Reading]
+    readings: list[Reading]  # or plain tuples in Reading's field order
     future: asyncio.Future
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -157,13 +157,13 @@ class IngestWriter:
                                 for i, (t, m, v, v2, d, src, off) in enumerate(readings))
                     sources.update((person, src) for src in {r[5] for r in readings})
                     continue
-                for i, r in enumerate(readings):
-                    if r.metric in metrics:
+                for i, (t, m, v, v2, d, src, off) in enumerate(readings):
+                    if m in metrics:
                         result[i] = ACCEPTED
                         where.append((j, i))
-                        rows.append((len(rows), r.time, tenant_id, person, r.metric, r.value, r.value2,
-                                     None if r.details is None else Jsonb(r.details), r.source, r.utc_offset_min))
-                sources.update((person, src) for src in {r.source for r in readings if r.metric in metrics})
+                        rows.append((len(rows), t, tenant_id, person, m, v, v2, None if d is None else Jsonb(d), src,
+                                     off))
+                sources.update((person, src) for src in {r[5] for r in readings if r[1] in metrics})
             if not rows:
                 return outcomes
             INGEST_GROUP_ROWS.observe(len(rows))

@@ -1,6 +1,7 @@
 """From raw items to per-item results: validate each, store the good ones, report every one in order."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from uuid import UUID
 
@@ -10,6 +11,7 @@ from app.core.observability import READINGS
 from streaming.ingest import ACCEPTED, DUPLICATE, NO_CONSENT, IngestWriter
 from streaming.validation import Limits, validate_batch
 
+_encoder = msgspec.json.Encoder()
 _NO_CONSENT_DETAIL = "no active consent to store this data type for monitoring"
 
 
@@ -20,7 +22,7 @@ async def receive(writer: IngestWriter, *, tenant_id: UUID, person_id: UUID, ite
     outcomes = await writer.store(tenant_id, person_id, good)
     if not refused and len(outcomes) == len(items) and all(o == ACCEPTED for o in outcomes):
         READINGS.labels("accepted", "").inc(len(items))
-        return [{"index": i, "status": ACCEPTED} for i in range(len(items))]
+        return all_accepted(len(items))
     results: list[dict] = [None] * len(items)  # type: ignore[list-item]
     for index, exc in refused.items():
         results[index] = {"index": index, "status": "rejected", "reason": exc.reason, "detail": exc.detail}
@@ -38,6 +40,28 @@ async def receive(writer: IngestWriter, *, tenant_id: UUID, person_id: UUID, ite
     if duplicate:
         READINGS.labels("duplicate", "").inc(duplicate)
     return results
+
+
+@functools.lru_cache(maxsize=128)
+def all_accepted(n: int) -> list[dict]:
+    """The results of ``n`` items that were all accepted (the common case): one shared list per size, not to be
+    modified, so :func:`summary_json` recognises it and answers with bytes encoded once."""
+    return [{"index": i, "status": ACCEPTED} for i in range(n)]
+
+
+@functools.lru_cache(maxsize=128)
+def _all_accepted_json(n: int) -> bytes:
+    return _encoder.encode(all_accepted(n))
+
+
+def summary_json(results: list[dict], **head) -> bytes:
+    """``{**head, "results", "accepted", "duplicate", "rejected"}`` as JSON; pre-encoded when all were accepted."""
+    n = len(results)
+    if results is all_accepted(n):
+        start = _encoder.encode(head)[:-1] + b"," if head else b"{"
+        return b"%s\"results\":%s,\"accepted\":%d,\"duplicate\":0,\"rejected\":0}" % (
+            start, _all_accepted_json(n), n)
+    return _encoder.encode({**head, **summarise(results)})
 
 
 def summarise(results: list[dict]) -> dict:

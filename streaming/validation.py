@@ -198,7 +198,8 @@ def validate_batch(items: list[Item], *, now: datetime, limits: Limits = Limits(
                     offset = offsets.get(tz) if type(tz) is timezone else None  # a fixed offset, as msgspec makes
                     if offset is None:
                         offset = offsets[tz] = int(t.utcoffset().total_seconds() // 60)
-                    good.append(Reading(t, item.metric, float(value), None, None, source, offset))
+                    # A plain tuple in Reading's field order (a NamedTuple's constructor costs 3x as much).
+                    good.append((t, item.metric, float(value), None, None, source, offset))
                     positions.append(index)
                     continue
         try:

@@ -27,7 +27,6 @@ growing memory or latency.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import time
@@ -44,7 +43,7 @@ from app.core.errors import DatabaseUnavailable
 from app.core.observability import WS_CONNECTIONS
 from consent.service import ConsentChange
 from streaming import validation
-from streaming.receive import receive, summarise
+from streaming.receive import all_accepted, receive, summary_json
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["readings"])
@@ -249,31 +248,21 @@ async def _store_frames(svc: Services, who, frames: list[validation.DecodedFrame
         for frame in frames:
             outbox.put_nowait(_error(frame.seq, "internal", "not stored: internal error, please resend"))
         return
+    if len(frames) == 1:
+        outbox.put_nowait(summary_json(results, type="ack", seq=frames[0].seq).decode())
+        return
+    everything = results is all_accepted(len(results))
     start = 0
     for frame in frames:
         end = start + len(frame.readings)
-        outbox.put_nowait(_ack(frame.seq, results[start:end]))
+        part = all_accepted(end - start) if everything else [dict(r, index=i) for i, r in enumerate(results[start:end])]
+        outbox.put_nowait(summary_json(part, type="ack", seq=frame.seq).decode())
         start = end
 
 
 _SLOW_DOWN = msgspec.json.encode({
     "type": "slow_down", "detail": "the server is behind: frames are read again once the ones in flight are "
                                    "committed; send less often or in larger frames"}).decode()
-
-
-@functools.lru_cache(maxsize=64)
-def _all_accepted(n: int) -> str:
-    """The results part of an ack in which every item was accepted (the common case), encoded once per size."""
-    return msgspec.json.encode([{"index": i, "status": "accepted"} for i in range(n)]).decode()
-
-
-def _ack(seq: int, results: list[dict]) -> str:
-    """An ack, pre-encoded: ``{"type": "ack", "seq", "results", "accepted", "duplicate", "rejected"}``."""
-    n = len(results)
-    if all(r["status"] == "accepted" for r in results):
-        return f'{{"type":"ack","seq":{seq},"results":{_all_accepted(n)},"accepted":{n},"duplicate":0,"rejected":0}}'
-    body = summarise([dict(r, index=i) for i, r in enumerate(results)])
-    return _encoder.encode({"type": "ack", "seq": seq, **body}).decode()
 
 
 async def _send_loop(ws: WebSocket, outbox: asyncio.Queue) -> None:

@@ -118,3 +118,12 @@ def test_a_whole_batch_gets_the_same_answer_for_each_item_as_one_at_a_time():
             one_by_one[index] = exc.reason
     assert {**dict(zip(positions, good)), **{i: e.reason for i, e in refused.items()}} == one_by_one
     assert positions == [0, 1, 6, 7]
+
+
+@pytest.mark.parametrize("head", [{}, {"type": "ack", "seq": 7}])
+def test_the_pre_encoded_all_accepted_answer_reads_the_same_as_the_general_one(head):
+    from streaming.receive import all_accepted, summarise, summary_json
+    results = all_accepted(3)
+    general = {**head, **summarise([dict(r) for r in results])}
+    assert json.loads(summary_json(results, **head)) == general
+    assert list(json.loads(summary_json(results, **head))) == list(general)
