@@ -305,7 +305,7 @@ async def idle_scenario(svc, tokens: list[str], streams: int) -> dict:
 
 def report(name: str, result: dict, svc, cpu_before: tuple, cpu_after: tuple, limit: float | None) -> None:
     lat = result["latencies"]
-    api_cpu, pg_cpu, me_cpu = (a - b for a, b in zip(cpu_after, cpu_before))
+    api_cpu, pg_cpu, me_cpu, commits = (a - b for a, b in zip(cpu_after, cpu_before))
     rate = result["accepted"] / result["elapsed"]
     print(f"\n== {name}")
     print(f"readings accepted      {result['accepted']:>12,}  in {result['elapsed']:.1f} s")
@@ -314,6 +314,7 @@ def report(name: str, result: dict, svc, cpu_before: tuple, cpu_after: tuple, li
     print(f"ack latency p50 / p99  {pct(lat, 0.5) * 1000:>8.1f} / {pct(lat, 0.99) * 1000:.1f} ms   "
           f"({len(lat):,} acks{', errors: %d' % result['errors'] if result.get('errors') else ''}"
           f"{', slow_down: %d' % result['slow_down'] if result.get('slow_down') else ''})")
+    print(f"transactions           {commits:>12,}  ({result['accepted'] / max(1, commits):,.0f} readings each)")
     print(f"API peak memory        {tree_memory_mib(svc.process.pid):>12.0f} MiB (VmHWM, all API processes)")
     print(f"CPU s: API {api_cpu:.1f}, PostgreSQL {pg_cpu:.1f}, load generator {me_cpu:.1f} "
           f"(of {result['elapsed'] * os.cpu_count():.0f} available)"
@@ -363,8 +364,9 @@ def main() -> None:
     data_dir = ROOT / ".data" / "bench"
     data_dir.mkdir(parents=True, exist_ok=True)
     workers = args.workers or os.cpu_count() or 1
-    svc = start_service(db, "bench-" + uuid.uuid4().hex, data_dir, BEIDOU_POOL_MAX="20",
-                        BEIDOU_API_WORKERS=str(workers))
+    extra = {k: v for k, v in os.environ.items() if k.startswith("BEIDOU_") and k not in ("BEIDOU_TEST_PG_PORT",)}
+    svc = start_service(db, "bench-" + uuid.uuid4().hex, data_dir,
+                        **{"BEIDOU_POOL_MAX": "20", **extra, "BEIDOU_API_WORKERS": str(workers)})
     print(f"API: {workers} process(es)", flush=True)
     try:
         tenant = svc.new_tenant("bench")
@@ -384,7 +386,10 @@ def main() -> None:
         asyncio.run(consent_all())
 
         def cpu() -> tuple:
-            return tree_cpu(svc.process.pid), postgres_cpu(admin), cpu_seconds(os.getpid())
+            with psycopg.connect(db.admin_url, autocommit=True) as conn:
+                commits = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+                                       ).fetchone()[0]
+            return tree_cpu(svc.process.pid), postgres_cpu(admin), cpu_seconds(os.getpid()), commits
 
         total_acked = 0
         if "http" in scenarios:
