@@ -173,24 +173,27 @@ class _Connection:
     has more queued than it commits in a moment, the client is told ``slow_down`` (once per episode) and the
     server stops reading the socket until the commit in flight is done."""
 
-    __slots__ = ("svc", "who", "outbox", "waiting", "task", "room", "told", "limit")
+    __slots__ = ("svc", "who", "outbox", "waiting", "storing", "task", "room", "told", "limit")
 
     def __init__(self, svc: Services, who, outbox: asyncio.Queue):
         self.svc, self.who, self.outbox = svc, who, outbox
         self.waiting: list[validation.DecodedFrame] = []
+        self.storing = 0  # frames handed to the writer, awaiting their commit
         self.task: asyncio.Task | None = None
         self.room: asyncio.Event | None = None
         self.told = False
         self.limit = svc.settings.ws_max_inflight_frames
 
     def full(self) -> bool:
-        busy = len(self.waiting) >= self.limit or (self.waiting and self.svc.ingest.overloaded())
+        """Stop reading? Only while a store is under way or about to start (its end makes room again)."""
+        busy = self.task is not None and (self.storing + len(self.waiting) >= self.limit
+                                          or (self.storing and self.waiting and self.svc.ingest.overloaded()))
         if busy and not self.told:
             self.told = True
             self.outbox.put_nowait(_SLOW_DOWN)
         elif not busy:
             self.told = False
-        return bool(busy) and self.task is not None
+        return bool(busy)
 
     async def wait_for_room(self) -> None:
         self.room = asyncio.Event()
@@ -205,12 +208,14 @@ class _Connection:
         try:
             while self.waiting:
                 frames, self.waiting = self.waiting, []
+                self.storing = len(frames)
                 await _store_frames(self.svc, self.who, frames, self.outbox)
+                self.storing = 0
                 if self.room is not None:
                     self.room.set()
                     self.room = None
         finally:
-            self.task = None
+            self.task, self.storing = None, 0
             if self.room is not None:
                 self.room.set()
 
