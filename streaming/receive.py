@@ -20,7 +20,7 @@ async def receive(writer: IngestWriter, *, tenant_id: UUID, person_id: UUID, ite
     """Validate and store a person's items; one result per item, in order, after the commit."""
     good, positions, refused = validate_batch(items, now=datetime.now(timezone.utc), limits=limits)
     outcomes = await writer.store(tenant_id, person_id, good)
-    if not refused and len(outcomes) == len(items) and all(o == ACCEPTED for o in outcomes):
+    if not refused and len(outcomes) == len(items) and outcomes.count(ACCEPTED) == len(items):
         READINGS.labels("accepted", "").inc(len(items))
         return all_accepted(len(items))
     results: list[dict] = [None] * len(items)  # type: ignore[list-item]
@@ -42,22 +42,31 @@ async def receive(writer: IngestWriter, *, tenant_id: UUID, person_id: UUID, ite
     return results
 
 
-@functools.lru_cache(maxsize=128)
+# Answers of up to this many items are kept encoded (32 sizes at most: a few MiB at worst).
+_CACHED_UP_TO = 1000
+
+
 def all_accepted(n: int) -> list[dict]:
-    """The results of ``n`` items that were all accepted (the common case): one shared list per size, not to be
-    modified, so :func:`summary_json` recognises it and answers with bytes encoded once."""
+    """The results of ``n`` items that were all accepted (the common case). Up to ``_CACHED_UP_TO`` items it is one
+    shared list per size, not to be modified, which :func:`summary_json` recognises and answers with bytes encoded
+    once."""
+    return _all_accepted(n) if n <= _CACHED_UP_TO else [{"index": i, "status": ACCEPTED} for i in range(n)]
+
+
+@functools.lru_cache(maxsize=32)
+def _all_accepted(n: int) -> list[dict]:
     return [{"index": i, "status": ACCEPTED} for i in range(n)]
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=32)
 def _all_accepted_json(n: int) -> bytes:
-    return _encoder.encode(all_accepted(n))
+    return _encoder.encode(_all_accepted(n))
 
 
 def summary_json(results: list[dict], **head) -> bytes:
     """``{**head, "results", "accepted", "duplicate", "rejected"}`` as JSON; pre-encoded when all were accepted."""
     n = len(results)
-    if results is all_accepted(n):
+    if n <= _CACHED_UP_TO and results is _all_accepted(n):
         start = _encoder.encode(head)[:-1] + b"," if head else b"{"
         return b"%s\"results\":%s,\"accepted\":%d,\"duplicate\":0,\"rejected\":0}" % (
             start, _all_accepted_json(n), n)

@@ -256,7 +256,7 @@ async def _store_frames(svc: Services, who, frames: list[validation.DecodedFrame
     if len(frames) == 1:
         outbox.put_nowait(summary_json(results, type="ack", seq=frames[0].seq).decode())
         return
-    everything = results is all_accepted(len(results))
+    everything = all(r["status"] == "accepted" for r in results)
     start = 0
     for frame in frames:
         end = start + len(frame.readings)
