@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import struct
 import sys
@@ -217,9 +218,9 @@ async def http_scenario(svc, tokens: list[str], seconds: float, bodies: list[lis
     return {"accepted": accepted, "elapsed": elapsed, "latencies": latencies}
 
 
-def ws_frames(streams: int, seconds: float, rate: float, frame_size: int) -> list[list[str]]:
+def ws_frames(streams: int, seconds: float, rate: float, frame_size: int, days_back: int = 20) -> list[list[str]]:
     """Every stream's frames, made before the clock starts (the load generator shares the two cores)."""
-    base = int((datetime.now(timezone.utc) - timedelta(days=20)).timestamp())
+    base = int((datetime.now(timezone.utc) - timedelta(days=days_back)).timestamp())
     count = int(seconds * rate / frame_size) + 2
     frames = []
     for _ in range(streams):
@@ -240,7 +241,7 @@ async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame
     decode = msgspec.json.Decoder().decode
     latencies: list[float] = []
     accepted = 0
-    errors = slow_down = 0
+    errors = slow_down = due = 0
     interval = frame_size / rate
     stop_at = time.monotonic() + seconds
 
@@ -263,6 +264,8 @@ async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame
                         slow_down += 1
             task = asyncio.create_task(reader())
             await asyncio.sleep((i % 100) / 100 * interval)  # spread the streams over the interval
+            nonlocal due
+            due += min(len(own), max(0, math.ceil((stop_at - time.monotonic()) / interval)))  # frames the pace asks
             seq = 0
             next_at = time.monotonic()
             while time.monotonic() < stop_at and seq < len(own):
@@ -280,7 +283,7 @@ async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame
     await asyncio.gather(*(stream(i) for i in range(len(tokens))))
     # Throughput over the sending window (the final wait for the last acks is not counted as sending time).
     return {"accepted": accepted, "elapsed": min(time.monotonic() - t0, seconds + interval), "latencies": latencies,
-            "errors": errors, "slow_down": slow_down}
+            "errors": errors, "slow_down": slow_down, "due": due}
 
 
 async def idle_scenario(svc, tokens: list[str], streams: int) -> dict:
@@ -332,6 +335,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients")
     parser.add_argument("--streams", type=int, default=1000, help="concurrent WebSocket streams")
     parser.add_argument("--stream-rate", type=float, default=20, help="readings/s per stream")
+    parser.add_argument("--stream-rates", default=None,
+                        help="several rates per stream, e.g. 10,20,40: one WebSocket run each, then the highest "
+                             "sustained total rate (≥ 98 %% of the frames the pace called for acknowledged, "
+                             "ack p99 < 250 ms)")
     parser.add_argument("--frame-size", type=int, default=10, help="readings per WebSocket frame")
     parser.add_argument("--idle-streams", type=int, default=0, help="idle WebSocket streams to open (idle scenario)")
     parser.add_argument("--limit-writers", type=int, default=2, help="COPY writers measuring the storage limit")
@@ -401,15 +408,26 @@ def main() -> None:
                    limit)
             total_acked += result["accepted"]
         if "ws" in scenarios:
-            print(f"\nWebSocket: {args.streams} streams × {args.stream_rate:g} readings/s, frames of "
-                  f"{args.frame_size}, {args.seconds:.0f} s ...", flush=True)
-            frames = ws_frames(args.streams, args.seconds, args.stream_rate, args.frame_size)
-            before = cpu()
-            result = asyncio.run(ws_scenario(svc, tokens[:args.streams], args.seconds, args.stream_rate,
-                                             args.frame_size, frames))
-            report(f"{args.streams} WebSocket streams × {args.stream_rate:g} readings/s (offered "
-                   f"{args.streams * args.stream_rate:,.0f}/s)", result, svc, before, cpu(), limit)
-            total_acked += result["accepted"]
+            rates = [float(r) for r in args.stream_rates.split(",")] if args.stream_rates else [args.stream_rate]
+            sustained = []
+            for k, rate in enumerate(rates):
+                print(f"\nWebSocket: {args.streams} streams × {rate:g} readings/s, frames of "
+                      f"{args.frame_size}, {args.seconds:.0f} s ...", flush=True)
+                frames = ws_frames(args.streams, args.seconds, rate, args.frame_size, days_back=20 + k)
+                before = cpu()
+                result = asyncio.run(ws_scenario(svc, tokens[:args.streams], args.seconds, rate,
+                                                 args.frame_size, frames))
+                offered = args.streams * rate
+                report(f"{args.streams} WebSocket streams × {rate:g} readings/s (offered {offered:,.0f}/s)",
+                       result, svc, before, cpu(), limit)
+                total_acked += result["accepted"]
+                # Kept up: (nearly) every frame the pace called for was sent and acknowledged, quickly.
+                if len(result["latencies"]) >= 0.98 * result["due"] and pct(result["latencies"], 0.99) < 0.25:
+                    sustained.append(offered)
+            if len(rates) > 1:
+                print(f"\nhighest sustained WebSocket rate: "
+                      + (f"{max(sustained):,.0f} readings/s" if sustained else "none of the rates tried")
+                      + (f" = {max(sustained) / limit:.2f} of the storage limit" if sustained and limit else ""))
         if "idle" in scenarios:
             count = args.idle_streams or 1000
             print(f"\nidle: opening {count:,} streams ...", flush=True)
