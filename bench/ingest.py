@@ -317,7 +317,8 @@ def report(name: str, result: dict, svc, cpu_before: tuple, cpu_after: tuple, li
     print(f"ack latency p50 / p99  {pct(lat, 0.5) * 1000:>8.1f} / {pct(lat, 0.99) * 1000:.1f} ms   "
           f"({len(lat):,} acks{', errors: %d' % result['errors'] if result.get('errors') else ''}"
           f"{', slow_down: %d' % result['slow_down'] if result.get('slow_down') else ''})")
-    print(f"transactions           {commits:>12,}  ({result['accepted'] / max(1, commits):,.0f} readings each)")
+    print(f"DB transactions        {commits:>12,}  (every transaction in the database; "
+          f"{result['accepted'] / max(1, commits):,.0f} readings per transaction)")
     print(f"API peak memory        {tree_memory_mib(svc.process.pid):>12.0f} MiB (VmHWM, all API processes)")
     print(f"CPU s: API {api_cpu:.1f}, PostgreSQL {pg_cpu:.1f}, load generator {me_cpu:.1f} "
           f"(of {result['elapsed'] * os.cpu_count():.0f} available)"
@@ -425,7 +426,7 @@ def main() -> None:
                 if len(result["latencies"]) >= 0.98 * result["due"] and pct(result["latencies"], 0.99) < 0.25:
                     sustained.append(offered)
             if len(rates) > 1:
-                print(f"\nhighest sustained WebSocket rate: "
+                print("\nhighest sustained WebSocket rate: "
                       + (f"{max(sustained):,.0f} readings/s" if sustained else "none of the rates tried")
                       + (f" = {max(sustained) / limit:.2f} of the storage limit" if sustained and limit else ""))
         if "idle" in scenarios:
