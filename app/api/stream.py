@@ -126,7 +126,7 @@ async def stream(ws: WebSocket) -> None:
         while True:
             while outbox.qsize() > _MAX_OUTBOX and not sender.done():  # a client not reading its answers
                 await asyncio.sleep(0.01)
-            if conn.full():
+            while conn.full():
                 await conn.wait_for_room()  # back-pressure: stop reading while too many frames await commit
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
