@@ -52,27 +52,45 @@ def _upgrade(admin_url: str) -> None:
         click.echo(f"applied {m.path.name}", err=True)
 
 
-def _serve_api(host: str, port: int, url: str, *, embedded_worker: bool = False) -> None:
+def api_processes(workers: int | None) -> int:
+    """How many API processes to run: ``--workers``, else BEIDOU_API_WORKERS, else one per CPU core."""
+    import os
+    count = workers if workers is not None else get_settings().api_workers
+    return count if count > 0 else (os.cpu_count() or 1)
+
+
+def _serve_api(host: str, port: int, url: str, *, workers: int = 1, embedded_worker: bool = False) -> None:
+    """Serve the API on one port from ``workers`` processes (uvicorn's supervisor shares the listening socket).
+
+    Every process builds its own app from the environment (`create_app_from_env`); what crosses processes
+    (consent pushes to open streams, the care page's live feed, detection work) goes through the database's
+    LISTEN/NOTIFY, so a client may land on any of them."""
+    import os
+
     import uvicorn
 
-    from app.api.factory import create_app
+    from app.api.factory import SERVE_DATABASE_URL, SERVE_EMBEDDED_WORKER
     settings = get_settings()
-    app = create_app(settings, url, embedded_worker=embedded_worker)
+    os.environ[SERVE_DATABASE_URL] = url
+    os.environ[SERVE_EMBEDDED_WORKER] = "1" if embedded_worker else "0"
     # permessage-deflate is off by default: it triples an idle stream's memory and costs more CPU than
     # small JSON frames save in bandwidth (BEIDOU_WS_COMPRESSION=1 turns it on).
-    uvicorn.run(app, host=host, port=port, ws="websockets-sansio", ws_max_size=16 * 1024 * 1024,
-                ws_per_message_deflate=settings.ws_compression, log_level=settings.log_level.lower(),
-                access_log=False, proxy_headers=False)
+    uvicorn.run("app.api.factory:create_app_from_env", factory=True, workers=workers, host=host, port=port,
+                ws="websockets-sansio", ws_max_size=16 * 1024 * 1024, ws_per_message_deflate=settings.ws_compression,
+                log_level=settings.log_level.lower(), access_log=False, proxy_headers=False)
 
 
 @main.command(help="Start everything in one process: the database (local unless DATABASE_URL is set), migrations, "
                    "the API and the worker.")
 @click.option("--host", default=None, help="Listen address (default BEIDOU_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (default BEIDOU_PORT, 8000).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="API processes on the port; each also runs a detection worker (several cooperate) and the "
+                   "scheduler (lock-guarded: one is active).")
 @click.option("--demo", "with_demo", is_flag=True,
               help="Also simulate an insurer's policyholders and care agent (see `beidou demo --help`).")
 @click.pass_context
-def up(ctx: click.Context, host: str | None, port: int | None, with_demo: bool) -> None:
+def up(ctx: click.Context, host: str | None, port: int | None, workers: int, with_demo: bool) -> None:
     if with_demo:
         ctx.invoke(demo, host=host, port=port)
         return
@@ -82,7 +100,7 @@ def up(ctx: click.Context, host: str | None, port: int | None, with_demo: bool) 
     host, port = host or settings.host, port or settings.port
     click.echo(f"Health Beidou on http://{host}:{port}  (care page: /care, OpenAPI: /docs)", err=True)
     try:
-        _serve_api(host, port, target.url, embedded_worker=True)
+        _serve_api(host, port, target.url, workers=max(1, workers), embedded_worker=True)
     finally:
         _stop_local(target)
 
@@ -148,12 +166,14 @@ def sync_client(folder: Path, url: str, token: str) -> None:
         raise click.ClickException(f"{len(done.failures)} batches failed")
 
 
-@main.command(help="Run only the HTTP/WebSocket API (production runs several side by side).")
+@main.command(help="Run only the HTTP/WebSocket API: several processes sharing one port.")
 @click.option("--host", default=None, help="Listen address (default BEIDOU_HOST).")
 @click.option("--port", type=int, default=None, help="Listen port (default BEIDOU_PORT).")
-def api(host: str | None, port: int | None) -> None:
+@click.option("--workers", type=int, default=None,
+              help="API processes (default BEIDOU_API_WORKERS; 0 or unset: one per CPU core).")
+def api(host: str | None, port: int | None, workers: int | None) -> None:
     settings = get_settings()
-    _serve_api(host or settings.host, port or settings.port, _target().url)
+    _serve_api(host or settings.host, port or settings.port, _target().url, workers=api_processes(workers))
 
 
 @main.command(help="Run the background worker: detection, alerting and push sending (run one or more).")

@@ -1,21 +1,29 @@
-"""Ingest benchmark: drives a real service process over loopback and prints what it sustains.
+"""Ingest benchmark: drives a real service over loopback and prints what it sustains, against the storage limit.
 
-    .venv/bin/python bench/ingest.py                       # both scenarios, 20 s each
-    .venv/bin/python bench/ingest.py --only http --seconds 30
+    .venv/bin/python bench/ingest.py                       # limit, HTTP and WebSocket, 20 s each
+    .venv/bin/python bench/ingest.py --only http --seconds 30 --workers 2
     .venv/bin/python bench/ingest.py --only ws --streams 1000 --stream-rate 20
+    .venv/bin/python bench/ingest.py --only idle --idle-streams 10000
 
-It starts its own `beidou api` process on a fresh database of the local test cluster (or of
-BEIDOU_TEST_ADMIN_URL's server), so nothing else competes for the service; the load comes from this
-separate process. Printed per scenario: readings/s accepted, acknowledgement latency p50/p99, the API
-process's peak memory (VmHWM), and CPU seconds used by the API process, PostgreSQL and this load
-generator (where the time goes). Acknowledged readings are counted in the database at the end.
+First it measures the storage limit in the same run: binary COPY of heart-rate rows (made before the clock
+starts) straight into the `readings` hypertable of a fresh copy of the schema, by ``--limit-writers`` writers
+(2), no validation, consent, row-level security or HTTP. Then it starts its own `beidou api --workers N` on a
+fresh database of the local test cluster (or of BEIDOU_TEST_ADMIN_URL's server); the load comes from this
+separate process. Printed per scenario: readings/s accepted and as a ratio of the limit, acknowledgement
+latency p50/p99, the API processes' peak memory (VmHWM, summed), and CPU seconds used by the API processes,
+PostgreSQL and this load generator. At the end every acknowledged reading is checked to be stored exactly once.
+The idle scenario opens ``--idle-streams`` WebSocket streams that send nothing and prints the API's memory per
+stream (VmRSS growth).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+import struct
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -39,23 +47,60 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def postgres_cpu() -> float:
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process under it (uvicorn's supervisor and its API processes)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            pids += [int(c) for c in Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        i += 1
+    return pids
+
+
+def tree_cpu(pid: int) -> float:
     total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                pass
+    for p in process_tree(pid):
+        try:
+            total += cpu_seconds(p)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
     return total
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def tree_memory_mib(pid: int, field: str = "VmHWM:") -> float:
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(field):
+                    total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / 1024
+
+
+def postgres_cpu(admin_url: str) -> float:
+    """CPU seconds of this benchmark's PostgreSQL server: the postmaster, its live processes, and (cutime/cstime)
+    every backend it has already reaped, so connections closed during a scenario still count. Other clusters on
+    the machine do not."""
+    global _POSTMASTER
+    if _POSTMASTER is None:
+        with psycopg.connect(admin_url) as conn:
+            data = conn.execute("SHOW data_directory").fetchone()[0]
+        _POSTMASTER = int(Path(data, "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{_POSTMASTER}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / TICKS
+    for pid in process_tree(_POSTMASTER)[1:]:
+        try:
+            total += cpu_seconds(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+_POSTMASTER: int | None = None
 
 
 def pct(values: list[float], q: float) -> float:
@@ -63,6 +108,64 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def copy_payload(start: datetime, n: int, tenant: uuid.UUID, person: uuid.UUID) -> bytes:
+    """``n`` heart-rate rows one second apart in PostgreSQL's binary COPY format (time, tenant, person, metric,
+    value, source, utc_offset_min), made with struct so the limit measures PostgreSQL, not the client."""
+    t0 = int((start - _PG_EPOCH).total_seconds() * 1_000_000)
+    head = struct.pack("!hi", 7, 8)
+    ids = struct.pack("!i16si16s", 16, tenant.bytes, 16, person.bytes)
+    metric, source = b"heart_rate", b"watch"
+    tail = struct.pack(f"!i{len(metric)}s", len(metric), metric)
+    after = struct.pack(f"!i{len(source)}sih", len(source), source, 2, 0)
+    parts = [b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)]
+    for i in range(n):
+        parts.append(head + struct.pack("!q", t0 + i * 1_000_000) + ids + tail
+                     + struct.pack("!id", 8, float(60 + i % 30)) + after)
+    parts.append(struct.pack("!h", -1))
+    return b"".join(parts)
+
+
+def storage_limit(admin_url: str, seconds: float, writers: int, batch: int) -> tuple[float, float]:
+    """Rows/s that binary COPY writes into a fresh copy of the schema's `readings`, ``writers`` at once, and
+    PostgreSQL's CPU µs per row meanwhile."""
+    from app.core import migrate
+    db = TestDatabase.create(admin_url, f"beidou_limit_{uuid.uuid4().hex[:8]}")
+    try:
+        migrate.upgrade(db.admin_url)
+        tenant, placeholder = uuid.uuid4(), uuid.uuid4()
+        base = datetime.now(timezone.utc) - timedelta(days=400)
+        # One payload per writer; each transaction gives it a new person (a plain bytes replace), so every row
+        # is a new key and the client spends next to nothing.
+        templates = [copy_payload(base + timedelta(seconds=w * batch), batch, tenant, placeholder)
+                     for w in range(writers)]
+        done = [0] * writers
+        stop_at = time.monotonic() + seconds
+
+        def write(w: int) -> None:
+            with psycopg.connect(db.admin_url, autocommit=True) as conn:
+                while time.monotonic() < stop_at:
+                    payload = templates[w].replace(placeholder.bytes, uuid.uuid4().bytes)
+                    with conn.transaction(), conn.cursor() as cur:
+                        with cur.copy("COPY readings (time, tenant_id, person_id, metric, value, source, "
+                                      "utc_offset_min) FROM STDIN (FORMAT BINARY)") as copy:
+                            copy.write(payload)
+                    done[w] += batch
+
+        t0, pg0 = time.monotonic(), postgres_cpu(admin_url)
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rows = sum(done)
+        return rows / (time.monotonic() - t0), (postgres_cpu(admin_url) - pg0) / max(1, rows) * 1e6
+    finally:
+        db.drop()
 
 
 def readings(start: datetime, n: int, step_ms: int = 1000, source: str = "watch") -> list[dict]:
@@ -115,9 +218,9 @@ async def http_scenario(svc, tokens: list[str], seconds: float, bodies: list[lis
     return {"accepted": accepted, "elapsed": elapsed, "latencies": latencies}
 
 
-def ws_frames(streams: int, seconds: float, rate: float, frame_size: int) -> list[list[str]]:
+def ws_frames(streams: int, seconds: float, rate: float, frame_size: int, days_back: int = 20) -> list[list[str]]:
     """Every stream's frames, made before the clock starts (the load generator shares the two cores)."""
-    base = int((datetime.now(timezone.utc) - timedelta(days=20)).timestamp())
+    base = int((datetime.now(timezone.utc) - timedelta(days=days_back)).timestamp())
     count = int(seconds * rate / frame_size) + 2
     frames = []
     for _ in range(streams):
@@ -138,7 +241,7 @@ async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame
     decode = msgspec.json.Decoder().decode
     latencies: list[float] = []
     accepted = 0
-    errors = 0
+    errors = slow_down = due = 0
     interval = frame_size / rate
     stop_at = time.monotonic() + seconds
 
@@ -148,7 +251,7 @@ async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame
         async with websockets.connect(svc.ws_url, additional_headers={"Authorization": f"Bearer {tokens[i]}"},
                                       max_queue=64, open_timeout=60, compression=None) as ws:
             async def reader() -> None:
-                nonlocal accepted, errors
+                nonlocal accepted, errors, slow_down
                 async for message in ws:
                     m = decode(message)
                     if m["type"] == "ack":
@@ -157,8 +260,12 @@ async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame
                     elif m["type"] == "error":
                         errors += 1
                         sent.pop(m.get("seq"), None)
+                    elif m["type"] == "slow_down":
+                        slow_down += 1
             task = asyncio.create_task(reader())
             await asyncio.sleep((i % 100) / 100 * interval)  # spread the streams over the interval
+            nonlocal due
+            due += min(len(own), max(0, math.ceil((stop_at - time.monotonic()) / interval)))  # frames the pace asks
             seq = 0
             next_at = time.monotonic()
             while time.monotonic() < stop_at and seq < len(own):
@@ -176,49 +283,103 @@ async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame
     await asyncio.gather(*(stream(i) for i in range(len(tokens))))
     # Throughput over the sending window (the final wait for the last acks is not counted as sending time).
     return {"accepted": accepted, "elapsed": min(time.monotonic() - t0, seconds + interval), "latencies": latencies,
-            "errors": errors}
+            "errors": errors, "slow_down": slow_down, "due": due}
 
 
-def report(name: str, result: dict, svc, cpu_before: tuple, cpu_after: tuple) -> None:
+async def idle_scenario(svc, tokens: list[str], streams: int) -> dict:
+    """Open ``streams`` WebSocket streams that send nothing; the API's memory growth per stream."""
+    before = tree_memory_mib(svc.process.pid, "VmRSS:")
+    sem = asyncio.Semaphore(200)
+    opened: list = []
+
+    async def one(i: int) -> None:
+        async with sem:
+            opened.append(await websockets.connect(
+                svc.ws_url, additional_headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"},
+                open_timeout=120, compression=None, ping_interval=None))
+
+    await asyncio.gather(*(one(i) for i in range(streams)))
+    await asyncio.sleep(2)
+    after = tree_memory_mib(svc.process.pid, "VmRSS:")
+    for ws in opened:
+        await ws.close()
+    return {"streams": len(opened), "before": before, "after": after}
+
+
+def report(name: str, result: dict, svc, cpu_before: tuple, cpu_after: tuple, limit: float | None) -> None:
     lat = result["latencies"]
-    api_cpu, pg_cpu, me_cpu = (a - b for a, b in zip(cpu_after, cpu_before))
+    api_cpu, pg_cpu, me_cpu, commits = (a - b for a, b in zip(cpu_after, cpu_before))
+    rate = result["accepted"] / result["elapsed"]
     print(f"\n== {name}")
     print(f"readings accepted      {result['accepted']:>12,}  in {result['elapsed']:.1f} s")
-    print(f"throughput             {result['accepted'] / result['elapsed']:>12,.0f} readings/s")
+    print(f"throughput             {rate:>12,.0f} readings/s"
+          + (f"   = {rate / limit:.2f} of the storage limit" if limit else ""))
     print(f"ack latency p50 / p99  {pct(lat, 0.5) * 1000:>8.1f} / {pct(lat, 0.99) * 1000:.1f} ms   "
-          f"({len(lat):,} acks{', errors: %d' % result['errors'] if result.get('errors') else ''})")
-    print(f"API peak memory        {peak_rss_mib(svc.process.pid):>12.0f} MiB (VmHWM)")
+          f"({len(lat):,} acks{', errors: %d' % result['errors'] if result.get('errors') else ''}"
+          f"{', slow_down: %d' % result['slow_down'] if result.get('slow_down') else ''})")
+    print(f"DB transactions        {commits:>12,}  (every transaction in the database; "
+          f"{result['accepted'] / max(1, commits):,.0f} readings per transaction)")
+    print(f"API peak memory        {tree_memory_mib(svc.process.pid):>12.0f} MiB (VmHWM, all API processes)")
     print(f"CPU s: API {api_cpu:.1f}, PostgreSQL {pg_cpu:.1f}, load generator {me_cpu:.1f} "
-          f"(of {result['elapsed'] * os.cpu_count():.0f} available)")
+          f"(of {result['elapsed'] * os.cpu_count():.0f} available)"
+          + (f"; CPU µs per reading: API {api_cpu / result['accepted'] * 1e6:.0f}, "
+             f"PostgreSQL {pg_cpu / result['accepted'] * 1e6:.0f}" if result["accepted"] else ""))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["http", "ws"], help="run one scenario")
+    parser.add_argument("--only", choices=["limit", "http", "ws", "idle"], help="run one scenario (the storage "
+                        "limit is measured first unless --no-limit)")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--workers", type=int, default=0, help="API processes (0: one per CPU core)")
     parser.add_argument("--batch", type=int, default=500, help="readings per HTTP batch")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients")
     parser.add_argument("--streams", type=int, default=1000, help="concurrent WebSocket streams")
     parser.add_argument("--stream-rate", type=float, default=20, help="readings/s per stream")
+    parser.add_argument("--stream-rates", default=None,
+                        help="several rates per stream, e.g. 10,20,40: one WebSocket run each, then the highest "
+                             "sustained total rate (≥ 98 %% of the frames the pace called for acknowledged, "
+                             "ack p99 < 250 ms)")
     parser.add_argument("--frame-size", type=int, default=10, help="readings per WebSocket frame")
+    parser.add_argument("--idle-streams", type=int, default=0, help="idle WebSocket streams to open (idle scenario)")
+    parser.add_argument("--limit-writers", type=int, default=2, help="COPY writers measuring the storage limit")
+    parser.add_argument("--limit-batch", type=int, default=5000, help="rows per COPY transaction for the limit")
+    parser.add_argument("--no-limit", action="store_true", help="skip measuring the storage limit")
     args = parser.parse_args()
 
     from app.core import localdb
     admin = os.environ.get("BEIDOU_TEST_ADMIN_URL")
     if not admin:
-        cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg", 55433))
+        port = int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))
+        cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg", port))
         admin = cluster.admin_url("postgres")
         use_app_password(cluster.credentials()[localdb.APP_ROLE])
+
+    limit = None
+    if not args.no_limit:
+        print(f"storage limit: binary COPY into a fresh schema, {args.limit_writers} writers, "
+              f"{args.limit_batch:,} rows per transaction, {args.seconds:.0f} s ...", flush=True)
+        limit, pg_us = storage_limit(admin, args.seconds, args.limit_writers, args.limit_batch)
+        print(f"\n== storage limit\nthroughput             {limit:>12,.0f} rows/s   "
+              f"(PostgreSQL CPU {pg_us:.1f} µs per row)")
+        if args.only == "limit":
+            return
+
     from app.core import migrate
     db = TestDatabase.create(admin, f"beidou_bench_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(db.admin_url)
     db.ensure_app_login()
     data_dir = ROOT / ".data" / "bench"
     data_dir.mkdir(parents=True, exist_ok=True)
-    svc = start_service(db, "bench-" + uuid.uuid4().hex, data_dir, BEIDOU_POOL_MAX="20")
+    workers = args.workers or os.cpu_count() or 1
+    extra = {k: v for k, v in os.environ.items() if k.startswith("BEIDOU_") and k not in ("BEIDOU_TEST_PG_PORT",)}
+    svc = start_service(db, "bench-" + uuid.uuid4().hex, data_dir,
+                        **{"BEIDOU_POOL_MAX": "20", **extra, "BEIDOU_API_WORKERS": str(workers)})
+    print(f"API: {workers} process(es)", flush=True)
     try:
         tenant = svc.new_tenant("bench")
-        n_people = max(args.streams, args.concurrency)
+        scenarios = [args.only] if args.only else ["http", "ws"] + (["idle"] if args.idle_streams else [])
+        n_people = max(args.streams if "ws" in scenarios else 0, args.concurrency, 1)
         tokens = [tenant.person_token(f"p{i}") for i in range(n_people)]
         print(f"granting consent to {n_people} people ...", flush=True)
 
@@ -233,28 +394,55 @@ def main() -> None:
         asyncio.run(consent_all())
 
         def cpu() -> tuple:
-            return cpu_seconds(svc.process.pid), postgres_cpu(), cpu_seconds(os.getpid())
+            with psycopg.connect(db.admin_url, autocommit=True) as conn:
+                commits = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+                                       ).fetchone()[0]
+            return tree_cpu(svc.process.pid), postgres_cpu(admin), cpu_seconds(os.getpid()), commits
 
         total_acked = 0
-        if args.only in (None, "http"):
+        if "http" in scenarios:
             print(f"HTTP: {args.concurrency} clients, batches of {args.batch}, {args.seconds:.0f} s ...", flush=True)
             bodies = http_bodies(args.seconds, args.batch, args.concurrency)
             before = cpu()
             result = asyncio.run(http_scenario(svc, tokens, args.seconds, bodies))
-            report(f"HTTP batches of {args.batch}, {args.concurrency} concurrent clients", result, svc, before, cpu())
+            report(f"HTTP batches of {args.batch}, {args.concurrency} concurrent clients", result, svc, before, cpu(),
+                   limit)
             total_acked += result["accepted"]
-        if args.only in (None, "ws"):
-            print(f"\nWebSocket: {args.streams} streams × {args.stream_rate:g} readings/s, frames of "
-                  f"{args.frame_size}, {args.seconds:.0f} s ...", flush=True)
-            frames = ws_frames(args.streams, args.seconds, args.stream_rate, args.frame_size)
-            before = cpu()
-            result = asyncio.run(ws_scenario(svc, tokens[:args.streams], args.seconds, args.stream_rate,
-                                             args.frame_size, frames))
-            report(f"{args.streams} WebSocket streams", result, svc, before, cpu())
-            total_acked += result["accepted"]
+        if "ws" in scenarios:
+            rates = [float(r) for r in args.stream_rates.split(",")] if args.stream_rates else [args.stream_rate]
+            sustained = []
+            for k, rate in enumerate(rates):
+                print(f"\nWebSocket: {args.streams} streams × {rate:g} readings/s, frames of "
+                      f"{args.frame_size}, {args.seconds:.0f} s ...", flush=True)
+                frames = ws_frames(args.streams, args.seconds, rate, args.frame_size, days_back=20 + k)
+                before = cpu()
+                result = asyncio.run(ws_scenario(svc, tokens[:args.streams], args.seconds, rate,
+                                                 args.frame_size, frames))
+                offered = args.streams * rate
+                report(f"{args.streams} WebSocket streams × {rate:g} readings/s (offered {offered:,.0f}/s)",
+                       result, svc, before, cpu(), limit)
+                total_acked += result["accepted"]
+                # Kept up: (nearly) every frame the pace called for was sent and acknowledged, quickly.
+                if len(result["latencies"]) >= 0.98 * result["due"] and pct(result["latencies"], 0.99) < 0.25:
+                    sustained.append(offered)
+            if len(rates) > 1:
+                print("\nhighest sustained WebSocket rate: "
+                      + (f"{max(sustained):,.0f} readings/s" if sustained else "none of the rates tried")
+                      + (f" = {max(sustained) / limit:.2f} of the storage limit" if sustained and limit else ""))
+        if "idle" in scenarios:
+            count = args.idle_streams or 1000
+            print(f"\nidle: opening {count:,} streams ...", flush=True)
+            result = asyncio.run(idle_scenario(svc, tokens, count))
+            grown = result["after"] - result["before"]
+            print(f"\n== {result['streams']:,} idle WebSocket streams\nAPI memory             "
+                  f"{result['before']:.0f} → {result['after']:.0f} MiB (VmRSS, all API processes): "
+                  f"{grown * 1024 / max(1, result['streams']):.1f} KiB per idle stream")
         with psycopg.connect(db.admin_url) as conn:
-            stored = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
-        print(f"\nacknowledged {total_acked:,}, stored {stored:,}: {'OK' if stored == total_acked else 'MISMATCH'}")
+            stored, distinct = conn.execute(
+                "SELECT count(*), count(DISTINCT (person_id, metric, source, time)) FROM readings").fetchone()
+        ok = stored == distinct == total_acked
+        print(f"\nacknowledged {total_acked:,}, stored {stored:,} ({distinct:,} distinct): "
+              f"{'OK, each acknowledged reading stored exactly once' if ok else 'MISMATCH'}")
     finally:
         svc.stop()
         db.drop()

@@ -174,6 +174,8 @@ def service_env(db: TestDatabase, jwt_secret: str, data_dir: Path, port: int, **
     env.update({
         "DATABASE_URL": db.app_url, "DATABASE_ADMIN_URL": db.admin_url, "BEIDOU_JWT_SECRET": jwt_secret,
         "BEIDOU_DATA_DIR": str(data_dir), "BEIDOU_PORT": str(port), "BEIDOU_LOG_LEVEL": "WARNING",
+        # One API process unless a test asks for more (the machine's cores are shared with PostgreSQL and the test).
+        "BEIDOU_API_WORKERS": "1",
         "PYTHONPATH": str(ROOT),
     })
     env.update(extra)

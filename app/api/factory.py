@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -23,7 +24,7 @@ from app.core import channels
 from app.core.db import Database
 from app.core.errors import BeidouError, UnstorableText
 from app.core.listen import listen_forever
-from app.core.settings import Settings
+from app.core.settings import Settings, get_settings
 from consent import expiry
 from streaming.ingest import IngestWriter
 from streaming.validation import Limits
@@ -130,6 +131,21 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 
     _document_raw_bodies(app)
     return app
+
+
+# Set by `beidou api` / `beidou up` for the API processes it starts: the database it resolved (the local cluster is
+# started once, by the parent) and whether each process also runs the worker and the scheduler.
+SERVE_DATABASE_URL = "_BEIDOU_SERVE_DATABASE_URL"
+SERVE_EMBEDDED_WORKER = "_BEIDOU_SERVE_EMBEDDED_WORKER"
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one API process, built from the environment (uvicorn imports this in every process it starts)."""
+    settings = get_settings()
+    url = os.environ.get(SERVE_DATABASE_URL) or settings.database_url
+    if not url:
+        raise RuntimeError("no database: set DATABASE_URL (or start the API with `beidou api`)")
+    return create_app(settings, url, embedded_worker=os.environ.get(SERVE_EMBEDDED_WORKER) == "1")
 
 
 def _unstorable_text(exc: Exception) -> bool:

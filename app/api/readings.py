@@ -11,11 +11,9 @@ from app.api.schemas import BatchResult, Problem, ReadingPage
 from app.core.errors import Invalid, TooLarge
 from consent import repository as consent_repo
 from streaming import validation
-from streaming.receive import receive, summarise
+from streaming.receive import receive, summary_json
 
 router = APIRouter(tags=["readings"])
-
-_encoder = msgspec.json.Encoder()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -58,7 +56,7 @@ async def post_readings(request: Request, who: Principal = Depends(policyholder)
         raise TooLarge(f"at most {svc.settings.max_batch_readings} readings per batch")
     results = await receive(svc.ingest, tenant_id=who.tenant_id, person_id=who.person_id, items=items,
                             limits=svc.limits)
-    return Response(_encoder.encode(summarise(results)), media_type="application/json")
+    return Response(summary_json(results), media_type="application/json")
 
 
 @router.get(

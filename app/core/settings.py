@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     local_pg_port: int = Field(default=55432, description="Port of the private local cluster (127.0.0.1 only).")
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8000, description="Port the API listens on.")
+    api_workers: int = Field(default=0, description="API processes sharing the port (`beidou api`; 0: one per CPU "
+                             "core). `--workers` overrides it.")
     pool_min: int = Field(default=2, description="Minimum database connections per process.")
     pool_max: int = Field(default=10, description="Maximum database connections per process.")
     statement_timeout_ms: int = Field(default=15000, description="Database statement timeout for service queries.")

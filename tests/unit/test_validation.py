@@ -91,3 +91,39 @@ def test_every_metric_range_is_in_its_canonical_unit_and_sane():
     for metric in METRICS.values():
         assert metric.low < metric.high
         assert metric.units[metric.unit](42.0) == 42.0
+
+
+def test_a_whole_batch_gets_the_same_answer_for_each_item_as_one_at_a_time():
+    from streaming.validation import decode_batch, validate_batch
+    items = [
+        {"metric": "heart_rate", "time": "2026-11-25T15:00:00+08:00", "value": 61},
+        {"metric": "heart_rate", "time": "2026-11-25T07:00:00Z", "value": 62, "unit": "beats/min"},
+        {"metric": "heart_rate", "time": "2026-11-25T07:01:00-05:30", "value": 400},
+        {"metric": "heart_rate", "time": "2026-11-25T07:02:00", "value": 60},
+        {"metric": "heart_rate", "time": "2036-11-25T07:02:00Z", "value": 60},
+        {"metric": "steps", "time": "2026-11-25T07:03:00Z", "value": 10, "source": ""},
+        {"metric": "glucose", "time": "2026-11-25T07:04:00Z", "value": 7.0, "unit": "mmol/L"},
+        {"metric": "blood_pressure", "time": "2026-11-25T07:05:00Z", "systolic": 120, "diastolic": 80},
+        {"metric": "spo2", "time": "2026-11-25T07:06:00Z", "value": 97, "unit": "furlongs"},
+        {"metric": "heart_rate", "time": "2026-11-25T07:07:00Z", "value": 60, "source": "a\u0000b"},
+        {"metric": "heart_rate", "time": "2026-11-25T07:08:00Z"},
+    ]
+    decoded = decode_batch(json.dumps({"readings": items}).encode())
+    good, positions, refused = validate_batch(decoded, now=NOW)
+    one_by_one = {}
+    for index, item in enumerate(items):
+        try:
+            one_by_one[index] = validate(json.dumps(item).encode(), now=NOW)
+        except Rejected as exc:
+            one_by_one[index] = exc.reason
+    assert {**dict(zip(positions, good)), **{i: e.reason for i, e in refused.items()}} == one_by_one
+    assert positions == [0, 1, 6, 7]
+
+
+@pytest.mark.parametrize("head", [{}, {"type": "ack", "seq": 7}])
+def test_the_pre_encoded_all_accepted_answer_reads_the_same_as_the_general_one(head):
+    from streaming.receive import all_accepted, summarise, summary_json
+    results = all_accepted(3)
+    general = {**head, **summarise([dict(r) for r in results])}
+    assert json.loads(summary_json(results, **head)) == general
+    assert list(json.loads(summary_json(results, **head))) == list(general)
