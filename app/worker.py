@@ -7,6 +7,11 @@ notification would have left behind. Runs on its own (`beidou worker`) or inside
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
+import threading
+import time
 from dataclasses import replace
 import logging
 from datetime import timedelta
@@ -135,11 +140,11 @@ class Worker:
     async def _detect(self, tenant_id: UUID):
         return await (await self._detection_for(tenant_id)).process_tenant(tenant_id)
 
-    def _more_to_detect(self, result) -> bool:
-        # More waiting: more people than one pass takes, or someone's backlog is longer than one pass reads
-        # (else the rest would wait for the next sweep). Go round again.
-        config = self.detection.config
-        return result.people >= config.batch_people or result.more
+    @staticmethod
+    def _more_to_detect(result) -> bool:
+        # More waiting: more people than one pass takes, backfill left for the next pass, or someone's backlog
+        # is longer than one pass reads (else the rest would wait for the next sweep). Go round again.
+        return result.more
 
     async def _detect_loop(self) -> None:
         while True:
@@ -171,9 +176,11 @@ class Worker:
 
 
 def detection_config_from(settings) -> ConsumerConfig:
-    """The detection worker's event-time settings (allowed lateness, watermark hold)."""
+    """The detection worker's event-time settings (allowed lateness, watermark hold) and when a backlog is
+    backfill."""
     return ConsumerConfig(allowed_lateness=timedelta(hours=settings.detection_allowed_lateness_hours),
-                          watermark_hold=timedelta(hours=settings.detection_watermark_hold_hours))
+                          watermark_hold=timedelta(hours=settings.detection_watermark_hold_hours),
+                          backfill_after=timedelta(hours=settings.detection_backfill_after_hours))
 
 
 def build_sender(db: Database, settings) -> NotificationSender:
@@ -195,3 +202,58 @@ async def run_worker(url: str, *, pool_max: int = 5) -> None:
     finally:
         await worker.stop()
         await db.close()
+
+
+def _worker_process(url: str, parent: int) -> None:
+    """One of several worker processes: runs until told to stop, or until its parent is gone."""
+    from app.core.observability import configure_logging
+    from app.core.settings import get_settings
+    configure_logging(get_settings().log_level)
+
+    def orphaned() -> None:  # a supervisor killed outright leaves no worker running behind it
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+    threading.Thread(target=orphaned, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    try:
+        asyncio.run(run_worker(url))
+    except KeyboardInterrupt:
+        pass
+
+
+def run_worker_processes(url: str, processes: int) -> None:
+    """Run ``processes`` worker processes and keep them running (one that dies is started again) until
+    SIGTERM or Ctrl-C. They share the work through the database: each person is processed by one at a time."""
+    context = multiprocessing.get_context("spawn")
+    children: dict[int, multiprocessing.process.BaseProcess] = {}
+    stopping = threading.Event()
+
+    def start(index: int) -> None:
+        child = context.Process(target=_worker_process, args=(url, os.getpid()), name=f"beidou-worker-{index}")
+        child.start()
+        children[index] = child
+        log.info("worker.process_started index=%s pid=%s", index, child.pid)
+
+    def stop(*_args) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(processes):
+        start(index)
+    try:
+        while not stopping.wait(0.5):
+            for index, child in list(children.items()):
+                if not child.is_alive() and not stopping.is_set():
+                    log.warning("worker.process_exited index=%s pid=%s code=%s: starting it again",
+                                index, child.pid, child.exitcode)
+                    start(index)
+    finally:
+        for child in children.values():
+            if child.is_alive():
+                child.terminate()
+        for child in children.values():
+            child.join(10)
+            if child.is_alive():
+                child.kill()
