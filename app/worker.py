@@ -51,6 +51,7 @@ class Worker:
         self._outbox: set[UUID] = set()
         self._outbox_wake = asyncio.Event()
         self.sweep_s = sweep_s
+        self.contended_retry_s = 1.0
         self._dirty: set[UUID] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -138,7 +139,16 @@ class Worker:
                 pending.add(tenant_id)
 
     async def _detect(self, tenant_id: UUID):
-        return await (await self._detection_for(tenant_id)).process_tenant(tenant_id)
+        result = await (await self._detection_for(tenant_id)).process_tenant(tenant_id)
+        if result.contended and not result.more:
+            # Someone was being processed by another worker (process): the one holding them normally takes any
+            # newer work in its next pass, but look again shortly rather than wait for the sweep.
+            asyncio.get_running_loop().call_later(self.contended_retry_s, self._mark_dirty, tenant_id)
+        return result
+
+    def _mark_dirty(self, tenant_id: UUID) -> None:
+        self._dirty.add(tenant_id)
+        self._wake.set()
 
     @staticmethod
     def _more_to_detect(result) -> bool:

@@ -39,7 +39,7 @@ class ConsumerConfig:
     # fresh people first, then gives the backfilling ones a bounded share, in short passes each.
     backfill_after: timedelta = timedelta(hours=6)
     backfill_people: int = 20            # backfilling people claimed per pass and tenant
-    backfill_readings_per_pass: int = 5_000
+    backfill_readings_per_pass: int = 10_000
     backfill_share_s: float = 0.5        # a pass spends about this long on backfill (at least one person)
 
 
@@ -51,6 +51,7 @@ class PassResult:
     rescored: bool = False
     too_late: int = 0
     more: bool = False  # someone's backlog was longer than one pass reads: go round again
+    contended: bool = False  # someone was being processed by another worker: look again shortly
 
     def add(self, other: "PassResult") -> None:
         self.people += other.people
@@ -59,6 +60,7 @@ class PassResult:
         self.too_late += other.too_late
         self.more = self.more or other.more
         self.rescored = self.rescored or other.rescored
+        self.contended = self.contended or other.contended
 
 
 # The position of a detector that has seen nothing: a checkpoint at it is a fresh detector.
@@ -117,7 +119,7 @@ class DetectionConsumer:
         limit = min(max_readings or cfg.max_readings_per_pass, cfg.max_readings_per_pass)
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             if not await repo.try_lock_person(conn, person_id):
-                return PassResult()  # another worker has this person right now
+                return PassResult(contended=True)  # another worker has this person right now
             work = await repo.pending_work(conn, person_id)
             if only_with_work and not work.ids:
                 return PassResult()
