@@ -190,7 +190,9 @@ def test_state_from_an_incompatible_detector_version_is_rebuilt_from_stored_hist
     send_all(patient, more)
     worker = start_worker(service)
     try:
-        rebuilt = wait_for(lambda: (s := state_for(service, tenant.id, "wang")) and s[0] >= len(more) and s)
+        # A rebuild replays up to 120 days: backfill, in several short passes.
+        rebuilt = wait_for(lambda: (s := state_for(service, tenant.id, "wang")) and s[0] >= len(items) + len(more)
+                           and s)
     finally:
         stop(worker)
     with service.admin_conn() as conn:
