@@ -9,7 +9,7 @@ A fresh database on the local test cluster (BEIDOU_TEST_PG_PORT), a `beidou api`
   * sentinel people (--sentinels): generated histories, some falling ill near the end, replayed at an
     accelerated clock through the same simulated phones as `beidou demo`, so alerts and pushes happen:
     they are backfilling weeks of history all the time;
-  * live people (--live): a couple of weeks of history uploaded at the start, then streaming as it happens
+  * live people (--live): three weeks of history uploaded at the start, then streaming as it happens
     (each a few minutes to an hour behind the wall clock, as a watch syncing now and then); each falls ill
     so that the night that completes the illness ends while the soak runs, spread over it;
   * a care agent working the queue (claim, reach out, close) and a second one reading charts.
@@ -238,7 +238,7 @@ def main() -> None:
     parser.add_argument("--frame-every", type=float, default=2.0, help="seconds between background frames")
     parser.add_argument("--per-frame", type=int, default=10, help="readings per background frame")
     parser.add_argument("--live", type=int, default=20, help="people streaming live who fall ill during the soak")
-    parser.add_argument("--live-days", type=int, default=14, help="history each live person uploads first")
+    parser.add_argument("--live-days", type=int, default=21, help="history each live person uploads first")
     parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
                         help="`beidou worker --processes N` (default: the machine's cores)")
     args = parser.parse_args()
@@ -272,6 +272,23 @@ def main() -> None:
             stop_process(worker)
             svc.stop()
             db.drop()
+
+
+def alert_latency_by_group(admin_url: str, tenant_id) -> dict[str, list[float]]:
+    """Seconds from the anomalous reading's arrival to its alert in the queue, for live people (``live-``)
+    and for backfilling ones (the sentinels replaying their histories)."""
+    with psycopg.connect(admin_url) as conn:
+        rows = conn.execute(
+            """SELECT p.external_id, extract(epoch FROM a.opened_at - min(e.source_received_at))
+                 FROM alerts a JOIN people p ON p.id = a.person_id
+                 JOIN alert_evidence v ON v.alert_id = a.id JOIN anomaly_events e ON e.id = v.anomaly_event_id
+                WHERE a.tenant_id = %s AND e.source_received_at IS NOT NULL
+                  AND e.created_at <= a.opened_at + interval '1 second'
+                GROUP BY a.id, p.external_id, a.opened_at""", (tenant_id,)).fetchall()
+    groups: dict[str, list[float]] = {"live": [], "backfilling": []}
+    for person, latency in rows:
+        groups["live" if person.startswith("live-") else "backfilling"].append(float(latency))
+    return groups
 
 
 def report(args, result, summary, by_group, stored, cpu0, cpu1, emulator) -> None:
