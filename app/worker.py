@@ -237,12 +237,13 @@ def run_worker_processes(url: str, processes: int) -> None:
     SIGTERM or Ctrl-C. They share the work through the database: each person is processed by one at a time."""
     context = multiprocessing.get_context("spawn")
     children: dict[int, multiprocessing.process.BaseProcess] = {}
+    started: dict[int, float] = {}
     stopping = threading.Event()
 
     def start(index: int) -> None:
         child = context.Process(target=_worker_process, args=(url, os.getpid()), name=f"beidou-worker-{index}")
         child.start()
-        children[index] = child
+        children[index], started[index] = child, time.monotonic()
         log.info("worker.process_started index=%s pid=%s", index, child.pid)
 
     def stop(*_args) -> None:
@@ -255,7 +256,8 @@ def run_worker_processes(url: str, processes: int) -> None:
     try:
         while not stopping.wait(0.5):
             for index, child in list(children.items()):
-                if not child.is_alive() and not stopping.is_set():
+                # One that keeps dying (the database unreachable at start) is started at most every 5 s.
+                if not child.is_alive() and not stopping.is_set() and time.monotonic() - started[index] >= 5:
                     log.warning("worker.process_exited index=%s pid=%s code=%s: starting it again",
                                 index, child.pid, child.exitcode)
                     start(index)

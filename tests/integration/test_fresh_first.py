@@ -173,3 +173,40 @@ def test_two_worker_processes_share_people_and_produce_exactly_the_events_one_wo
     assert together == reference
     for name, items in histories.items():
         assert seen(service, shared.id, name) == len(items)
+
+
+def worker_processes(pid: int) -> set[int]:
+    """The worker processes a `beidou worker --processes N` runs (not the resource tracker beside them)."""
+    from pathlib import Path
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                    found.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def test_a_worker_process_that_dies_is_started_again_and_the_work_goes_on(service, tenant):
+    import os
+    import signal
+    zone = ZoneInfo("Asia/Shanghai")
+    client = person(tenant, "kept", zone)
+    items = synthetic_history(days=3, sick_nights=0, seed=5, zone=zone)
+    worker = start_process(service, "worker", "--processes", "2")
+    try:
+        def two(without: int | None = None) -> set[int] | None:
+            found = worker_processes(worker.pid)
+            return found if len(found) == 2 and without not in found else None
+        first = wait_for(two, timeout=20)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        again = wait_for(lambda: two(without=victim), timeout=20)
+        assert again - first  # a new process in place of the one that died
+        send_all(client, items)
+        wait_for(lambda: seen(service, tenant.id, "kept") == len(items), timeout=30)
+    finally:
+        stop_process(worker)
