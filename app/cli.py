@@ -176,13 +176,20 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     _serve_api(host or settings.host, port or settings.port, _target().url, workers=api_processes(workers))
 
 
-@main.command(help="Run the background worker: detection, alerting and push sending (run one or more).")
-def worker() -> None:
+@main.command(help="Run the background worker: detection, alerting and push sending (run one or more; they share "
+                   "the work by person, fresh readings first).")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes to run (use the machine's cores; each person is processed by one at a time).")
+def worker(processes: int) -> None:
     import asyncio
 
-    from app.worker import run_worker
+    from app.worker import run_worker, run_worker_processes
+    url = _target().url
+    if processes > 1:
+        run_worker_processes(url, processes)
+        return
     try:
-        asyncio.run(run_worker(_target().url))
+        asyncio.run(run_worker(url))
     except KeyboardInterrupt:
         pass
 

@@ -7,6 +7,11 @@ notification would have left behind. Runs on its own (`beidou worker`) or inside
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
+import threading
+import time
 from dataclasses import replace
 import logging
 from datetime import timedelta
@@ -47,6 +52,7 @@ class Worker:
         self._outbox: set[UUID] = set()
         self._outbox_wake = asyncio.Event()
         self.sweep_s = sweep_s
+        self.contended_retry_s = 1.0
         self._dirty: set[UUID] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -134,13 +140,22 @@ class Worker:
                 pending.add(tenant_id)
 
     async def _detect(self, tenant_id: UUID):
-        return await (await self._detection_for(tenant_id)).process_tenant(tenant_id)
+        result = await (await self._detection_for(tenant_id)).process_tenant(tenant_id)
+        if result.contended and not result.more:
+            # Someone was being processed by another worker (process): the one holding them normally takes any
+            # newer work in its next pass, but look again shortly rather than wait for the sweep.
+            asyncio.get_running_loop().call_later(self.contended_retry_s, self._mark_dirty, tenant_id)
+        return result
 
-    def _more_to_detect(self, result) -> bool:
-        # More waiting: more people than one pass takes, or someone's backlog is longer than one pass reads
-        # (else the rest would wait for the next sweep). Go round again.
-        config = self.detection.config
-        return result.people >= config.batch_people or result.more
+    def _mark_dirty(self, tenant_id: UUID) -> None:
+        self._dirty.add(tenant_id)
+        self._wake.set()
+
+    @staticmethod
+    def _more_to_detect(result) -> bool:
+        # More waiting: more people than one pass takes, backfill left for the next pass, or someone's backlog
+        # is longer than one pass reads (else the rest would wait for the next sweep). Go round again.
+        return result.more
 
     async def _detect_loop(self) -> None:
         while True:
@@ -172,9 +187,11 @@ class Worker:
 
 
 def detection_config_from(settings) -> ConsumerConfig:
-    """The detection worker's event-time settings (allowed lateness, watermark hold)."""
+    """The detection worker's event-time settings (allowed lateness, watermark hold) and when a backlog is
+    backfill."""
     return ConsumerConfig(allowed_lateness=timedelta(hours=settings.detection_allowed_lateness_hours),
-                          watermark_hold=timedelta(hours=settings.detection_watermark_hold_hours))
+                          watermark_hold=timedelta(hours=settings.detection_watermark_hold_hours),
+                          backfill_after=timedelta(hours=settings.detection_backfill_after_hours))
 
 
 def build_sender(db: Database, settings) -> NotificationSender:
@@ -198,3 +215,60 @@ async def run_worker(url: str, *, pool_max: int = 5) -> None:
     finally:
         await worker.stop()
         await db.close()
+
+
+def _worker_process(url: str, parent: int) -> None:
+    """One of several worker processes: runs until told to stop, or until its parent is gone."""
+    from app.core.observability import configure_logging
+    from app.core.settings import get_settings
+    configure_logging(get_settings().log_level)
+
+    def orphaned() -> None:  # a supervisor killed outright leaves no worker running behind it
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+    threading.Thread(target=orphaned, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    try:
+        asyncio.run(run_worker(url))
+    except KeyboardInterrupt:
+        pass
+
+
+def run_worker_processes(url: str, processes: int) -> None:
+    """Run ``processes`` worker processes and keep them running (one that dies is started again) until
+    SIGTERM or Ctrl-C. They share the work through the database: each person is processed by one at a time."""
+    context = multiprocessing.get_context("spawn")
+    children: dict[int, multiprocessing.process.BaseProcess] = {}
+    started: dict[int, float] = {}
+    stopping = threading.Event()
+
+    def start(index: int) -> None:
+        child = context.Process(target=_worker_process, args=(url, os.getpid()), name=f"beidou-worker-{index}")
+        child.start()
+        children[index], started[index] = child, time.monotonic()
+        log.info("worker.process_started index=%s pid=%s", index, child.pid)
+
+    def stop(*_args) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(processes):
+        start(index)
+    try:
+        while not stopping.wait(0.5):
+            for index, child in list(children.items()):
+                # One that keeps dying (the database unreachable at start) is started at most every 5 s.
+                if not child.is_alive() and not stopping.is_set() and time.monotonic() - started[index] >= 5:
+                    log.warning("worker.process_exited index=%s pid=%s code=%s: starting it again",
+                                index, child.pid, child.exitcode)
+                    start(index)
+    finally:
+        for child in children.values():
+            if child.is_alive():
+                child.terminate()
+        for child in children.values():
+            child.join(10)
+            if child.is_alive():
+                child.kill()

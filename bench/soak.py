@@ -1,16 +1,21 @@
 """Soak: 1,000 concurrent streams for ten minutes while the care team works, against real processes.
 
     .venv/bin/python bench/soak.py                    # 10 minutes, 1,000 streams (950 live + 50 replaying)
-    .venv/bin/python bench/soak.py --minutes 2 --streams 200
+    .venv/bin/python bench/soak.py --minutes 2 --streams 200 --worker-processes 2
 
-A fresh database on the local test cluster, a `beidou api` and a `beidou worker` process (pushes go to
-the FCM emulator), and from this process:
+A fresh database on the local test cluster (BEIDOU_TEST_PG_PORT), a `beidou api` and a
+`beidou worker --processes N` (pushes go to the FCM emulator), and from this process:
   * background streams: each sends a frame of readings every --frame-every seconds, at wall-clock time;
   * sentinel people (--sentinels): generated histories, some falling ill near the end, replayed at an
-    accelerated clock through the same simulated phones as `beidou demo`, so alerts and pushes happen;
+    accelerated clock through the same simulated phones as `beidou demo`, so alerts and pushes happen:
+    they are backfilling weeks of history all the time;
+  * live people (--live): three weeks of history uploaded at the start, then streaming as it happens
+    (each a few minutes to an hour behind the wall clock, as a watch syncing now and then); each falls ill
+    so that the night that completes the illness ends while the soak runs, spread over it;
   * a care agent working the queue (claim, reach out, close) and a second one reading charts.
 Printed every 30 s: acknowledged readings, the API's memory; at the end: throughput, ack latency
-p50/p99, reading-to-alert latency p50/p99, errors, memory first vs last minute, and acked == stored.
+p50/p99, reading-to-alert latency p50/p99 for live and for backfilling people separately, errors, memory
+first vs last minute, and acked == stored.
 """
 from __future__ import annotations
 
@@ -34,6 +39,61 @@ sys.path.insert(0, str(ROOT))
 
 from bench.ingest import cpu_seconds, pct, postgres_cpu  # noqa: E402
 from tests.support import TestDatabase, start_process, start_service, stop_process, use_app_password  # noqa: E402
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and every process below it (the worker's processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0.0
+    for member in tree:
+        try:
+            total += cpu_seconds(member)
+        except OSError:
+            pass
+    return total
+
+
+class LaggedClock:
+    """The wall clock, ``lag_s`` behind: a phone that sends each reading that long after it was taken."""
+
+    def __init__(self, lag_s: float) -> None:
+        self.lag_s = lag_s
+
+    def now(self) -> float:
+        return time.time() - self.lag_s
+
+
+def live_person(name: str, *, seed: int, days: int, alert_at: float):
+    """A person streaming live whose illness completes at ``alert_at`` (wall clock): ``(person, lag_s)``.
+
+    The detector closes a night at 07:00 local time, so the person gets a whole-hour time zone in which the
+    whole UTC hour before ``alert_at`` is 07:00, and a phone that sends readings ``alert_at`` minus that
+    hour behind (under an hour: fresh, not backfill). Ill from the local midnight a day before: a feverish
+    night, a quieter feverish day and a second feverish night, which ends in the alert."""
+    from app.demo.people import synthetic_person
+    night_end = alert_at - alert_at % 3600
+    offset = (7 - datetime.fromtimestamp(night_end, timezone.utc).hour) % 24
+    if offset > 14:
+        offset -= 24
+    tz = f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+    person = synthetic_person(name, seed=seed, days=days, tz=tz,
+                              now=datetime.fromtimestamp(night_end + 3 * 3600, timezone.utc))
+    ill_from = night_end - 31 * 3600
+    person.readings = [(ts, m, (round(v + 10, 1) if m == "heart_rate" else round(v * 0.3))) if ts >= ill_from
+                       else (ts, m, v) for ts, m, v in person.readings]
+    person.story = "streams live, falls ill during the soak"
+    return person, alert_at - night_end
 
 
 def rss_mib(pid: int) -> float:
@@ -138,6 +198,15 @@ async def run(args, svc, tenant, emulator) -> dict:
                                                    args.frame_every, args.per_frame, i)) for i in range(background)]
     phones = [Phone(p, token(p.name), svc.base_url, emulator, clock, stats, rng=random.Random(i))
               for i, p in enumerate(sentinels)]
+    # Live people: their illnesses complete from a minute after the start (their history uploaded by then)
+    # to 80 % of the soak, spread evenly.
+    soak_s = args.minutes * 60
+    first, last = time.time() + min(90.0, soak_s * 0.3), time.time() + soak_s * 0.8
+    for i in range(args.live):
+        at = first + (last - first) * (i / max(1, args.live - 1))
+        person, lag = live_person(f"live-{i:03d}", seed=rng.randrange(1 << 30), days=args.live_days, alert_at=at)
+        phones.append(Phone(person, token(person.name), svc.base_url, emulator, LaggedClock(lag), stats,
+                            rng=random.Random(10_000 + i)))
     extra = [asyncio.create_task(phone.run()) for phone in phones]
     extra.append(asyncio.create_task(CareAgent(svc.base_url, token("agent-soak", "care_agent"), stats,
                                                rng=rng).run()))
@@ -168,11 +237,16 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30, help="history each sentinel replays")
     parser.add_argument("--frame-every", type=float, default=2.0, help="seconds between background frames")
     parser.add_argument("--per-frame", type=int, default=10, help="readings per background frame")
+    parser.add_argument("--live", type=int, default=20, help="people streaming live who fall ill during the soak")
+    parser.add_argument("--live-days", type=int, default=21, help="history each live person uploads first")
+    parser.add_argument("--worker-processes", type=int, default=os.cpu_count() or 1,
+                        help="`beidou worker --processes N` (default: the machine's cores)")
     args = parser.parse_args()
 
     from alerts.push.emulator import FcmEmulator
     from app.core import localdb, migrate
-    cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg", 55433))
+    cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
+                                                 int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
     use_app_password(cluster.credentials()[localdb.APP_ROLE])
     db = TestDatabase.create(cluster.admin_url("postgres"), f"beidou_soak_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(db.admin_url)
@@ -180,32 +254,52 @@ def main() -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     with FcmEmulator() as emulator:
         svc = start_service(db, "soak-" + uuid.uuid4().hex, data_dir, BEIDOU_POOL_MAX="20")
-        worker = start_process(svc, "worker", BEIDOU_FCM_ENDPOINT=emulator.url, BEIDOU_FCM_PROJECT_ID="soak",
+        worker = start_process(svc, "worker", "--processes", str(args.worker_processes),
+                               BEIDOU_FCM_ENDPOINT=emulator.url, BEIDOU_FCM_PROJECT_ID="soak",
                                BEIDOU_OUTREACH_WEEKLY_CAP="100")
         try:
             tenant = svc.new_tenant("soak")
-            cpu0 = (cpu_seconds(svc.process.pid), cpu_seconds(worker.pid), postgres_cpu())
+            cpu0 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu())
             result = asyncio.run(run(args, svc, tenant, emulator))
-            cpu1 = (cpu_seconds(svc.process.pid), cpu_seconds(worker.pid), postgres_cpu())
+            cpu1 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu())
             from app.summary import summarise
             summary = summarise(db.app_url, tenant.id)
+            by_group = alert_latency_by_group(db.admin_url, tenant.id)
             with psycopg.connect(db.admin_url) as conn:
                 stored = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
-            report(args, result, summary, stored, cpu0, cpu1, emulator)
+            report(args, result, summary, by_group, stored, cpu0, cpu1, emulator)
         finally:
             stop_process(worker)
             svc.stop()
             db.drop()
 
 
-def report(args, result, summary, stored, cpu0, cpu1, emulator) -> None:
+def alert_latency_by_group(admin_url: str, tenant_id) -> dict[str, list[float]]:
+    """Seconds from the anomalous reading's arrival to its alert in the queue, for live people (``live-``)
+    and for backfilling ones (the sentinels replaying their histories)."""
+    with psycopg.connect(admin_url) as conn:
+        rows = conn.execute(
+            """SELECT p.external_id, extract(epoch FROM a.opened_at - min(e.source_received_at))
+                 FROM alerts a JOIN people p ON p.id = a.person_id
+                 JOIN alert_evidence v ON v.alert_id = a.id JOIN anomaly_events e ON e.id = v.anomaly_event_id
+                WHERE a.tenant_id = %s AND e.source_received_at IS NOT NULL
+                  AND e.created_at <= a.opened_at + interval '1 second'
+                GROUP BY a.id, p.external_id, a.opened_at""", (tenant_id,)).fetchall()
+    groups: dict[str, list[float]] = {"live": [], "backfilling": []}
+    for person, latency in rows:
+        groups["live" if person.startswith("live-") else "backfilling"].append(float(latency))
+    return groups
+
+
+def report(args, result, summary, by_group, stored, cpu0, cpu1, emulator) -> None:
     c, stats, memory = result["counters"], result["stats"], result["memory"]
     acked = c.acked + stats.readings_acked
     first = [m for t, m in memory if t <= 60]
     last = [m for t, m in memory if t >= memory[-1][0] - 60]
     api_cpu, worker_cpu, pg_cpu = (b - a for a, b in zip(cpu0, cpu1))
     print(f"\n== Soak: {args.streams} streams ({args.streams - args.sentinels} live + {args.sentinels} replaying at "
-          f"{result['speed']:,.0f}x), {result['elapsed'] / 60:.1f} min, care API in use")
+          f"{result['speed']:,.0f}x) + {args.live} live people falling ill, {result['elapsed'] / 60:.1f} min, "
+          f"{args.worker_processes} worker processes, care API in use")
     print(f"readings acknowledged   {acked:>12,}  ({acked / result['elapsed']:,.0f}/s); stored {stored:,}: "
           f"{'OK' if stored == acked else 'MISMATCH'}")
     print(f"ack latency p50 / p99   {pct(c.latencies, 0.5) * 1000:8.1f} / {pct(c.latencies, 0.99) * 1000:.1f} ms "
@@ -214,6 +308,10 @@ def report(args, result, summary, stored, cpu0, cpu1, emulator) -> None:
     print(f"reading → alert p50/p99 {'n/a' if lat[0] is None else f'{lat[0]:.2f} / {lat[1]:.2f} s'} "
           f"({summary.alerts_opened} alerts, {summary.pushes_sent} pushes sent, "
           f"{sum(1 for m in emulator.messages() if m['outcome'] == 'delivered')} delivered, {stats.replies} answers)")
+    for group, latencies in by_group.items():
+        figures = (f"{pct(latencies, 0.5):.2f} / {pct(latencies, 0.99):.2f} s" if latencies else "n/a")
+        note = f" of {args.live} people" if group == "live" else ""
+        print(f"  {group:<11} p50/p99 {figures} ({len(latencies)} alerts{note})")
     print(f"errors                  {sum(c.errors.values())} {c.errors or ''} reconnects {c.reconnects}")
     print(f"API memory (RSS)        first minute {sum(first) / len(first):.0f} MiB, last minute "
           f"{sum(last) / len(last):.0f} MiB, peak {max(m for _, m in memory):.0f} MiB")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from time import monotonic
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
@@ -34,6 +35,12 @@ class ConsumerConfig:
     gap_flush_lag: timedelta = timedelta(minutes=30)
     allowed_lateness: timedelta = timedelta(hours=36)   # how far behind its position the detector re-scores
     watermark_hold: timedelta = timedelta(days=5)       # heart rate this far behind the newest no longer holds
+    # Fresh first: a person whose backlog starts further back than this is backfilling. Every pass serves the
+    # fresh people first, then gives the backfilling ones a bounded share, in short passes each.
+    backfill_after: timedelta = timedelta(hours=6)
+    backfill_people: int = 20            # backfilling people claimed per pass and tenant
+    backfill_readings_per_pass: int = 10_000
+    backfill_share_s: float = 0.5        # a pass spends about this long on backfill (at least one person)
 
 
 @dataclass
@@ -44,6 +51,16 @@ class PassResult:
     rescored: bool = False
     too_late: int = 0
     more: bool = False  # someone's backlog was longer than one pass reads: go round again
+    contended: bool = False  # someone was being processed by another worker: look again shortly
+
+    def add(self, other: "PassResult") -> None:
+        self.people += other.people
+        self.readings += other.readings
+        self.events += other.events
+        self.too_late += other.too_late
+        self.more = self.more or other.more
+        self.rescored = self.rescored or other.rescored
+        self.contended = self.contended or other.contended
 
 
 # The position of a detector that has seen nothing: a checkpoint at it is a fresh detector.
@@ -71,28 +88,41 @@ class DetectionConsumer:
             return await repo.tenant_ids(conn)
 
     async def process_tenant(self, tenant_id: UUID) -> PassResult:
-        """One pass over a tenant's people with unseen readings."""
+        """One pass over a tenant's people with unseen readings: every fresh person first, then backfilling
+        people for about ``backfill_share_s`` (at least one), each in a short pass. Several workers (tasks or
+        processes) may run passes side by side: each person is processed by one of them at a time."""
+        cfg = self.config
         total = PassResult()
         async with self.db.transaction(tenant_id=tenant_id) as conn:
-            pending = await repo.pending_people(conn, self.config.batch_people)
-        for person_id in pending:
-            result = await self.process_person(tenant_id, person_id)
-            total.people += result.people
-            total.readings += result.readings
-            total.events += result.events
-            total.too_late += result.too_late
-            total.more = total.more or result.more
-            total.rescored = total.rescored or result.rescored
+            fresh, backfill = await repo.pending_people(
+                conn, cfg.batch_people, backfill_before=datetime.now(timezone.utc) - cfg.backfill_after,
+                backfill_limit=cfg.backfill_people)
+        for person_id in fresh:
+            total.add(await self.process_person(tenant_id, person_id, only_with_work=True))
+        share_ends = monotonic() + cfg.backfill_share_s
+        for n, person_id in enumerate(backfill):
+            if n and monotonic() >= share_ends:
+                total.more = True  # the rest of the backfill waits for the next pass, behind fresh work
+                break
+            total.add(await self.process_person(tenant_id, person_id, only_with_work=True,
+                                                max_readings=cfg.backfill_readings_per_pass))
+        # More people waiting than one pass claims: go round again.
+        total.more = total.more or len(fresh) >= cfg.batch_people or len(backfill) >= cfg.backfill_people
         return total
 
-    async def process_person(self, tenant_id: UUID, person_id: UUID) -> PassResult:
-        """Feed the person's readings up to the watermark; state, position, checkpoints, the work rows read
-        and the events are committed in one transaction."""
+    async def process_person(self, tenant_id: UUID, person_id: UUID, *, only_with_work: bool = False,
+                             max_readings: int | None = None) -> PassResult:
+        """Feed the person's readings up to the watermark, at most ``max_readings`` (default: the configured
+        pass length); state, position, checkpoints, the work rows read and the events are committed in one
+        transaction. ``only_with_work``: nothing to do if another worker has just done the person's work."""
         cfg = self.config
+        limit = min(max_readings or cfg.max_readings_per_pass, cfg.max_readings_per_pass)
         async with self.db.transaction(tenant_id=tenant_id) as conn:
             if not await repo.try_lock_person(conn, person_id):
-                return PassResult()  # another worker has this person right now
+                return PassResult(contended=True)  # another worker has this person right now
             work = await repo.pending_work(conn, person_id)
+            if only_with_work and not work.ids:
+                return PassResult()
             zone = await repo.person_zone(conn, person_id) or "UTC"
             metrics = await repo.monitored_metrics(conn, person_id)
             stored = await repo.load_state(conn, person_id)
@@ -146,8 +176,8 @@ class DetectionConsumer:
             # A checkpoint holds the readings before its window_end: read from window_end itself.
             after = position - _TICK if inclusive else position
             rows = await repo.readings_between(conn, person_id, sorted(metrics), after=after, until=until,
-                                               limit=cfg.max_readings_per_pass, several_sources=several)
-            complete = len(rows) < cfg.max_readings_per_pass
+                                               limit=limit, several_sources=several)
+            complete = len(rows) < limit
             if not complete:
                 rows = _whole_instants(rows)  # the next pass starts after the cursor: never split an instant
             checkpoints = [] if position is not None else [(BEGINNING, detector.to_bytes(), seen)]

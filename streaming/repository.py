@@ -31,11 +31,25 @@ async def tenant_ids(conn: psycopg.AsyncConnection) -> list[UUID]:
     return [row[0] for row in await cur.fetchall()]
 
 
-async def pending_people(conn: psycopg.AsyncConnection, limit: int) -> list[UUID]:
-    """People of the current tenant with readings the detector has not seen, longest waiting first."""
+async def pending_people(conn: psycopg.AsyncConnection, limit: int, *, backfill_before: datetime,
+                         backfill_limit: int) -> tuple[list[UUID], list[UUID]]:
+    """People of the current tenant with readings the detector has not seen: ``(fresh, backfilling)``, each
+    longest waiting first. A person is backfilling when their backlog starts before ``backfill_before``: the
+    detector's position (its cursor), or for a person it has not seen yet the oldest reading announced."""
     cur = await conn.execute(
-        "SELECT person_id FROM detection_work GROUP BY person_id ORDER BY min(id) LIMIT %s", (limit,))
-    return [row[0] for row in await cur.fetchall()]
+        """SELECT person_id, backfill FROM (
+             SELECT person_id, backfill, first, row_number() OVER (PARTITION BY backfill ORDER BY first) AS n
+               FROM (SELECT w.person_id, min(w.id) AS first,
+                            coalesce(coalesce(s.cursor_time, min(w.earliest_time)) < %s, false) AS backfill
+                       FROM detection_work w LEFT JOIN detector_state s ON s.person_id = w.person_id
+                      GROUP BY w.person_id, s.cursor_time) p) q
+            WHERE n <= CASE WHEN backfill THEN %s ELSE %s END
+            ORDER BY backfill, first""", (backfill_before, backfill_limit, limit))
+    fresh: list[UUID] = []
+    backfill: list[UUID] = []
+    for person_id, behind in await cur.fetchall():
+        (backfill if behind else fresh).append(person_id)
+    return fresh, backfill
 
 
 async def idle_people(conn: psycopg.AsyncConnection, idle_since: datetime, limit: int) -> list[UUID]:

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="A device's heart rate whose newest reading is less than this many "
         "hours behind the person's newest reading holds the windows open for its data (a watch that syncs "
         "late); further behind, it no longer holds the other data back.")
+    detection_backfill_after_hours: float = Field(
+        default=6.0, gt=0, description="A person whose unscored readings reach further back than this many hours "
+        "is backfilling: the detection worker serves fresh people first and gives backfill a bounded share of "
+        "every pass, in short passes.")
     log_level: str = Field(default="INFO", description="Log level.")
 
 

@@ -16,12 +16,14 @@ from tests.support import ROOT
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
-def synthetic_history(days: int, sick_nights: int, *, seed: int = 7) -> list[dict]:
+def synthetic_history(days: int, sick_nights: int, *, seed: int = 7, zone: ZoneInfo = ZONE,
+                      end: datetime | None = None) -> list[dict]:
     """Heart rate and steps every minute at night (as a watch records a sleeping wearer) and every ten
     minutes by day: calm nights around 58 bpm, active days; the last ``sick_nights`` nights run 14 bpm
-    higher (a fever-like change)."""
+    higher (a fever-like change). The history ends at ``end`` (default: 09:00 yesterday, local time)."""
     rng = random.Random(seed)
-    end = datetime.now(ZONE).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    if end is None:
+        end = datetime.now(zone).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=1)
     start = end - timedelta(days=days)
     items = []
     t = start
@@ -188,7 +190,9 @@ def test_state_from_an_incompatible_detector_version_is_rebuilt_from_stored_hist
     send_all(patient, more)
     worker = start_worker(service)
     try:
-        rebuilt = wait_for(lambda: (s := state_for(service, tenant.id, "wang")) and s[0] >= len(more) and s)
+        # A rebuild replays up to 120 days: backfill, in several short passes.
+        rebuilt = wait_for(lambda: (s := state_for(service, tenant.id, "wang")) and s[0] >= len(items) + len(more)
+                           and s)
     finally:
         stop(worker)
     with service.admin_conn() as conn:
