@@ -6,8 +6,8 @@ The first chunk is produced only after the person has been checked, so a caller 
 still answer an erased person with an error instead of a broken document.
 
 JSON holds the profile, current consents with their plain-language descriptions, and every table of
-:data:`consent.erasure.PERSONAL_DATA` as rows (readings, sources, consent history, and whatever later tables
-register there). FHIR holds what FHIR has resources for: Patient, Consent, Device (sources) and Observation
+:data:`consent.erasure.PERSONAL_DATA` as rows (readings, packed history, sources, consent history, and whatever
+later tables register there). FHIR holds what FHIR has resources for: Patient, Consent, Device (sources) and Observation
 (readings, LOINC coded).
 """
 from __future__ import annotations
@@ -99,8 +99,11 @@ async def export_json(db: Database, *, tenant_id: UUID, person_id: UUID) -> Asyn
         yield out.take()
 
 
-_READINGS = sql.SQL("""SELECT time, metric, value, value2, details, source, utc_offset_min FROM readings
-                        WHERE person_id = %s ORDER BY time, metric, source""")
+# Both tiers (hot and packed history): past the hot window a dense signal's Observation is a minute's average.
+_READINGS = sql.SQL("""SELECT time, metric, value, value2, details, source, utc_offset_min
+                         FROM beidou_readings_span(%s, (SELECT array_agg(name) FROM data_types), '-infinity',
+                                                   'infinity')
+                        ORDER BY time, metric, source""")
 
 
 async def export_fhir(db: Database, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:

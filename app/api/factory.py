@@ -83,7 +83,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
             from app.worker import Worker, build_sender
             worker = Worker(db, database_url, sender=build_sender(db, settings))
             await worker.start()
-            scheduler = Scheduler(db, database_url, retention_days=settings.retention_days)
+            scheduler = Scheduler(db, database_url, hot_days=settings.hot_days)
             scheduler.start()
         try:
             yield

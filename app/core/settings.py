@@ -80,8 +80,10 @@ class Settings(BaseSettings):
                                      "the person has an alert in the agent's queue, or one resolved within this "
                                      "many days; any other look needs an explicit break-the-glass `reason`.")
     outreach_weekly_cap: int = Field(default=3, description="Non-critical check-ins per person per 7 days.")
-    retention_days: int | None = Field(default=None, description="Drop readings older than this many days "
-                                       "(unset: keep them).")
+    hot_days: int = Field(default=30, ge=1, description="Raw readings stay in the hot table this many days; "
+                          "older days are packed by the scheduler into one compressed row per person, data type, "
+                          "day and source (per-minute aggregates for dense signals, every value for the rest) "
+                          "and stay readable by every reader (docs/scaling.md).")
     detection_allowed_lateness_hours: float = Field(
         default=36.0, gt=0, description="Readings that arrive up to this many hours behind a person's detector "
         "position re-score the windows they touch; older ones are stored and counted, not scored.")

@@ -10,6 +10,8 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from streaming.history import repository as history_repo
+
 if TYPE_CHECKING:
     from streaming.records import _Prepared
 
@@ -109,12 +111,14 @@ async def update_record(conn: psycopg.AsyncConnection, record_id: int, p: _Prepa
 
 
 async def delete_readings(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> int:
-    """Remove the readings a record owns (bounded by its time range, so only its chunks are visited)."""
+    """Remove the readings a record owns (bounded by its time range, so only its chunks are visited), in the
+    hot table and in packed history (a packed day is repacked without them)."""
     cur = await conn.execute(
         """DELETE FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time <= %s
               AND record_id = %s""",
         (person_id, record.metric, record.start_time, record.end_time, record.id))
-    return cur.rowcount
+    return cur.rowcount + await history_repo.delete_packed_record(conn, person_id, record.metric, record.id,
+                                                                   record.start_time, record.end_time)
 
 
 async def withdraw(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> None:
@@ -201,5 +205,10 @@ async def set_source_priority(conn: psycopg.AsyncConnection, tenant_id: UUID, pe
         (tenant_id, person_id, metric, sources))
 
 
-STEPS_MERGED = "beidou_steps_merged(%s, %s, %s)"
-"""Steps as readers must see them (one source per person and hour): ``FROM`` this with (person, from, to)."""
+STEPS_SPAN = "beidou_steps_span(%s, %s, %s)"
+"""Steps as readers must see them (one source per person and hour), hot and packed history alike: ``FROM``
+this with (person, from, to); aggregate with :data:`SPAN_AGGREGATES`."""
+
+SPAN_AGGREGATES = "sum(value * n) / sum(n), min(lo), max(hi), sum(n)::bigint"
+"""Average, lowest, highest and count of rows of ``beidou_readings_span`` / ``beidou_steps_span`` (a packed
+minute weighs as many readings as it holds)."""
