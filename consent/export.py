@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from app.core.db import Database
+from app.core.db import Database, ReadDatabase
 from consent import fhir, people, repository, service
 from consent.erasure import PERSONAL_DATA, present_tables
 
@@ -71,7 +71,7 @@ def _views(views: list[service.ConsentView]) -> list[dict]:
              "description": v.description} for v in views]
 
 
-async def export_json(db: Database, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:
+async def export_json(db: Database | ReadDatabase, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:
     """Everything held about the person as one JSON document, streamed in chunks."""
     async with db.transaction(tenant_id=tenant_id, person_id=person_id) as conn:
         person = await service.subject(conn, person_id=person_id)
@@ -106,7 +106,7 @@ _READINGS = sql.SQL("""SELECT time, metric, value, value2, details, source, utc_
                         ORDER BY time, metric, source""")
 
 
-async def export_fhir(db: Database, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:
+async def export_fhir(db: Database | ReadDatabase, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:
     """The person as a FHIR R4 Bundle (type collection): Patient, Consents, Devices, Observations."""
     async with db.transaction(tenant_id=tenant_id, person_id=person_id) as conn:
         person = await service.subject(conn, person_id=person_id)

@@ -81,7 +81,7 @@ async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes
 async def export_my_data(format: Literal["json", "fhir"] = Query("json", description="`json` or `fhir`."),
                          who: Principal = Depends(policyholder), svc: Services = Depends(services)):
     make = export.export_fhir if format == "fhir" else export.export_json
-    stream = make(svc.db, tenant_id=who.tenant_id, person_id=who.person_id)
+    stream = make(svc.reads, tenant_id=who.tenant_id, person_id=who.person_id)
     first = await anext(stream)  # checks the person before any byte of the document is sent
     media = "application/fhir+json" if format == "fhir" else "application/json"
     filename = f"health-beidou-export.{'fhir.json' if format == 'fhir' else 'json'}"
