@@ -174,10 +174,12 @@ def main() -> None:
         with psycopg.connect(db.admin_url, autocommit=True) as conn:
             size = packed_bytes(conn)
             days = conn.execute("SELECT count(DISTINCT day) FROM readings_packed").fetchone()[0]
+            rowwise = conn.execute("SELECT sum(pg_column_size(p.*)) FROM readings_packed p").fetchone()[0]
             rows_n = conn.execute("SELECT count(*) FROM readings_packed").fetchone()[0]
         print(f"packed: {packed_n:,} readings in {seconds:.1f} s ({packed_n / max(seconds, 1e-9):,.0f}/s) into "
               f"{rows_n:,} rows; {size / max(days, 1) * 365 / 1e6:.2f} MB per person-year "
-              f"(dev person, {days} days packed; target <= 5 MB)")
+              f"(dev person, {days} days packed, table + TOAST + index; target <= 5 MB); the rows alone "
+              f"{rowwise / max(days, 1) * 365 / 1e6:.2f} MB (what a long history tends to: fixed pages amortised)")
 
         if args.people:
             with psycopg.connect(db.admin_url, autocommit=True) as conn:

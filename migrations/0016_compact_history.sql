@@ -1,6 +1,6 @@
 -- Compact history: past the hot window, a person's readings live in one row per person × metric × UTC day ×
 -- source (a source apiece keeps the steps rule "one source per person and hour" answerable), as arrays that
--- PostgreSQL's TOAST compresses. Dense signals (beidou_packs_by_minute) keep per-minute aggregates — mean,
+-- PostgreSQL's TOAST compresses. Dense signals (beidou_packs_by_minute) keep per-minute aggregates — sum,
 -- lowest, highest, count; every other reading (blood pressure with its diastolic, sleep with its stages,
 -- sparse signals, readings a platform record owns) is kept exactly. Daily features are not touched.
 --
@@ -15,10 +15,11 @@ CREATE TABLE readings_packed (
   source         text NOT NULL,
   reading_count  integer NOT NULL CHECK (reading_count > 0),  -- readings packed into this row
   received_at    timestamptz NOT NULL,                -- when the newest of them was received
-  -- per-minute aggregates (parallel arrays, minutes ascending)
-  minutes        smallint[] NOT NULL DEFAULT '{}',    -- minute of the UTC day, 0–1439
-  mean           real[] NOT NULL DEFAULT '{}',
-  lo             real[] NOT NULL DEFAULT '{}',
+  -- per-minute aggregates: 1,440 slots, one per minute of the UTC day (n = 0: no reading in that minute), or
+  -- empty. Fixed slots instead of a list of minutes, and sums instead of means, because they compress: runs
+  -- of zeros, and whole numbers whose low bytes repeat.
+  total          real[] NOT NULL DEFAULT '{}',        -- the sum of the minute's values
+  lo             real[] NOT NULL DEFAULT '{}',        -- empty when no minute holds more than one reading
   hi             real[] NOT NULL DEFAULT '{}',
   n              integer[] NOT NULL DEFAULT '{}',
   offsets        smallint[] NOT NULL DEFAULT '{}',    -- utc_offset_min of the minute's first reading
@@ -59,13 +60,13 @@ LANGUAGE sql STABLE AS $$
     FROM readings r
    WHERE r.person_id = p_person AND r.metric = ANY(p_metrics) AND r.time >= p_from AND r.time < p_to
   UNION ALL
-  SELECT t.at, p.metric, m.mean, m.lo, m.hi, m.n, NULL, NULL, p.source, m.off, p.received_at, NULL, true
+  SELECT t.at, p.metric, m.total / m.n, coalesce(m.lo, m.total / m.n), coalesce(m.hi, m.total / m.n), m.n, NULL, NULL, p.source, m.off, p.received_at, NULL, true
     FROM readings_packed p
-   CROSS JOIN LATERAL unnest(p.minutes, p.mean, p.lo, p.hi, p.n, p.offsets) AS m(minute, mean, lo, hi, n, off)
-   CROSS JOIN LATERAL (SELECT (p.day::timestamp AT TIME ZONE 'UTC') + m.minute * interval '1 minute' AS at) t
+   CROSS JOIN LATERAL unnest(p.total, p.lo, p.hi, p.n, p.offsets) WITH ORDINALITY AS m(total, lo, hi, n, off, slot)
+   CROSS JOIN LATERAL (SELECT (p.day::timestamp AT TIME ZONE 'UTC') + (m.slot - 1) * interval '1 minute' AS at) t
    WHERE p.person_id = p_person AND p.metric = ANY(p_metrics)
      AND p.day >= (p_from AT TIME ZONE 'UTC')::date AND p.day <= (p_to AT TIME ZONE 'UTC')::date
-     AND t.at >= p_from AND t.at < p_to
+     AND m.n > 0 AND t.at >= p_from AND t.at < p_to
   UNION ALL
   SELECT t.at, p.metric, x.value, x.value, x.value, 1, x.value2, x.details, p.source, x.off, p.received_at,
          x.record, true

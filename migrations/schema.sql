@@ -64,13 +64,13 @@ CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_f
     FROM readings r
    WHERE r.person_id = p_person AND r.metric = ANY(p_metrics) AND r.time >= p_from AND r.time < p_to
   UNION ALL
-  SELECT t.at, p.metric, m.mean, m.lo, m.hi, m.n, NULL, NULL, p.source, m.off, p.received_at, NULL, true
+  SELECT t.at, p.metric, m.total / m.n, coalesce(m.lo, m.total / m.n), coalesce(m.hi, m.total / m.n), m.n, NULL, NULL, p.source, m.off, p.received_at, NULL, true
     FROM readings_packed p
-   CROSS JOIN LATERAL unnest(p.minutes, p.mean, p.lo, p.hi, p.n, p.offsets) AS m(minute, mean, lo, hi, n, off)
-   CROSS JOIN LATERAL (SELECT (p.day::timestamp AT TIME ZONE 'UTC') + m.minute * interval '1 minute' AS at) t
+   CROSS JOIN LATERAL unnest(p.total, p.lo, p.hi, p.n, p.offsets) WITH ORDINALITY AS m(total, lo, hi, n, off, slot)
+   CROSS JOIN LATERAL (SELECT (p.day::timestamp AT TIME ZONE 'UTC') + (m.slot - 1) * interval '1 minute' AS at) t
    WHERE p.person_id = p_person AND p.metric = ANY(p_metrics)
      AND p.day >= (p_from AT TIME ZONE 'UTC')::date AND p.day <= (p_to AT TIME ZONE 'UTC')::date
-     AND t.at >= p_from AND t.at < p_to
+     AND m.n > 0 AND t.at >= p_from AND t.at < p_to
   UNION ALL
   SELECT t.at, p.metric, x.value, x.value, x.value, 1, x.value2, x.details, p.source, x.off, p.received_at,
          x.record, true
@@ -566,8 +566,7 @@ CREATE TABLE public.readings_packed (
     source text NOT NULL,
     reading_count integer NOT NULL,
     received_at timestamp with time zone NOT NULL,
-    minutes smallint[] DEFAULT '{}'::smallint[] NOT NULL,
-    mean real[] DEFAULT '{}'::real[] NOT NULL,
+    total real[] DEFAULT '{}'::real[] NOT NULL,
     lo real[] DEFAULT '{}'::real[] NOT NULL,
     hi real[] DEFAULT '{}'::real[] NOT NULL,
     n integer[] DEFAULT '{}'::integer[] NOT NULL,

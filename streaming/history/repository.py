@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS pack_points (
-    tenant_id uuid, person_id uuid, metric text, day date, source text, at timestamptz, mean double precision,
+    tenant_id uuid, person_id uuid, metric text, day date, source text, at timestamptz, total double precision,
     lo double precision, hi double precision, n integer, value2 double precision, details jsonb, off smallint,
     record bigint, received_at timestamptz, by_minute boolean) ON COMMIT DELETE ROWS"""
 
@@ -33,9 +33,12 @@ WITH old AS (
 minutes AS (
   INSERT INTO pack_points
   SELECT o.tenant_id, o.person_id, o.metric, o.day, o.source,
-         (o.day::timestamp AT TIME ZONE 'UTC') + m.minute * interval '1 minute', m.mean, m.lo, m.hi, m.n, NULL, NULL,
-         m.off, NULL, o.received_at, true
-    FROM old o CROSS JOIN LATERAL unnest(o.minutes, o.mean, o.lo, o.hi, o.n, o.offsets) AS m(minute, mean, lo, hi, n, off)),
+         (o.day::timestamp AT TIME ZONE 'UTC') + (m.slot - 1) * interval '1 minute', m.total,
+         coalesce(m.lo, m.total / m.n), coalesce(m.hi, m.total / m.n), m.n, NULL,
+         NULL, m.off, NULL, o.received_at, true
+    FROM old o CROSS JOIN LATERAL unnest(o.total, o.lo, o.hi, o.n, o.offsets) WITH ORDINALITY
+                                  AS m(total, lo, hi, n, off, slot)
+   WHERE m.n > 0),
 exact AS (
   INSERT INTO pack_points
   SELECT o.tenant_id, o.person_id, o.metric, o.day, o.source,
@@ -50,30 +53,37 @@ _PACK = """
 WITH minute AS (
   SELECT tenant_id, person_id, metric, day, source,
          floor(extract(epoch FROM at - (day::timestamp AT TIME ZONE 'UTC')) / 60)::int AS minute,
-         sum(mean * n) / sum(n) AS mean, min(lo) AS lo, max(hi) AS hi, sum(n)::int AS n,
+         sum(total) AS total, min(lo) AS lo, max(hi) AS hi, sum(n)::int AS n,
          (array_agg(off ORDER BY at))[1] AS off, max(received_at) AS received_at
     FROM pack_points WHERE by_minute GROUP BY 1, 2, 3, 4, 5, 6),
+keys AS (SELECT DISTINCT tenant_id, person_id, metric, day, source FROM minute),
 minutes AS (
-  SELECT tenant_id, person_id, metric, day, source, sum(n)::int AS count, max(received_at) AS received_at,
-         array_agg(minute::smallint ORDER BY minute) AS minutes, array_agg(mean::real ORDER BY minute) AS mean,
-         array_agg(lo::real ORDER BY minute) AS lo, array_agg(hi::real ORDER BY minute) AS hi,
-         array_agg(n ORDER BY minute) AS n, array_agg(off ORDER BY minute) AS offsets
-    FROM minute GROUP BY 1, 2, 3, 4, 5),
+  SELECT k.tenant_id, k.person_id, k.metric, k.day, k.source, sum(m.n)::int AS count,
+         max(m.received_at) AS received_at,
+         array_agg(coalesce(m.total, 0)::real ORDER BY s.slot) AS total,
+         -- lowest and highest say nothing new when every minute holds at most one reading: left empty
+         CASE WHEN max(m.n) > 1 THEN array_agg(coalesce(m.lo, 0)::real ORDER BY s.slot) ELSE '{}' END AS lo,
+         CASE WHEN max(m.n) > 1 THEN array_agg(coalesce(m.hi, 0)::real ORDER BY s.slot) ELSE '{}' END AS hi,
+         array_agg(coalesce(m.n, 0) ORDER BY s.slot) AS n, array_agg(coalesce(m.off, 0) ORDER BY s.slot) AS offsets
+    FROM keys k CROSS JOIN generate_series(0, 1439) AS s(slot)
+    LEFT JOIN minute m ON m.person_id = k.person_id AND m.metric = k.metric AND m.day = k.day AND m.source = k.source
+                      AND m.minute = s.slot
+   GROUP BY 1, 2, 3, 4, 5),
 exact AS (
   SELECT tenant_id, person_id, metric, day, source, count(*)::int AS count, max(received_at) AS received_at,
          array_agg(floor(extract(epoch FROM at - (day::timestamp AT TIME ZONE 'UTC')) * 1000)::int
                    ORDER BY at, record)
            AS at_ms,
-         array_agg(mean ORDER BY at, record) AS x_value, array_agg(value2 ORDER BY at, record) AS x_value2,
+         array_agg(total ORDER BY at, record) AS x_value, array_agg(value2 ORDER BY at, record) AS x_value2,
          array_agg(details ORDER BY at, record) AS x_details, array_agg(off ORDER BY at, record) AS x_offset,
          array_agg(record ORDER BY at, record) AS x_record
     FROM pack_points WHERE NOT by_minute GROUP BY 1, 2, 3, 4, 5)
-INSERT INTO readings_packed (tenant_id, person_id, metric, day, source, reading_count, received_at, minutes, mean,
+INSERT INTO readings_packed (tenant_id, person_id, metric, day, source, reading_count, received_at, total,
                              lo, hi, n, offsets, at_ms, x_value, x_value2, x_details, x_offset, x_record)
 SELECT coalesce(m.tenant_id, e.tenant_id), coalesce(m.person_id, e.person_id), coalesce(m.metric, e.metric),
        coalesce(m.day, e.day), coalesce(m.source, e.source), coalesce(m.count, 0) + coalesce(e.count, 0),
        greatest(m.received_at, e.received_at),
-       coalesce(m.minutes, '{}'), coalesce(m.mean, '{}'), coalesce(m.lo, '{}'), coalesce(m.hi, '{}'),
+       coalesce(m.total, '{}'), coalesce(m.lo, '{}'), coalesce(m.hi, '{}'),
        coalesce(m.n, '{}'), coalesce(m.offsets, '{}'), coalesce(e.at_ms, '{}'), coalesce(e.x_value, '{}'),
        coalesce(e.x_value2, '{}'), coalesce(e.x_details, '{}'), coalesce(e.x_offset, '{}'), coalesce(e.x_record, '{}')
   FROM minutes m FULL JOIN exact e USING (person_id, metric, day, source)
