@@ -129,13 +129,6 @@ async def pack(conn: psycopg.AsyncConnection, people: list[UUID], start: datetim
     return hot, int(before), after
 
 
-async def repack_day(conn: psycopg.AsyncConnection, person_id: UUID, metric: str, start: datetime, end: datetime
-                     ) -> None:
-    """Fold hot readings of a packed day back into its packed rows right away (after a record's readings were
-    written for a day past the hot window)."""
-    await pack(conn, [person_id], start, end)
-
-
 async def drop_chunk(conn: psycopg.AsyncConnection, start: datetime, end: datetime) -> int:
     """Drop the hot chunk [start, end) once it is empty (the function refuses otherwise)."""
     cur = await conn.execute("SELECT beidou_drop_packed_chunk(%s, %s)", (start, end))
