@@ -32,7 +32,7 @@ class PackResult:
     readings: int = 0     # hot readings packed
 
 
-async def pack_history(db: Database, tenants: list[UUID], *, hot_days: int, batch_people: int = 200,
+async def pack_history(db: Database, tenants: list[UUID], *, hot_days: int, batch_people: int = 50,
                        stop_before_drop: bool = False) -> PackResult:
     """Pack every hot chunk older than ``hot_days``, then drop it. ``stop_before_drop`` leaves the emptied
     chunks in place (tests of a crash between packing and dropping)."""
