@@ -43,6 +43,7 @@ async def pack_history(db: Database, tenants: list[UUID], *, hot_days: int, batc
         for tenant_id in tenants:
             while True:
                 async with db.transaction(tenant_id=tenant_id) as conn:
+                    await repo.unbounded(conn)
                     people = await repo.people_in(conn, start, end, batch_people)
                     if not people:
                         break

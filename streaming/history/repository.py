@@ -4,7 +4,7 @@ Every function runs in a transaction scoped to one tenant (row-level security na
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import psycopg
@@ -114,8 +114,6 @@ async def pack(conn: psycopg.AsyncConnection, people: list[UUID], start: datetim
     """Move ``people``'s hot readings in [start, end) into packed rows, merged with any packed rows of the same
     days (a late reading's day). Returns (hot readings taken, packed readings taken, readings now packed); the
     caller commits only when the last is the sum of the first two."""
-    # A batch is a background job's one transaction: not bound by the request-sized statement timeout.
-    await conn.execute("SET LOCAL statement_timeout = '10min'")
     await _clear_stage(conn)
     params = {"people": people, "start": start, "end": end}
     cur = await conn.execute(_TAKE_HOT, params)
@@ -129,6 +127,26 @@ async def pack(conn: psycopg.AsyncConnection, people: list[UUID], start: datetim
     cur = await conn.execute(_PACK)
     after = sum(row[0] for row in await cur.fetchall())
     return hot, int(before), after
+
+
+async def unbounded(conn: psycopg.AsyncConnection) -> None:
+    """A packing batch is a background job's one transaction: not bound by the request-sized statement timeout."""
+    await conn.execute("SET LOCAL statement_timeout = '10min'")
+
+
+async def repack_packed_days(conn: psycopg.AsyncConnection, person_id: UUID, days: list) -> int:
+    """Fold the person's hot readings of ``days`` (UTC dates) that are already packed into their packed rows
+    at once: readings a record sync wrote for days past the hot window. Returns the readings folded in."""
+    cur = await conn.execute("SELECT DISTINCT day FROM readings_packed WHERE person_id = %s AND day = ANY(%s)",
+                             (person_id, days))
+    folded = 0
+    for (day,) in await cur.fetchall():
+        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        hot, before, after = await pack(conn, [person_id], start, start + timedelta(days=1))
+        if after != hot + before:
+            raise RuntimeError(f"repacking {day} lost readings: {hot} + {before} != {after}")
+        folded += hot
+    return folded
 
 
 async def drop_chunk(conn: psycopg.AsyncConnection, start: datetime, end: datetime) -> int:

@@ -156,7 +156,8 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
     """Store the readings of the records written by this transaction: binary COPY into a stage, then one
     INSERT … SELECT under row-level security (COPY cannot write a table with RLS, as in ingest).
 
-    A reading whose natural key another live record of the same app already holds is kept once."""
+    A reading whose natural key another live record of the same app already holds is kept once. Readings for a
+    day already packed into compact history are packed into it in the same transaction."""
     await conn.execute(_STAGE)
     async with conn.cursor() as cur:
         async with cur.copy(_COPY) as copy:
@@ -170,7 +171,12 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
                                      utc_offset_min, record_id)
                SELECT time, %s, %s, metric, value, value2, details, source, utc_offset_min, record_id
                  FROM record_stage ON CONFLICT DO NOTHING""", (tenant_id, person_id))
-        return cur.rowcount
+        stored = cur.rowcount
+        # Days already packed (past the hot window) take their new readings in at once.
+        await cur.execute("SELECT array_agg(DISTINCT (time AT TIME ZONE 'UTC')::date) FROM record_stage")
+        days = (await cur.fetchone())[0] or []
+    await history_repo.repack_packed_days(conn, person_id, days)
+    return stored
 
 
 async def note_sources(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID, sources: list[str]) -> None:

@@ -230,3 +230,35 @@ def test_a_packed_records_deletion_repacks_its_day(service, tenant, external):
     supervisor = tenant.client(tenant.staff_token("sup-rec", role="care_supervisor"))
     points = _chart(supervisor, external, "heart_rate", TODAY - 41 * DAY, TODAY - 39 * DAY, "1h")
     assert [p[4] for p in points] == [30] and points[0][2] == 70 and points[0][3] == 99
+
+
+def test_a_record_synced_for_a_packed_day_is_packed_into_it_and_its_deletion_leaves_it(service, tenant):
+    client, pid = _person(service, tenant, "he")
+    day = TODAY - 40 * DAY
+    with service.admin_conn() as conn:
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        SELECT %s + make_interval(mins => i), %s, %s, 'heart_rate', 60, 'watch', 480
+                          FROM generate_series(0, 59) i""", (day + timedelta(hours=6), tenant.id, pid))
+    _pack(service)
+    assert _counts(service, pid) == (0, 60)
+
+    start = day + timedelta(hours=9)
+    record = {"recordType": "HeartRateRecord",
+              "metadata": {"id": "hr-old", "dataOrigin": {"packageName": "com.example.watch"},
+                           "lastModifiedTime": start.isoformat(), "clientRecordVersion": 0},
+              "startTime": start.isoformat(), "endTime": (start + timedelta(seconds=90)).isoformat(),
+              "startZoneOffset": "+08:00", "endZoneOffset": "+08:00",
+              "samples": [{"time": (start + timedelta(seconds=10 * i)).isoformat(), "beatsPerMinute": 80 + i}
+                          for i in range(10)]}
+    answer = client.post("/v1/sync/health-connect", json={"changes": [{"upsertionChange": {"record": record}}]})
+    assert answer.status_code == 200 and answer.json()["results"][0]["status"] == "inserted", answer.text
+    assert _counts(service, pid) == (0, 70)   # packed into the day at once, kept exactly
+    supervisor = tenant.client(tenant.staff_token("sup-late", role="care_supervisor"))
+    points = _chart(supervisor, "he", "heart_rate", day, day + DAY, "1h")
+    assert [(p[4], p[2], p[3]) for p in points] == [(60, 60.0, 60.0), (10, 80.0, 89.0)]
+
+    deletion = {"deletionChange": {"recordId": "hr-old"}}
+    answer = client.post("/v1/sync/health-connect", json={"changes": [deletion]})
+    assert answer.status_code == 200 and answer.json()["results"][0]["status"] == "deleted", answer.text
+    assert _counts(service, pid) == (0, 60)
+    assert [p[4] for p in _chart(supervisor, "he", "heart_rate", day, day + DAY, "1h")] == [60]
