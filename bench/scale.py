@@ -51,7 +51,7 @@ def body(person_seq: int, start: float, n: int) -> bytes:
 async def drive(urls: list[str], person_tokens: list[str], staff_token: str, people: list[str], *, seconds: float,
                 writers: int, readers: int, batch: int) -> dict:
     stop_at = time.monotonic() + seconds
-    accepted, write_ms, read_ms = [0], [], []
+    accepted, write_ms, read_ms, failed = [0], [], [], {}
     clock = [time.time() - 86400 * 2]
 
     async def writer(k: int) -> None:
@@ -68,6 +68,8 @@ async def drive(urls: list[str], person_tokens: list[str], staff_token: str, peo
                 write_ms.append((time.perf_counter() - began) * 1000)
                 if answer.status_code == 200:
                     accepted[0] += answer.json()["accepted"]
+                else:
+                    failed[answer.status_code] = failed.get(answer.status_code, 0) + 1
                 n += 1
 
     async def reader(k: int) -> None:
@@ -83,13 +85,16 @@ async def drive(urls: list[str], person_tokens: list[str], staff_token: str, peo
                                                   "to": end.isoformat(), "reason": "capacity test"})
                 if answer.status_code == 200:
                     read_ms.append((time.perf_counter() - began) * 1000)
+                else:
+                    failed[answer.status_code] = failed.get(answer.status_code, 0) + 1
                 n += 1
 
     began = time.monotonic()
     await asyncio.gather(*[writer(k) for k in range(writers)], *[reader(k) for k in range(readers)])
     elapsed = time.monotonic() - began
     return {"readings_s": accepted[0] / elapsed, "write_p50": pct(write_ms, 0.5), "write_p99": pct(write_ms, 0.99),
-            "reads_s": len(read_ms) / elapsed, "read_p50": pct(read_ms, 0.5), "read_p99": pct(read_ms, 0.99)}
+            "reads_s": len(read_ms) / elapsed, "read_p50": pct(read_ms, 0.5), "read_p99": pct(read_ms, 0.99),
+            "failed": failed}
 
 
 def replica_lag(url: str | None) -> str:
@@ -169,7 +174,8 @@ def main() -> None:
                                        writers=args.writers, readers=args.readers, batch=args.batch))
             print(f"{k:>3} {len(workers):>7} {result['readings_s']:>11,.0f} {result['write_p50']:>6.0f}ms "
                   f"{result['write_p99']:>6.0f}ms {result['reads_s']:>9.1f} {result['read_p50']:>7.0f}ms "
-                  f"{result['read_p99']:>7.0f}ms  {replica_lag(replica_admin)}", flush=True)
+                  f"{result['read_p99']:>7.0f}ms  {replica_lag(replica_admin)}"
+                  + (f"  failed: {result['failed']}" if result["failed"] else ""), flush=True)
     finally:
         for w in workers:
             stop_process(w)
