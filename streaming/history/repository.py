@@ -101,11 +101,10 @@ async def packable_chunks(conn: psycopg.AsyncConnection, hot_days: int) -> list[
     return await cur.fetchall()
 
 
-async def people_in(conn: psycopg.AsyncConnection, start: datetime, end: datetime, limit: int) -> list[UUID]:
-    """Up to ``limit`` of the tenant's people with hot readings in [start, end)."""
+async def people_in(conn: psycopg.AsyncConnection, start: datetime, end: datetime) -> list[UUID]:
+    """The tenant's people with hot readings in [start, end)."""
     cur = await conn.execute(
-        "SELECT DISTINCT person_id FROM readings WHERE time >= %s AND time < %s ORDER BY 1 LIMIT %s",
-        (start, end, limit))
+        "SELECT DISTINCT person_id FROM readings WHERE time >= %s AND time < %s ORDER BY 1", (start, end))
     return [row[0] for row in await cur.fetchall()]
 
 

@@ -165,6 +165,9 @@ def test_packing_twice_or_after_a_crash_duplicates_nothing(service, tenant):
                         VALUES (%s, %s, %s, 'heart_rate', 99, 'watch', 480)""",
                      (TODAY - 35 * DAY + timedelta(hours=8, seconds=5), tenant.id, pid))
     day = TODAY - 35 * DAY
+    # The chunk that holds it is never dropped before it is packed.
+    with service.app_conn() as conn, pytest.raises(psycopg.errors.RaiseException, match="still holds 1 readings"):
+        conn.execute("SELECT beidou_drop_packed_chunk(%s, %s)", (day, day + DAY))
     hot, before, after = asyncio.run(_pack_in(service, tenant.id, pid, day, crash=True))
     assert (hot, after) == (1, hot + before)
     assert sum(_counts(service, pid)) == total + 1
