@@ -142,6 +142,10 @@ def test_a_whole_year_shows_in_the_chart_and_the_export_after_packing(service, t
     assert export["counts"]["readings"] == 30 and export["counts"]["readings_packed"] == 335
     assert sum(r["reading_count"] for r in export["data"]["readings_packed"]) == 335
     assert len([o for o in _fhir_observations(client) if o["code"]["coding"][0]["code"] == "8867-4"]) == 365
+    # The person's own page: 90 days back, 30 hot and 60 packed, one reading a day.
+    mine = client.get("/v1/me/data/heart_rate", params={"days": 90, "bucket": "1d"})
+    assert mine.status_code == 200, mine.text
+    assert sum(p["count"] for p in mine.json()["points"]) in (89, 90)   # the window starts mid-day
 
 
 def test_packing_twice_or_after_a_crash_duplicates_nothing(service, tenant):
