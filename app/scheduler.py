@@ -87,7 +87,7 @@ class Scheduler:
     async def run_pack_history(self) -> int:
         """Pack hot readings past the hot window into compact history, then drop their chunks (idempotent;
         a crash leaves nothing lost or twice: see ``streaming.history``)."""
-        result = await history.pack_history(self.db, await self.detection.tenants(), hot_days=self.hot_days)
+        result = await history.pack_history(self.db, hot_days=self.hot_days)
         return result.readings
 
 

@@ -103,10 +103,8 @@ def pack(app_url: str) -> tuple[int, float]:
         db = Database(app_url, min_size=1, max_size=2, statement_timeout_ms=0)
         await db.open()
         try:
-            async with db.transaction(tenant_id=None) as conn:
-                tenants = [r[0] for r in await (await conn.execute("SELECT beidou_tenant_ids()")).fetchall()]
             started = time.perf_counter()
-            result = await history.pack_history(db, tenants, hot_days=HOT_DAYS)
+            result = await history.pack_history(db, hot_days=HOT_DAYS, max_chunks=100_000)
             return result.readings, time.perf_counter() - started
         finally:
             await db.close()

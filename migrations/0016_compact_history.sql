@@ -103,16 +103,23 @@ $$;
 REVOKE ALL ON FUNCTION beidou_steps_span(uuid, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION beidou_steps_span(uuid, timestamptz, timestamptz) TO beidou_app;
 
--- The hot table's days wholly older than the hot window: each is packed, then its chunk dropped.
-CREATE FUNCTION beidou_packable_chunks(hot_days integer)
-RETURNS TABLE (range_start timestamptz, range_end timestamptz) LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = public, pg_temp AS $$
-  SELECT c.range_start, c.range_end FROM timescaledb_information.chunks c
-   WHERE c.hypertable_name = 'readings' AND c.range_end <= now() - make_interval(days => greatest(hot_days, 1))
-   ORDER BY c.range_start
+-- The hot table's oldest chunks wholly older than the hot window (at most p_limit), each with the tenants that
+-- have readings in it (tenant NULL: none left): each is packed tenant by tenant, then dropped. Row-level
+-- security off, as below: a role that would see only some rows gets an error, never a partial list.
+CREATE FUNCTION beidou_packable_chunks(hot_days integer, p_limit integer)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, tenant_id uuid) LANGUAGE sql STABLE
+SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS $$
+  SELECT c.range_start, c.range_end, t.tenant_id
+    FROM (SELECT ch.range_start, ch.range_end FROM timescaledb_information.chunks ch
+           WHERE ch.hypertable_name = 'readings'
+             AND ch.range_end <= now() - make_interval(days => greatest(hot_days, 1))
+           ORDER BY ch.range_start LIMIT p_limit) c
+    LEFT JOIN LATERAL (SELECT DISTINCT r.tenant_id FROM readings r
+                        WHERE r.time >= c.range_start AND r.time < c.range_end) t ON true
+   ORDER BY c.range_start, t.tenant_id
 $$;
-REVOKE ALL ON FUNCTION beidou_packable_chunks(integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION beidou_packable_chunks(integer) TO beidou_app;
+REVOKE ALL ON FUNCTION beidou_packable_chunks(integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION beidou_packable_chunks(integer, integer) TO beidou_app;
 
 -- Drops one chunk of the hot table once every tenant's rows in it were packed (and deleted). Counts with
 -- row-level security off: a role that would only see some rows gets an error instead of a wrong zero.

@@ -37,13 +37,19 @@ CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$SELECT $1 = ANY ('{blood_pressure,body_temperature,glucose,heart_rate,hrv_rmssd,hrv_sdnn,respiratory_rate,resting_heart_rate,sleep,spo2,steps}'::text[])$_$;
 
-CREATE FUNCTION public.beidou_packable_chunks(hot_days integer) RETURNS TABLE(range_start timestamp with time zone, range_end timestamp with time zone)
+CREATE FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) RETURNS TABLE(range_start timestamp with time zone, range_end timestamp with time zone, tenant_id uuid)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
+    SET row_security TO 'off'
     AS $$
-  SELECT c.range_start, c.range_end FROM timescaledb_information.chunks c
-   WHERE c.hypertable_name = 'readings' AND c.range_end <= now() - make_interval(days => greatest(hot_days, 1))
-   ORDER BY c.range_start
+  SELECT c.range_start, c.range_end, t.tenant_id
+    FROM (SELECT ch.range_start, ch.range_end FROM timescaledb_information.chunks ch
+           WHERE ch.hypertable_name = 'readings'
+             AND ch.range_end <= now() - make_interval(days => greatest(hot_days, 1))
+           ORDER BY ch.range_start LIMIT p_limit) c
+    LEFT JOIN LATERAL (SELECT DISTINCT r.tenant_id FROM readings r
+                        WHERE r.time >= c.range_start AND r.time < c.range_end) t ON true
+   ORDER BY c.range_start, t.tenant_id
 $$;
 
 CREATE FUNCTION public.beidou_packs_by_minute(p_metric text) RETURNS boolean
@@ -1083,8 +1089,8 @@ GRANT ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text
 REVOKE ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) TO beidou_app;
 
-REVOKE ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer) TO beidou_app;
+REVOKE ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from uuid import UUID
 
 import psycopg
 
@@ -34,26 +33,32 @@ class PackResult:
     readings: int = 0     # hot readings packed
 
 
-async def pack_history(db: Database, tenants: list[UUID], *, hot_days: int, batch_people: int = 50,
-                       stop_before_drop: bool = False) -> PackResult:
-    """Pack every hot chunk older than ``hot_days``, then drop it. ``stop_before_drop`` leaves the emptied
-    chunks in place (tests of a crash between packing and dropping)."""
+async def pack_history(db: Database, *, hot_days: int, batch_people: int = 50,
+                       max_chunks: int = 31, stop_before_drop: bool = False) -> PackResult:
+    """Pack the (at most ``max_chunks``) oldest hot chunks older than ``hot_days``, then drop each. The
+    scheduler runs this hourly, so a backlog is worked off a month of days at a time. ``stop_before_drop``
+    leaves the emptied chunks in place (tests of a crash between packing and dropping)."""
     result = PackResult()
     async with db.transaction(tenant_id=None) as conn:
-        chunks = await repo.packable_chunks(conn, hot_days)
-    for start, end in chunks:
+        await repo.unbounded(conn)
+        chunks = await repo.packable_chunks(conn, hot_days, max_chunks)
+    for (start, end), tenants in chunks.items():
         for tenant_id in tenants:
-            async with db.transaction(tenant_id=tenant_id) as conn:
-                await repo.unbounded(conn)
-                everyone = await repo.people_in(conn, start, end)
-            for i in range(0, len(everyone), batch_people):
+            last = None
+            while True:   # one transaction per batch: list the next people, pack them
                 async with db.transaction(tenant_id=tenant_id) as conn:
                     await repo.unbounded(conn)
-                    hot, before, after = await repo.pack(conn, everyone[i:i + batch_people], start, end)
+                    people = await repo.people_in(conn, start, end, after=last, limit=batch_people)
+                    if not people:
+                        break
+                    hot, before, after = await repo.pack(conn, people, start, end)
                     if after != hot + before:
                         raise PackingMismatch(f"{start:%Y-%m-%d} tenant {tenant_id}: took {hot} hot and {before} "
                                               f"packed readings, packed {after}")
                 result.readings += hot
+                if len(people) < batch_people:
+                    break
+                last = people[-1]
         if stop_before_drop:
             continue
         try:

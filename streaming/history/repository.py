@@ -95,16 +95,27 @@ async def _clear_stage(conn: psycopg.AsyncConnection) -> None:
     await conn.execute("DELETE FROM pack_points")
 
 
-async def packable_chunks(conn: psycopg.AsyncConnection, hot_days: int) -> list[tuple[datetime, datetime]]:
-    """The hot table's chunks wholly older than the hot window, oldest first."""
-    cur = await conn.execute("SELECT range_start, range_end FROM beidou_packable_chunks(%s)", (hot_days,))
-    return await cur.fetchall()
+async def packable_chunks(conn: psycopg.AsyncConnection, hot_days: int, limit: int
+                          ) -> dict[tuple[datetime, datetime], list[UUID]]:
+    """The (at most ``limit``) oldest hot chunks wholly older than the hot window, oldest first, each with the
+    tenants that have readings in it."""
+    cur = await conn.execute("SELECT range_start, range_end, tenant_id FROM beidou_packable_chunks(%s, %s)",
+                             (hot_days, limit))
+    chunks: dict[tuple[datetime, datetime], list[UUID]] = {}
+    for start, end, tenant_id in await cur.fetchall():
+        tenants = chunks.setdefault((start, end), [])
+        if tenant_id is not None:
+            tenants.append(tenant_id)
+    return chunks
 
 
-async def people_in(conn: psycopg.AsyncConnection, start: datetime, end: datetime) -> list[UUID]:
-    """The tenant's people with hot readings in [start, end)."""
+async def people_in(conn: psycopg.AsyncConnection, start: datetime, end: datetime, *, after: UUID | None,
+                    limit: int) -> list[UUID]:
+    """The next ``limit`` of the tenant's people (by id, after ``after``) with hot readings in [start, end)."""
     cur = await conn.execute(
-        "SELECT DISTINCT person_id FROM readings WHERE time >= %s AND time < %s ORDER BY 1", (start, end))
+        """SELECT DISTINCT person_id FROM readings
+            WHERE time >= %s AND time < %s AND (%s::uuid IS NULL OR person_id > %s) ORDER BY 1 LIMIT %s""",
+        (start, end, after, after, limit))
     return [row[0] for row in await cur.fetchall()]
 
 

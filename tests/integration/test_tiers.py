@@ -55,9 +55,7 @@ def _pack(service, **kwargs) -> history.PackResult:
         db = Database(service.db.app_url, min_size=1, max_size=2)
         await db.open()
         try:
-            async with db.transaction(tenant_id=None) as conn:
-                tenants = [r[0] for r in await (await conn.execute("SELECT beidou_tenant_ids()")).fetchall()]
-            return await history.pack_history(db, tenants, hot_days=30, **kwargs)
+            return await history.pack_history(db, hot_days=30, max_chunks=400, **kwargs)
         finally:
             await db.close()
     return asyncio.run(run())
