@@ -187,7 +187,8 @@ def main() -> None:
                                   SELECT %s, 'syn-' || i FROM generate_series(1, %s) i RETURNING id)
                        INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
                        SELECT t, %s, p.id, 'heart_rate', 55 + (extract(epoch FROM t)::bigint / %s) %% 37, 'watch', 480
-                         FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s, make_interval(secs => %s)) t
+                         FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s,
+                                                 make_interval(secs => %s)) t
                        UNION ALL
                        SELECT t, %s, p.id, 'steps', (extract(epoch FROM t)::bigint / 60) %% 90, 'phone', 480
                          FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s, interval '1 minute') t
