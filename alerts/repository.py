@@ -287,17 +287,17 @@ async def person_by_external(conn: psycopg.AsyncConnection, external_id: str) ->
 async def reading_series(conn: psycopg.AsyncConnection, *, person_id: UUID, metric: str, bucket: str,
                          start: datetime, end: datetime) -> list[tuple]:
     """(bucket start, avg, min, max, count) of the person's ``metric`` readings in [start, end). Steps come one
-    source per person and hour (``streaming.records.repository.STEPS_MERGED``): two apps' steps never add up."""
+    source per person and hour (``streaming.records.repository.STEPS_SPAN``): two apps' steps never add up.
+    Hot and packed history alike (``beidou_readings_span``)."""
     if metric == "steps":
         cur = await conn.execute(
-            f"""SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
-                  FROM {records_repo.STEPS_MERGED} GROUP BY t ORDER BY t""",
+            f"""SELECT time_bucket(%s::interval, time) AS t, {records_repo.SPAN_AGGREGATES}
+                  FROM {records_repo.STEPS_SPAN} GROUP BY t ORDER BY t""",
             (bucket, person_id, start, end))
         return await cur.fetchall()
     cur = await conn.execute(
-        """SELECT time_bucket(%s::interval, time) AS t, avg(value), min(value), max(value), count(*)
-             FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time < %s
-            GROUP BY t ORDER BY t""",
+        f"""SELECT time_bucket(%s::interval, time) AS t, {records_repo.SPAN_AGGREGATES}
+              FROM beidou_readings_span(%s, ARRAY[%s], %s, %s) GROUP BY t ORDER BY t""",
         (bucket, person_id, metric, start, end),
     )
     return await cur.fetchall()

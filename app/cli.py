@@ -194,14 +194,14 @@ def worker(processes: int) -> None:
         pass
 
 
-@main.command(help="Run the scheduler: escalation timers, data-gap checks, retention, the daily break-the-glass "
+@main.command(help="Run the scheduler: escalation timers, data-gap checks, packing history past the hot window, the daily break-the-glass "
                    "digest. Run ONE per deployment (jobs are lock-guarded, so a second one is harmless but idle).")
 def scheduler() -> None:
     import asyncio
 
     from app.scheduler import run_scheduler
     try:
-        asyncio.run(run_scheduler(_target().url, retention_days=get_settings().retention_days))
+        asyncio.run(run_scheduler(_target().url, hot_days=get_settings().hot_days))
     except KeyboardInterrupt:
         pass
 

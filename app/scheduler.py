@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.consumer import AlertConsumer
 from app.core.db import Database
+from streaming import history
 from streaming.consumer import DetectionConsumer
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,12 @@ def _lock_key(name: str) -> int:
 
 class Scheduler:
     def __init__(self, db: Database, url: str, *, escalation_s: float = 30, gap_check_s: float = 600,
-                 retention_days: int | None = None):
+                 hot_days: int = 30):
         self.db = db
         self.url = url
         self.alerts = AlertConsumer(db)
         self.detection = DetectionConsumer(db)
-        self.retention_days = retention_days
+        self.hot_days = hot_days
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
         now = datetime.now(timezone.utc)
@@ -44,9 +45,9 @@ class Scheduler:
         # Hourly, so a deployment that was down at midnight still sends yesterday's digest; each day once.
         self.scheduler.add_job(self._guarded("break_glass_digest", self.run_break_glass_digest), "interval", hours=1,
                                id="break_glass_digest", next_run_time=now + timedelta(seconds=5))
-        if retention_days:
-            self.scheduler.add_job(self._guarded("retention", self.run_retention), "interval", hours=6,
-                                   id="retention", next_run_time=now + timedelta(seconds=30))
+        # History past the hot window is packed (and its hot chunks dropped), chunk by chunk.
+        self.scheduler.add_job(self._guarded("pack_history", self.run_pack_history), "interval", hours=1,
+                               id="pack_history", next_run_time=now + timedelta(seconds=30))
 
     def start(self) -> None:
         self.scheduler.start()
@@ -83,18 +84,18 @@ class Scheduler:
         """Tell each insurer's supervisors about yesterday's break-the-glass looks (once per day)."""
         return sum([await self.alerts.break_glass_digest(t) for t in await self.detection.tenants()])
 
-    async def run_retention(self) -> int:
-        """Drop reading chunks older than the retention period (TimescaleDB Apache edition has no policies)."""
-        async with self.db.transaction(tenant_id=None) as conn:
-            cur = await conn.execute("SELECT beidou_drop_old_readings(%s)", (self.retention_days,))
-            return (await cur.fetchone())[0]
+    async def run_pack_history(self) -> int:
+        """Pack hot readings past the hot window into compact history, then drop their chunks (idempotent;
+        a crash leaves nothing lost or twice: see ``streaming.history``)."""
+        result = await history.pack_history(self.db, hot_days=self.hot_days)
+        return result.readings
 
 
-async def run_scheduler(url: str, *, retention_days: int | None = None) -> None:
+async def run_scheduler(url: str, *, hot_days: int = 30) -> None:
     import asyncio
     db = Database(url, min_size=1, max_size=3, application_name="beidou-scheduler")
     await db.open()
-    scheduler = Scheduler(db, url, retention_days=retention_days)
+    scheduler = Scheduler(db, url, hot_days=hot_days)
     scheduler.start()
     try:
         await asyncio.Event().wait()

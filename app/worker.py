@@ -2,7 +2,7 @@
 
 Woken by LISTEN/NOTIFY (never a busy poll), with a slow periodic sweep that catches anything a lost
 notification would have left behind. Runs on its own (`beidou worker`) or inside `beidou up`. Timed jobs
-(escalations, data-gap checks, retention) belong to the scheduler, which runs each in one process only.
+(escalations, data-gap checks, packing history) belong to the scheduler, which runs each in one process only.
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ The first chunk is produced only after the person has been checked, so a caller 
 still answer an erased person with an error instead of a broken document.
 
 JSON holds the profile, current consents with their plain-language descriptions, and every table of
-:data:`consent.erasure.PERSONAL_DATA` as rows (readings, sources, consent history, and whatever later tables
-register there). FHIR holds what FHIR has resources for: Patient, Consent, Device (sources) and Observation
+:data:`consent.erasure.PERSONAL_DATA` as rows (readings, packed history, sources, consent history, and whatever
+later tables register there). FHIR holds what FHIR has resources for: Patient, Consent, Device (sources) and Observation
 (readings, LOINC coded).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from app.core.db import Database
+from app.core.db import Database, ReadDatabase
 from consent import fhir, people, repository, service
 from consent.erasure import PERSONAL_DATA, present_tables
 
@@ -71,7 +71,7 @@ def _views(views: list[service.ConsentView]) -> list[dict]:
              "description": v.description} for v in views]
 
 
-async def export_json(db: Database, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:
+async def export_json(db: Database | ReadDatabase, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:
     """Everything held about the person as one JSON document, streamed in chunks."""
     async with db.transaction(tenant_id=tenant_id, person_id=person_id) as conn:
         person = await service.subject(conn, person_id=person_id)
@@ -99,11 +99,14 @@ async def export_json(db: Database, *, tenant_id: UUID, person_id: UUID) -> Asyn
         yield out.take()
 
 
-_READINGS = sql.SQL("""SELECT time, metric, value, value2, details, source, utc_offset_min FROM readings
-                        WHERE person_id = %s ORDER BY time, metric, source""")
+# Both tiers (hot and packed history): past the hot window a dense signal's Observation is a minute's average.
+_READINGS = sql.SQL("""SELECT time, metric, value, value2, details, source, utc_offset_min
+                         FROM beidou_readings_span(%s, (SELECT array_agg(name) FROM data_types), '-infinity',
+                                                   'infinity')
+                        ORDER BY time, metric, source""")
 
 
-async def export_fhir(db: Database, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:
+async def export_fhir(db: Database | ReadDatabase, *, tenant_id: UUID, person_id: UUID) -> AsyncIterator[bytes]:
     """The person as a FHIR R4 Bundle (type collection): Patient, Consents, Devices, Observations."""
     async with db.transaction(tenant_id=tenant_id, person_id=person_id) as conn:
         person = await service.subject(conn, person_id=person_id)

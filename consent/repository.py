@@ -241,11 +241,13 @@ async def notify_change(conn: psycopg.AsyncConnection, *, tenant_id: UUID, perso
 
 async def own_readings(conn: psycopg.AsyncConnection, person_id: UUID, *, start: datetime, end: datetime,
                        metric: str | None, limit: int) -> list[tuple]:
-    """The person's own readings in [start, end), newest first: (time, metric, value, value2, source)."""
+    """The person's own readings in [start, end), newest first: (time, metric, value, value2, source). Past the
+    hot window a dense signal's reading is a minute's average (``beidou_readings_span``)."""
     cur = await conn.execute(
-        """SELECT time, metric, value, value2, source FROM readings
-            WHERE person_id = %s AND time >= %s AND time < %s AND (%s::text IS NULL OR metric = %s)
-            ORDER BY time DESC LIMIT %s""",
-        (person_id, start, end, metric, metric, limit),
+        """SELECT time, metric, value, value2, source
+             FROM beidou_readings_span(%s, CASE WHEN %s::text IS NULL THEN (SELECT array_agg(name) FROM data_types)
+                                                ELSE ARRAY[%s::text] END, %s, %s)
+            ORDER BY time DESC, metric, source LIMIT %s""",
+        (person_id, metric, metric, start, end, limit),
     )
     return await cur.fetchall()

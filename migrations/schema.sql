@@ -34,16 +34,18 @@ CREATE FUNCTION public.beidou_dependants() RETURNS SETOF uuid
     AS $$ SELECT g.minor_id FROM guardianships g
     WHERE g.guardian_id = beidou_person() AND g.tenant_id = beidou_tenant() AND g.ended_at IS NULL $$;
 
-CREATE FUNCTION public.beidou_drop_old_readings(keep_days integer) RETURNS integer
+CREATE FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
+    SET row_security TO 'off'
     AS $$
-DECLARE dropped integer;
+DECLARE left_over bigint; dropped integer;
 BEGIN
-  IF keep_days IS NULL OR keep_days < 1 THEN
-    RAISE EXCEPTION 'keep_days must be at least 1';
+  SELECT count(*) INTO left_over FROM readings WHERE time >= p_start AND time < p_end;
+  IF left_over > 0 THEN
+    RAISE EXCEPTION 'chunk % – % still holds % readings: not dropped', p_start, p_end, left_over;
   END IF;
-  SELECT count(*) INTO dropped FROM drop_chunks('readings', older_than => now() - make_interval(days => keep_days));
+  SELECT count(*) INTO dropped FROM drop_chunks('readings', older_than => p_end, newer_than => p_start);
   RETURN dropped;
 END $$;
 
@@ -51,9 +53,57 @@ CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$SELECT $1 = ANY ('{blood_pressure,body_temperature,glucose,heart_rate,hrv_rmssd,hrv_sdnn,respiratory_rate,resting_heart_rate,sleep,spo2,steps}'::text[])$_$;
 
+CREATE FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) RETURNS TABLE(range_start timestamp with time zone, range_end timestamp with time zone, tenant_id uuid)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    SET row_security TO 'off'
+    AS $$
+  SELECT c.range_start, c.range_end, t.tenant_id
+    FROM (SELECT ch.range_start, ch.range_end FROM timescaledb_information.chunks ch
+           WHERE ch.hypertable_name = 'readings'
+             AND ch.range_end <= now() - make_interval(days => greatest(hot_days, 1))
+           ORDER BY ch.range_start LIMIT p_limit) c
+    LEFT JOIN LATERAL (SELECT DISTINCT r.tenant_id FROM readings r
+                        WHERE r.time >= c.range_start AND r.time < c.range_end) t ON true
+   ORDER BY c.range_start, t.tenant_id
+$$;
+
+CREATE FUNCTION public.beidou_packs_by_minute(p_metric text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT p_metric IN ('heart_rate', 'steps', 'hrv_rmssd', 'hrv_sdnn', 'spo2', 'respiratory_rate')
+$$;
+
 CREATE FUNCTION public.beidou_person() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT nullif(current_setting('beidou.person_id', true), '')::uuid $$;
+
+CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, metric text, value double precision, lo double precision, hi double precision, n integer, value2 double precision, details jsonb, source text, utc_offset_min smallint, received_at timestamp with time zone, record_id bigint, packed boolean)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT r.time, r.metric, r.value, r.value, r.value, 1, r.value2, r.details, r.source, r.utc_offset_min,
+         r.received_at, r.record_id, false
+    FROM readings r
+   WHERE r.person_id = p_person AND r.metric = ANY(p_metrics) AND r.time >= p_from AND r.time < p_to
+  UNION ALL
+  SELECT t.at, p.metric, m.total / m.n, coalesce(m.lo, m.total / m.n), coalesce(m.hi, m.total / m.n), m.n, NULL, NULL, p.source, m.off, p.received_at, NULL, true
+    FROM readings_packed p
+   CROSS JOIN LATERAL unnest(p.total, p.lo, p.hi, p.n, p.offsets) WITH ORDINALITY AS m(total, lo, hi, n, off, slot)
+   CROSS JOIN LATERAL (SELECT (p.day::timestamp AT TIME ZONE 'UTC') + (m.slot - 1) * interval '1 minute' AS at) t
+   WHERE p.person_id = p_person AND p.metric = ANY(p_metrics)
+     AND p.day >= (p_from AT TIME ZONE 'UTC')::date AND p.day <= (p_to AT TIME ZONE 'UTC')::date
+     AND m.n > 0 AND t.at >= p_from AND t.at < p_to
+  UNION ALL
+  SELECT t.at, p.metric, x.value, x.value, x.value, 1, x.value2, x.details, p.source, x.off, p.received_at,
+         x.record, true
+    FROM readings_packed p
+   CROSS JOIN LATERAL unnest(p.at_ms, p.x_value, p.x_value2, p.x_details, p.x_offset, p.x_record)
+                      AS x(ms, value, value2, details, off, record)
+   CROSS JOIN LATERAL (SELECT (p.day::timestamp AT TIME ZONE 'UTC') + x.ms * interval '1 millisecond' AS at) t
+   WHERE p.person_id = p_person AND p.metric = ANY(p_metrics)
+     AND p.day >= (p_from AT TIME ZONE 'UTC')::date AND p.day <= (p_to AT TIME ZONE 'UTC')::date
+     AND t.at >= p_from AND t.at < p_to
+$$;
 
 CREATE FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, value double precision, source text)
     LANGUAGE sql STABLE
@@ -68,6 +118,22 @@ CREATE FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with 
       FROM r LEFT JOIN source_priority sp ON sp.person_id = p_person AND sp.metric = 'steps'
      GROUP BY r.hour, r.source, sp.sources)
   SELECT r.time, r.value, r.source FROM r JOIN ranked k ON k.hour = r.hour AND k.source = r.source WHERE k.n = 1
+$$;
+
+CREATE FUNCTION public.beidou_steps_span(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, value double precision, lo double precision, hi double precision, n integer, source text)
+    LANGUAGE sql STABLE
+    AS $$
+  WITH r AS (
+    SELECT s.time, s.value, s.lo, s.hi, s.n, s.source, date_trunc('hour', s.time) AS hour
+      FROM beidou_readings_span(p_person, ARRAY['steps'], p_from, p_to) s),
+  ranked AS (
+    SELECT r.hour, r.source,
+           row_number() OVER (PARTITION BY r.hour ORDER BY coalesce(array_position(sp.sources, r.source), 2147483647),
+                              sum(r.value * r.n) DESC, r.source) AS k
+      FROM r LEFT JOIN source_priority sp ON sp.person_id = p_person AND sp.metric = 'steps'
+     GROUP BY r.hour, r.source, sp.sources)
+  SELECT r.time, r.value, r.lo, r.hi, r.n, r.source FROM r JOIN ranked k ON k.hour = r.hour AND k.source = r.source
+   WHERE k.k = 1
 $$;
 
 CREATE FUNCTION public.beidou_tenant() RETURNS uuid
@@ -571,6 +637,31 @@ CREATE TABLE public.readings (
 
 ALTER TABLE ONLY public.readings FORCE ROW LEVEL SECURITY;
 
+CREATE TABLE public.readings_packed (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    metric text NOT NULL,
+    day date NOT NULL,
+    source text NOT NULL,
+    reading_count integer NOT NULL,
+    received_at timestamp with time zone NOT NULL,
+    total real[] DEFAULT '{}'::real[] NOT NULL,
+    lo real[] DEFAULT '{}'::real[] NOT NULL,
+    hi real[] DEFAULT '{}'::real[] NOT NULL,
+    n integer[] DEFAULT '{}'::integer[] NOT NULL,
+    offsets smallint[] DEFAULT '{}'::smallint[] NOT NULL,
+    at_ms integer[] DEFAULT '{}'::integer[] NOT NULL,
+    x_value double precision[] DEFAULT '{}'::double precision[] NOT NULL,
+    x_value2 double precision[] DEFAULT '{}'::double precision[] NOT NULL,
+    x_details jsonb[] DEFAULT '{}'::jsonb[] NOT NULL,
+    x_offset smallint[] DEFAULT '{}'::smallint[] NOT NULL,
+    x_record bigint[] DEFAULT '{}'::bigint[] NOT NULL,
+    packed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT readings_packed_reading_count_check CHECK ((reading_count > 0))
+);
+
+ALTER TABLE ONLY public.readings_packed FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.records (
     id bigint NOT NULL,
     tenant_id uuid NOT NULL,
@@ -750,6 +841,9 @@ ALTER TABLE ONLY public.people
 
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_external_id_key UNIQUE (tenant_id, external_id);
+
+ALTER TABLE ONLY public.readings_packed
+    ADD CONSTRAINT readings_packed_pkey PRIMARY KEY (person_id, metric, day, source);
 
 ALTER TABLE ONLY public.records
     ADD CONSTRAINT records_pkey PRIMARY KEY (id);
@@ -962,6 +1056,9 @@ ALTER TABLE ONLY public.notifications
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
 
+ALTER TABLE ONLY public.readings_packed
+    ADD CONSTRAINT readings_packed_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.records
     ADD CONSTRAINT records_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
 
@@ -1063,6 +1160,8 @@ CREATE POLICY isolation ON public.people TO beidou_app USING (((tenant_id = publ
 
 CREATE POLICY isolation ON public.readings TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
+CREATE POLICY isolation ON public.readings_packed TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
 CREATE POLICY isolation ON public.records TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
 CREATE POLICY isolation ON public.source_priority TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
@@ -1095,6 +1194,8 @@ CREATE POLICY readable ON public.data_types TO beidou_app USING (true);
 
 ALTER TABLE public.readings ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.readings_packed ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.records ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.source_priority ENABLE ROW LEVEL SECURITY;
@@ -1117,11 +1218,20 @@ GRANT USAGE ON SCHEMA public TO beidou_app;
 REVOKE ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) TO beidou_app;
 
-REVOKE ALL ON FUNCTION public.beidou_drop_old_readings(keep_days integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.beidou_drop_old_readings(keep_days integer) TO beidou_app;
+REVOKE ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_steps_span(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_steps_span(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_tenant_ids() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_tenant_ids() TO beidou_app;
@@ -1166,6 +1276,8 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.notifications TO beidou_app;
 GRANT SELECT,INSERT,UPDATE ON TABLE public.people TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.readings_packed TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.records TO beidou_app;
 

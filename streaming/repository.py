@@ -148,20 +148,22 @@ async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: 
 # Several sources of one metric (steps from the phone and from the watch) are never both fed: per metric
 # and clock hour, only the source with the most readings in that hour counts (ties: the first source by
 # name), judged on everything stored for that hour. Hours are UTC hours (date_bin from the epoch).
+# Hot and packed history alike (a rebuild from history reads packed days as one reading per minute: its mean).
 _SPAN = """
-  SELECT time, metric, value, value2, received_at, source FROM readings
-   WHERE person_id = %(person)s AND metric = ANY(%(metrics)s)
-     AND (%(after)s::timestamptz IS NULL OR time > %(after)s)
+  SELECT time, metric, value, value2, received_at, source
+    FROM beidou_readings_span(%(person)s, %(metrics)s, coalesce(%(after)s::timestamptz, '-infinity'),
+                              coalesce(%(until)s::timestamptz + interval '1 microsecond', 'infinity'))
+   WHERE (%(after)s::timestamptz IS NULL OR time > %(after)s)
      AND (%(until)s::timestamptz IS NULL OR time <= %(until)s)
    ORDER BY time, metric, source LIMIT %(limit)s"""
 _ONE_SOURCE = "SELECT time, metric, value, value2, received_at, true FROM (" + _SPAN + ") s"
 _MERGED = "WITH span AS (" + _SPAN + """
 ), chosen AS (
   SELECT DISTINCT ON (metric, hour) metric, hour, source FROM (
-    SELECT metric, date_bin('1 hour', time, 'epoch') AS hour, source, count(*) AS n FROM readings
-     WHERE person_id = %(person)s AND metric = ANY(%(metrics)s)
-       AND time >= (SELECT date_bin('1 hour', min(time), 'epoch') FROM span)
-       AND time < (SELECT date_bin('1 hour', max(time), 'epoch') + interval '1 hour' FROM span)
+    SELECT metric, date_bin('1 hour', time, 'epoch') AS hour, source, sum(n) AS n
+      FROM beidou_readings_span(%(person)s, %(metrics)s,
+                                (SELECT coalesce(date_bin('1 hour', min(time), 'epoch'), 'infinity') FROM span),
+                                (SELECT date_bin('1 hour', max(time), 'epoch') + interval '1 hour' FROM span))
      GROUP BY 1, 2, 3) c
    ORDER BY metric, hour, n DESC, source
 )

@@ -237,7 +237,7 @@ async def list_alerts(
 ) -> AlertPage:
     if assignee == "me":
         assignee = who.claims.subject
-    async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+    async with svc.reads.transaction(tenant_id=who.tenant_id) as conn:
         rows = await repo.queue(conn, statuses=list(status_), severities=list(severity) if severity else None,
                                 assignee=assignee, kinds=list(kind), after=_decode_page(page) if page else None,
                                 limit=limit)
@@ -387,13 +387,15 @@ async def person_readings(
         standing = await consent_repo.consent_standing(conn, person_id, metric, MONITORING)
         if standing != "in_force":
             return Series(person=person, metric=metric, bucket=bucket, points=[], data_hidden=True, consent=standing)
-        rows = await repo.reading_series(conn, person_id=person_id, metric=metric, bucket=_BUCKETS[bucket],
-                                         start=from_, end=to)
         await repo.audit(conn, tenant_id=who.tenant_id, actor_kind="staff", actor_id=who.claims.subject,
                          action="readings.viewed", person_id=person_id,
                          detail={"metric": metric, "from": from_.isoformat(), "to": to.isoformat(), "note": why,
                                  "role": who.staff.role, "what": f"readings:{metric}", "why": because,
                                  "reason": reason, "break_glass": break_glass})
+    # Need-to-know, consent and the audit entry on the primary (committed above); the series from the replica.
+    async with svc.reads.transaction(tenant_id=who.tenant_id) as conn:
+        rows = await repo.reading_series(conn, person_id=person_id, metric=metric, bucket=_BUCKETS[bucket],
+                                         start=from_, end=to)
     points = [SeriesPoint(time=t, avg=a, min=lo, max=hi, count=n) for t, a, lo, hi, n in rows]
     return Series(person=person, metric=metric, bucket=bucket, points=points)
 
@@ -431,7 +433,7 @@ async def audit_log(
 ) -> AuditPage:
     if not service.Actor("staff", "", role=who.staff.role).supervises:
         raise NotSupervisor("the audit view is for supervisors and tenant admins")
-    async with svc.db.transaction(tenant_id=who.tenant_id) as conn:
+    async with svc.reads.transaction(tenant_id=who.tenant_id) as conn:
         rows = await repo.audit_view(conn, person=person, staff=staff_id, break_glass=break_glass,
                                      start=aware(from_, "from"), end=aware(to, "to"), before=_before(before),
                                      limit=limit)

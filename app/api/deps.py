@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app import directory
 from app.api.fanout import CareFeed, StreamRegistry
 from app.auth import AuthError, Claims, TokenVerifier
-from app.core.db import Database
+from app.core.db import Database, ReadDatabase
 from app.api.problems import refuse_handshake
 from app.core.errors import BeidouError, Forbidden, Invalid, Unauthorized
 from app.core.settings import Settings
@@ -27,6 +27,9 @@ class Services:
 
     settings: Settings
     db: Database
+    reads: ReadDatabase
+    """Reads that may lag a little (care charts, exports, queue listings, the audit view): the read replica
+    when BEIDOU_READ_DATABASE_URL is set and it is close enough, else ``db``."""
     verifier: TokenVerifier
     ingest: IngestWriter
     principals: PrincipalCache

@@ -21,7 +21,7 @@ from app.api.limits import BodySizeLimit
 from app.api.problems import http_exception_response, problem_response, validation_response
 from app.auth import TokenVerifier
 from app.core import channels
-from app.core.db import Database
+from app.core.db import Database, ReadDatabase
 from app.core.errors import BeidouError, UnstorableText
 from app.core.listen import listen_forever
 from app.core.settings import Settings, get_settings
@@ -58,11 +58,18 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
         db = Database(database_url, min_size=settings.pool_min, max_size=settings.pool_max,
                       statement_timeout_ms=settings.statement_timeout_ms, application_name="beidou-api")
         await db.open()
+        replica = None
+        if settings.read_database_url:
+            replica = Database(settings.read_database_url, min_size=1, max_size=settings.pool_max,
+                               statement_timeout_ms=settings.statement_timeout_ms,
+                               application_name="beidou-api-reads")
+        reads = ReadDatabase(db, replica, max_lag_s=settings.read_max_lag_s)
+        await reads.open()
         writer = IngestWriter(db, writers=settings.ingest_writers)
         await writer.start()
         limits = Limits(max_future=timedelta(seconds=settings.max_future_skew_s),
                         max_past=timedelta(days=settings.max_past_days))
-        svc = app.state.services = Services(settings=settings, db=db, verifier=TokenVerifier(settings),
+        svc = app.state.services = Services(settings=settings, db=db, reads=reads, verifier=TokenVerifier(settings),
                                             ingest=writer, principals=PrincipalCache(db), limits=limits)
 
         def on_notify(channel: str, payload: str) -> None:
@@ -84,7 +91,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
             from app.worker import Worker, build_sender
             worker = Worker(db, database_url, sender=build_sender(db, settings))
             await worker.start()
-            scheduler = Scheduler(db, database_url, retention_days=settings.retention_days)
+            scheduler = Scheduler(db, database_url, hot_days=settings.hot_days)
             scheduler.start()
         try:
             yield
@@ -97,6 +104,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await writer.stop()
+            await reads.close()
             await db.close()
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

@@ -74,14 +74,18 @@ async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes
             description="Everything held about you, streamed. `format=json` (default): profile, consents with "
                         "their history, readings, sources and every other table holding your data, plus row "
                         "counts. `format=fhir`: a FHIR R4 Bundle (type `collection`) of your Patient, Consent, "
-                        "Device (sources) and Observation resources (readings with LOINC codes, UCUM units).",
+                        "Device (sources) and Observation resources (readings with LOINC codes, UCUM units). "
+                        "Readings older than the hot window (BEIDOU_HOT_DAYS) are compact history: `json` lists "
+                        "its rows (`readings_packed`: per data type, UTC day and source, per-minute sums, lowest, "
+                        "highest and counts of dense signals, every other reading exactly); in `fhir` a dense "
+                        "signal has one Observation per minute (its average).",
             response_class=StreamingResponse,
             responses={200: {"content": {"application/json": {}, "application/fhir+json": {}}},
                        410: PROBLEMS[410]})
 async def export_my_data(format: Literal["json", "fhir"] = Query("json", description="`json` or `fhir`."),
                          who: Principal = Depends(policyholder), svc: Services = Depends(services)):
     make = export.export_fhir if format == "fhir" else export.export_json
-    stream = make(svc.db, tenant_id=who.tenant_id, person_id=who.person_id)
+    stream = make(svc.reads, tenant_id=who.tenant_id, person_id=who.person_id)
     first = await anext(stream)  # checks the person before any byte of the document is sent
     media = "application/fhir+json" if format == "fhir" else "application/json"
     filename = f"health-beidou-export.{'fhir.json' if format == 'fhir' else 'json'}"

@@ -63,7 +63,9 @@ async def post_readings(request: Request, who: Principal = Depends(policyholder)
     "/v1/me/readings",
     summary="My stored readings",
     description="The caller's own readings, newest first. Page with `to` = the previous page's `next_before`. "
-                "`from` and `to` need a UTC offset (422 otherwise).",
+                "`from` and `to` need a UTC offset (422 otherwise). Older than the hot window "
+                "(BEIDOU_HOT_DAYS), a dense signal (heart rate, steps, HRV, SpO2, respiratory rate) is one reading "
+                "per minute: that minute's average.",
     response_model=ReadingPage, responses={422: {"model": Problem}},
 )
 async def my_readings(

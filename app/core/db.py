@@ -118,3 +118,71 @@ async def tenant_wide(conn: psycopg.AsyncConnection) -> AsyncIterator[None]:
         yield
     finally:
         await conn.execute("SELECT set_config('beidou.person_id', %s, true)", (person,))
+
+
+# How far a streaming replica is behind: nothing when it has replayed everything it received, else the age of
+# the last transaction it replayed. NULL on a primary (not in recovery).
+_LAG = """SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                      WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                      ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END"""
+
+
+class ReadDatabase:
+    """Reads that may lag a little (care charts, exports, queue listings, dashboards): a streaming replica when
+    one is configured, reachable and at most ``max_lag_s`` behind, else the primary.
+
+    The replica's state is checked at most every ``recheck_s``: a replica that is down or behind is skipped
+    until the next check, so an outage costs the first read at most ``down_wait_s`` and later reads nothing.
+    Writes, and a person's own reads right after their writes, use the primary :class:`Database` directly."""
+
+    def __init__(self, primary: Database, replica: Database | None = None, *, max_lag_s: float = 10.0,
+                 recheck_s: float = 1.0):
+        self.primary = primary
+        self.replica = replica
+        self.max_lag_s = max_lag_s
+        self.recheck_s = recheck_s
+        self._checked_at = -1e9
+        self._usable = False
+        self.last_lag_s: float | None = None
+
+    async def open(self) -> None:
+        if self.replica is not None:
+            await self.replica.open()
+
+    async def close(self) -> None:
+        if self.replica is not None:
+            await self.replica.close()
+
+    async def _replica_usable(self) -> bool:
+        if self.replica is None:
+            return False
+        now = time.monotonic()
+        if now - self._checked_at < self.recheck_s:
+            return self._usable
+        self._checked_at = now
+        try:
+            async with self.replica.pool.connection(timeout=min(self.replica.down_wait_s, 2.0)) as conn:
+                lag = (await (await conn.execute(_LAG)).fetchone())[0]
+        except Exception as exc:  # unreachable, or anything else: the primary serves
+            if self._usable or self.last_lag_s is not None:
+                log.warning("db.replica_skipped reason=unavailable error=%s", str(exc).strip()[:200])
+            self._usable, self.last_lag_s = False, None
+            return False
+        self.last_lag_s = None if lag is None else float(lag)
+        usable = self.last_lag_s is not None and self.last_lag_s <= self.max_lag_s
+        if usable != self._usable:
+            log.info("db.replica_%s lag_s=%s", "used" if usable else "skipped", self.last_lag_s)
+        self._usable = usable
+        return usable
+
+    async def serving(self) -> Database:
+        """The database the next read goes to."""
+        return self.replica if await self._replica_usable() else self.primary
+
+    @asynccontextmanager
+    async def transaction(self, *, tenant_id: UUID | str | None, person_id: UUID | str | None = None
+                          ) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A read transaction scoped like :meth:`Database.transaction`, on the replica when it may serve."""
+        db = await self.serving()
+        async with db.transaction(tenant_id=tenant_id, person_id=person_id) as conn:
+            yield conn

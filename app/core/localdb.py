@@ -225,3 +225,57 @@ def _ensure_roles(cluster: LocalCluster) -> None:
 
 def default_cluster(data_dir: Path, port: int) -> LocalCluster:
     return LocalCluster(root=data_dir / "pg", port=port)
+
+
+def start_replica(primary: LocalCluster, root: Path, port: int, *, timeout_s: int = 60) -> LocalCluster:
+    """A streaming replica of the running ``primary`` (``pg_basebackup -R``, then a hot standby on ``port``),
+    for trying read replicas locally. The primary needs ``wal_level = replica`` (PostgreSQL's default) and a
+    ``host replication`` line in pg_hba.conf (initdb writes one for 127.0.0.1), both checked here."""
+    import psycopg
+
+    replica = LocalCluster(root=root, port=port)
+    if replica.root.exists():
+        remove(replica)
+    replica.root.mkdir(parents=True)
+    _chown_to_runner(replica.root)
+    creds = primary.credentials()
+    with psycopg.connect(primary.admin_url("postgres"), autocommit=True) as conn:
+        if conn.execute("SHOW wal_level").fetchone()[0] == "minimal":
+            raise LocalClusterError("the primary runs with wal_level = minimal: set it to replica and restart")
+        rules = conn.execute("SELECT count(*) FROM pg_hba_file_rules WHERE 'replication' = ANY(database)"
+                             " AND type = 'host'").fetchone()[0]
+        if not rules:
+            with (primary.data / "pg_hba.conf").open("a") as fh:
+                fh.write("host replication all 127.0.0.1/32 scram-sha-256\n")
+            conn.execute("SELECT pg_reload_conf()")
+    source = (f"host=127.0.0.1 port={primary.port} user={ADMIN_ROLE} password={creds[ADMIN_ROLE]} "
+              "application_name=beidou-replica")
+    result = subprocess.run([*_run_as(), str(PG_BIN / "pg_basebackup"), "-d", source, "-D", str(replica.data),
+                             "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LocalClusterError(f"pg_basebackup failed:\n{result.stderr.strip()}")
+    replica.socket_dir.mkdir(exist_ok=True)
+    _chown_to_runner(replica.socket_dir)
+    with (replica.data / "postgresql.auto.conf").open("a") as fh:
+        fh.write(f"\n# replica\nport = {port}\nunix_socket_directories = '{replica.socket_dir}'\n"
+                 f"hot_standby = on\nmax_connections = 300\nprimary_conninfo = '{source}'\n")
+    replica.credentials_file.write_text(json.dumps(creds))
+    os.chmod(replica.credentials_file, 0o600)
+    replica.logfile.touch()
+    _chown_to_runner(replica.logfile)
+    result = subprocess.run(
+        [*_run_as(), str(PG_BIN / "pg_ctl"), "-D", str(replica.data), "-l", str(replica.logfile),
+         "-o", f"-p {int(port)}", "-w", "-t", str(timeout_s), "start"], capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = replica.logfile.read_text(errors="replace").splitlines()[-15:]
+        raise LocalClusterError("the replica did not start:\n" + "\n".join(tail))
+    return replica
+
+
+def remove(cluster: LocalCluster) -> None:
+    """Stop a cluster (immediately) and delete its files."""
+    if (cluster.data / "PG_VERSION").exists():
+        subprocess.run([*_run_as(), str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-m", "immediate", "-w",
+                        "stop"], capture_output=True, text=True, check=False)
+    shutil.rmtree(cluster.root, ignore_errors=True)

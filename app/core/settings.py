@@ -90,8 +90,17 @@ class Settings(BaseSettings):
                                      "the person has an alert in the agent's queue, or one resolved within this "
                                      "many days; any other look needs an explicit break-the-glass `reason`.")
     outreach_weekly_cap: int = Field(default=3, description="Non-critical check-ins per person per 7 days.")
-    retention_days: int | None = Field(default=None, description="Drop readings older than this many days "
-                                       "(unset: keep them).")
+    read_database_url: str | None = Field(default=None, description="A streaming replica of the database: care "
+                                          "charts, exports, queue listings and the audit view read from it (unset: "
+                                          "everything uses DATABASE_URL). Writes and a person's own reads stay on "
+                                          "the primary.")
+    read_max_lag_s: float = Field(default=10.0, gt=0, description="A replica further behind the primary than this "
+                                  "many seconds is skipped (reads go to the primary until it catches up); so is a "
+                                  "replica that does not answer.")
+    hot_days: int = Field(default=30, ge=1, description="Raw readings stay in the hot table this many days; "
+                          "older days are packed by the scheduler into one compressed row per person, data type, "
+                          "day and source (per-minute aggregates for dense signals, every value for the rest) "
+                          "and stay readable by every reader (docs/scaling.md).")
     detection_allowed_lateness_hours: float = Field(
         default=36.0, gt=0, description="Readings that arrive up to this many hours behind a person's detector "
         "position re-score the windows they touch; older ones are stored and counted, not scored.")

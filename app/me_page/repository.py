@@ -14,12 +14,13 @@ BUCKETS = {"1h": "1 hour", "1d": "1 day"}
 
 async def series(conn: psycopg.AsyncConnection, *, person_id: UUID, metric: str, bucket: str, start: datetime,
                  end: datetime) -> list[dict]:
-    """The person's readings of ``metric`` per bucket: average, lowest, highest and how many."""
+    """The person's readings of ``metric`` per bucket: average, lowest, highest and how many (hot and packed
+    history alike)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        """SELECT time_bucket(%s::interval, time) AS time, avg(value) AS avg, min(value) AS min,
-                  max(value) AS max, count(*) AS count
-             FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time < %s
+        """SELECT time_bucket(%s::interval, time) AS time, sum(value * n) / sum(n) AS avg, min(lo) AS min,
+                  max(hi) AS max, sum(n)::bigint AS count
+             FROM beidou_readings_span(%s, ARRAY[%s], %s, %s)
             GROUP BY 1 ORDER BY 1""",
         (BUCKETS[bucket], person_id, metric, start, end),
     )

@@ -10,6 +10,8 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from streaming.history import repository as history_repo
+
 if TYPE_CHECKING:
     from streaming.records import _Prepared
 
@@ -109,12 +111,14 @@ async def update_record(conn: psycopg.AsyncConnection, record_id: int, p: _Prepa
 
 
 async def delete_readings(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> int:
-    """Remove the readings a record owns (bounded by its time range, so only its chunks are visited)."""
+    """Remove the readings a record owns (bounded by its time range, so only its chunks are visited), in the
+    hot table and in packed history (a packed day is repacked without them)."""
     cur = await conn.execute(
         """DELETE FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time <= %s
               AND record_id = %s""",
         (person_id, record.metric, record.start_time, record.end_time, record.id))
-    return cur.rowcount
+    return cur.rowcount + await history_repo.delete_packed_record(conn, person_id, record.metric, record.id,
+                                                                   record.start_time, record.end_time)
 
 
 async def withdraw(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> None:
@@ -152,7 +156,8 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
     """Store the readings of the records written by this transaction: binary COPY into a stage, then one
     INSERT … SELECT under row-level security (COPY cannot write a table with RLS, as in ingest).
 
-    A reading whose natural key another live record of the same app already holds is kept once."""
+    A reading whose natural key another live record of the same app already holds is kept once. Readings for a
+    day already packed into compact history are packed into it in the same transaction."""
     await conn.execute(_STAGE)
     async with conn.cursor() as cur:
         async with cur.copy(_COPY) as copy:
@@ -166,7 +171,12 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
                                      utc_offset_min, record_id)
                SELECT time, %s, %s, metric, value, value2, details, source, utc_offset_min, record_id
                  FROM record_stage ON CONFLICT DO NOTHING""", (tenant_id, person_id))
-        return cur.rowcount
+        stored = cur.rowcount
+        # Days already packed (past the hot window) take their new readings in at once.
+        await cur.execute("SELECT array_agg(DISTINCT (time AT TIME ZONE 'UTC')::date) FROM record_stage")
+        days = (await cur.fetchone())[0] or []
+    await history_repo.repack_packed_days(conn, person_id, days)
+    return stored
 
 
 async def note_sources(conn: psycopg.AsyncConnection, tenant_id: UUID, person_id: UUID, sources: list[str]) -> None:
@@ -201,5 +211,10 @@ async def set_source_priority(conn: psycopg.AsyncConnection, tenant_id: UUID, pe
         (tenant_id, person_id, metric, sources))
 
 
-STEPS_MERGED = "beidou_steps_merged(%s, %s, %s)"
-"""Steps as readers must see them (one source per person and hour): ``FROM`` this with (person, from, to)."""
+STEPS_SPAN = "beidou_steps_span(%s, %s, %s)"
+"""Steps as readers must see them (one source per person and hour), hot and packed history alike: ``FROM``
+this with (person, from, to); aggregate with :data:`SPAN_AGGREGATES`."""
+
+SPAN_AGGREGATES = "sum(value * n) / sum(n), min(lo), max(hi), sum(n)::bigint"
+"""Average, lowest, highest and count of rows of ``beidou_readings_span`` / ``beidou_steps_span`` (a packed
+minute weighs as many readings as it holds)."""

@@ -1,0 +1,220 @@
+"""Storage benchmark: what a reading costs hot, what a person-year costs packed, and how fast charts read both.
+
+    .venv/bin/python bench/storage.py                                  # small: 20 synthetic people
+    .venv/bin/python bench/storage.py --people 10000 --dev-days 365    # the issue's figure (hours, a quiet box)
+
+On a fresh database of the local test cluster (BEIDOU_TEST_PG_PORT, or BEIDOU_TEST_ADMIN_URL's server):
+1. loads a development person's real Fitbit history (heart rate every 5–60 s, steps per minute) from
+   ../shared/data/wearables-covid-dev, repeated back in time to cover ``--dev-days`` days ending now;
+2. prints bytes per reading in the hot table (table + index, after VACUUM);
+3. packs everything past the hot window (30 days) exactly as the scheduler does, and prints the packed bytes
+   per person-year (table + TOAST + index) for that person;
+4. loads ``--people`` synthetic people × ``--days`` days at a reduced rate (heart rate every
+   ``--interval-s`` seconds, steps per minute), packs them, and prints their bytes per person-year;
+5. times the care chart's query (``alerts.repository.reading_series``) for the dev person over 1 day,
+   30 days and 1 year: p50 and p99 of ``--repeat`` runs.
+The database is dropped at the end unless ``--keep``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import gzip
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support import TestDatabase, use_app_password  # noqa: E402
+
+# ../shared/data beside the checkout (or beside the folder of worktrees)
+DATA = next((d for d in (ROOT.parent / "shared" / "data" / "wearables-covid-dev",
+                         ROOT.parent.parent / "shared" / "data" / "wearables-covid-dev") if d.exists()),
+            ROOT.parent / "shared" / "data" / "wearables-covid-dev")
+HOT_DAYS = 30
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def load_dev(folder: Path, participant: str) -> tuple[list[tuple[float, str, float]], int]:
+    """(seconds since the first day's midnight, metric, value) of the participant's history, and its days."""
+    rows: list[tuple[float, str, float]] = []
+    first: datetime | None = None
+    for metric, column, name in (("heart_rate", "bpm", "hr"), ("steps", "steps", "steps")):
+        with gzip.open(folder / f"{participant}_{name}.csv.gz", "rt") as fh:
+            for row in csv.DictReader(fh):
+                at = datetime.fromisoformat(row["time"])
+                if first is None:
+                    first = at.replace(hour=0, minute=0, second=0)
+                value = float(row[column])
+                if metric == "steps" and value == 0:
+                    continue  # phones send no zero-step minutes
+                rows.append(((at - first).total_seconds(), metric, value))
+    days = int(max(r[0] for r in rows) // 86400) + 1
+    return rows, days
+
+
+def copy_dev(conn: psycopg.Connection, tenant_id, person_id, rows, real_days: int, cover_days: int,
+             end: datetime) -> int:
+    """The real days repeated back in time until ``cover_days`` days ending at ``end`` are covered."""
+    start = end - timedelta(days=cover_days)
+    n = 0
+    with conn.cursor().copy("COPY readings (time, tenant_id, person_id, metric, value, source, utc_offset_min) "
+                            "FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["timestamptz", "uuid", "uuid", "text", "float8", "text", "int2"])
+        for k in range(0, cover_days, real_days):
+            base = start + timedelta(days=k)
+            for seconds, metric, value in rows:
+                at = base + timedelta(seconds=seconds)
+                if at >= end or seconds >= (cover_days - k) * 86400:
+                    continue
+                copy.write_row((at, tenant_id, person_id, metric, value, "fitbit", 0))
+                n += 1
+    return n
+
+
+def hot_bytes_per_reading(conn: psycopg.Connection) -> tuple[float, int]:
+    conn.execute("VACUUM ANALYZE readings")
+    rows = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+    size = conn.execute("SELECT hypertable_size('readings')").fetchone()[0]
+    return size / max(rows, 1), rows
+
+
+def packed_bytes(conn: psycopg.Connection) -> int:
+    conn.execute("VACUUM ANALYZE readings_packed")
+    return conn.execute("SELECT pg_total_relation_size('readings_packed')").fetchone()[0]
+
+
+def pack(app_url: str) -> tuple[int, float]:
+    from app.core.db import Database
+    from streaming import history
+
+    async def run():
+        db = Database(app_url, min_size=1, max_size=2, statement_timeout_ms=0)
+        await db.open()
+        try:
+            started = time.perf_counter()
+            result = await history.pack_history(db, hot_days=HOT_DAYS, max_chunks=100_000)
+            return result.readings, time.perf_counter() - started
+        finally:
+            await db.close()
+    return asyncio.run(run())
+
+
+def chart_latency(app_url: str, tenant_id, person_id, end: datetime, repeat: int) -> dict[str, tuple[float, float]]:
+    from alerts import repository as repo
+
+    async def run():
+        out = {}
+        async with await psycopg.AsyncConnection.connect(app_url, autocommit=True) as conn:
+            await conn.execute("SELECT set_config('beidou.tenant_id', %s, false)", (str(tenant_id),))
+            for label, days, bucket in (("1 day", 1, "5 minutes"), ("30 days", 30, "1 hour"),
+                                        ("1 year", 365, "1 day")):
+                times = []
+                for metric in ["heart_rate", "steps"] * repeat:
+                    started = time.perf_counter()
+                    await repo.reading_series(conn, person_id=person_id, metric=metric, bucket=bucket,
+                                              start=end - timedelta(days=days), end=end)
+                    times.append((time.perf_counter() - started) * 1000)
+                out[label] = (pct(times, 0.5), pct(times, 0.99))
+        return out
+    return asyncio.run(run())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of the development data set")
+    parser.add_argument("--participant", default="A36HR6Y", help="whose history (the densest by default)")
+    parser.add_argument("--dev-days", type=int, default=120, help="days of the dev person's history (real days, "
+                        "repeated back in time)")
+    parser.add_argument("--people", type=int, default=20, help="synthetic people")
+    parser.add_argument("--days", type=int, default=90, help="days per synthetic person")
+    parser.add_argument("--interval-s", type=int, default=60, help="synthetic heart rate: one reading every N s")
+    parser.add_argument("--repeat", type=int, default=25, help="chart queries per window and data type")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    args = parser.parse_args()
+
+    from app.core import localdb, migrate
+    admin = os.environ.get("BEIDOU_TEST_ADMIN_URL")
+    if not admin:
+        cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
+                                                     int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
+        admin = cluster.admin_url("postgres")
+        use_app_password(cluster.credentials()[localdb.APP_ROLE])
+    db = TestDatabase.create(admin, f"beidou_storage_{uuid.uuid4().hex[:8]}")
+    try:
+        migrate.upgrade(db.admin_url)
+        db.ensure_app_login()
+        end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        with psycopg.connect(db.admin_url, autocommit=True) as conn:
+            tenant_id = conn.execute("INSERT INTO tenants (name) VALUES ('bench') RETURNING id").fetchone()[0]
+            dev = conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, 'dev') RETURNING id",
+                               (tenant_id,)).fetchone()[0]
+            rows, real_days = load_dev(args.data, args.participant)
+            started = time.perf_counter()
+            n = copy_dev(conn, tenant_id, dev, rows, real_days, args.dev_days, end)
+            print(f"dev person {args.participant}: {real_days} real days, {len(rows) / real_days:,.0f} readings/day; "
+                  f"loaded {n:,} readings over {args.dev_days} days in {time.perf_counter() - started:.1f} s")
+            per_reading, hot_rows = hot_bytes_per_reading(conn)
+            print(f"hot:    {per_reading:,.0f} bytes per reading (table + index), {hot_rows:,} readings")
+
+        packed_n, seconds = pack(db.app_url)
+        with psycopg.connect(db.admin_url, autocommit=True) as conn:
+            size = packed_bytes(conn)
+            days = conn.execute("SELECT count(DISTINCT day) FROM readings_packed").fetchone()[0]
+            rowwise = conn.execute("SELECT sum(pg_column_size(p.*)) FROM readings_packed p").fetchone()[0]
+            rows_n = conn.execute("SELECT count(*) FROM readings_packed").fetchone()[0]
+        print(f"packed: {packed_n:,} readings in {seconds:.1f} s ({packed_n / max(seconds, 1e-9):,.0f}/s) into "
+              f"{rows_n:,} rows; {size / max(days, 1) * 365 / 1e6:.2f} MB per person-year "
+              f"(dev person, {days} days packed, table + TOAST + index; target <= 5 MB); the rows alone "
+              f"{rowwise / max(days, 1) * 365 / 1e6:.2f} MB (what a long history tends to: fixed pages amortised)")
+
+        if args.people:
+            with psycopg.connect(db.admin_url, autocommit=True) as conn:
+                started = time.perf_counter()
+                conn.execute(
+                    """WITH p AS (INSERT INTO people (tenant_id, external_id)
+                                  SELECT %s, 'syn-' || i FROM generate_series(1, %s) i RETURNING id)
+                       INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                       SELECT t, %s, p.id, 'heart_rate', 55 + (extract(epoch FROM t)::bigint / %s) %% 37, 'watch', 480
+                         FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s,
+                                                 make_interval(secs => %s)) t
+                       UNION ALL
+                       SELECT t, %s, p.id, 'steps', (extract(epoch FROM t)::bigint / 60) %% 90, 'phone', 480
+                         FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s, interval '1 minute') t
+                        WHERE extract(hour FROM t) BETWEEN 7 AND 21""",
+                    (tenant_id, args.people, tenant_id, args.interval_s, end, args.days, end, args.interval_s,
+                     tenant_id, end, args.days, end))
+                loaded = conn.execute("SELECT count(*) FROM readings WHERE person_id <> %s", (dev,)).fetchone()[0]
+                print(f"synthetic: {args.people} people x {args.days} days, {loaded:,} readings in "
+                      f"{time.perf_counter() - started:.1f} s")
+                before = packed_bytes(conn)
+            packed_n, seconds = pack(db.app_url)
+            with psycopg.connect(db.admin_url, autocommit=True) as conn:
+                grown = packed_bytes(conn) - before
+                person_days = conn.execute("SELECT count(DISTINCT (person_id, day)) FROM readings_packed "
+                                           "WHERE person_id <> %s", (dev,)).fetchone()[0]
+            print(f"packed: {packed_n:,} readings in {seconds:.1f} s; {grown / max(person_days, 1) * 365 / 1e6:.2f} MB "
+                  f"per person-year (synthetic, {person_days:,} person-days)")
+
+        for label, (p50, p99) in chart_latency(db.app_url, tenant_id, dev, end, args.repeat).items():
+            print(f"chart {label:>8}: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  (target p99 < 100 ms)")
+    finally:
+        if not args.keep:
+            db.drop()
+        else:
+            print(f"kept database {db.name}")
+
+
+if __name__ == "__main__":
+    main()

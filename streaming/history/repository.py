@@ -1,0 +1,189 @@
+"""SQL of the history tiers: packing hot readings into per-person-day rows (migration 0016).
+
+Every function runs in a transaction scoped to one tenant (row-level security narrows each statement to it).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
+
+import psycopg
+
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS pack_points (
+    tenant_id uuid, person_id uuid, metric text, day date, source text, at timestamptz, total double precision,
+    lo double precision, hi double precision, n integer, value2 double precision, details jsonb, off smallint,
+    record bigint, received_at timestamptz, by_minute boolean) ON COMMIT DELETE ROWS"""
+
+# 1. the hot readings of the batch leave the hot table (into the stage)
+_TAKE_HOT = """
+WITH gone AS (
+  DELETE FROM readings WHERE person_id = ANY(%(people)s) AND time >= %(start)s AND time < %(end)s
+  RETURNING tenant_id, person_id, metric, source, time, value, value2, details, utc_offset_min, record_id, received_at)
+INSERT INTO pack_points
+SELECT tenant_id, person_id, metric, (time AT TIME ZONE 'UTC')::date, source, time, value, value, value, 1, value2,
+       details, utc_offset_min, record_id, received_at,
+       beidou_packs_by_minute(metric) AND value2 IS NULL AND details IS NULL AND record_id IS NULL
+  FROM gone"""
+
+# 2. the days' packed rows (a late reading's day packed before) join them, unpacked
+_TAKE_PACKED = """
+WITH old AS (
+  DELETE FROM readings_packed WHERE person_id = ANY(%(people)s) AND day = ANY(%(days)s) AND metric = ANY(%(metrics)s)
+  RETURNING *),
+minutes AS (
+  INSERT INTO pack_points
+  SELECT o.tenant_id, o.person_id, o.metric, o.day, o.source,
+         (o.day::timestamp AT TIME ZONE 'UTC') + (m.slot - 1) * interval '1 minute', m.total,
+         coalesce(m.lo, m.total / m.n), coalesce(m.hi, m.total / m.n), m.n, NULL,
+         NULL, m.off, NULL, o.received_at, true
+    FROM old o CROSS JOIN LATERAL unnest(o.total, o.lo, o.hi, o.n, o.offsets) WITH ORDINALITY
+                                  AS m(total, lo, hi, n, off, slot)
+   WHERE m.n > 0),
+exact AS (
+  INSERT INTO pack_points
+  SELECT o.tenant_id, o.person_id, o.metric, o.day, o.source,
+         (o.day::timestamp AT TIME ZONE 'UTC') + x.ms * interval '1 millisecond', x.value, x.value, x.value, 1,
+         x.value2, x.details, x.off, x.record, o.received_at, false
+    FROM old o CROSS JOIN LATERAL unnest(o.at_ms, o.x_value, o.x_value2, o.x_details, o.x_offset, o.x_record)
+                                  AS x(ms, value, value2, details, off, record))
+SELECT coalesce(sum(reading_count), 0) FROM old"""
+
+# 3. one row per person × metric × day × source
+_PACK = """
+WITH minute AS (
+  SELECT tenant_id, person_id, metric, day, source,
+         floor(extract(epoch FROM at - (day::timestamp AT TIME ZONE 'UTC')) / 60)::int AS minute,
+         sum(total) AS total, min(lo) AS lo, max(hi) AS hi, sum(n)::int AS n,
+         (array_agg(off ORDER BY at))[1] AS off, max(received_at) AS received_at
+    FROM pack_points WHERE by_minute GROUP BY 1, 2, 3, 4, 5, 6),
+keys AS (SELECT DISTINCT tenant_id, person_id, metric, day, source FROM minute),
+minutes AS (
+  SELECT k.tenant_id, k.person_id, k.metric, k.day, k.source, sum(m.n)::int AS count,
+         max(m.received_at) AS received_at,
+         array_agg(coalesce(m.total, 0)::real ORDER BY s.slot) AS total,
+         -- lowest and highest say nothing new when every minute holds at most one reading: left empty
+         CASE WHEN max(m.n) > 1 THEN array_agg(coalesce(m.lo, 0)::real ORDER BY s.slot) ELSE '{}' END AS lo,
+         CASE WHEN max(m.n) > 1 THEN array_agg(coalesce(m.hi, 0)::real ORDER BY s.slot) ELSE '{}' END AS hi,
+         array_agg(coalesce(m.n, 0) ORDER BY s.slot) AS n, array_agg(coalesce(m.off, 0) ORDER BY s.slot) AS offsets
+    FROM keys k CROSS JOIN generate_series(0, 1439) AS s(slot)
+    LEFT JOIN minute m ON m.person_id = k.person_id AND m.metric = k.metric AND m.day = k.day AND m.source = k.source
+                      AND m.minute = s.slot
+   GROUP BY 1, 2, 3, 4, 5),
+exact AS (
+  SELECT tenant_id, person_id, metric, day, source, count(*)::int AS count, max(received_at) AS received_at,
+         array_agg(floor(extract(epoch FROM at - (day::timestamp AT TIME ZONE 'UTC')) * 1000)::int
+                   ORDER BY at, record)
+           AS at_ms,
+         array_agg(total ORDER BY at, record) AS x_value, array_agg(value2 ORDER BY at, record) AS x_value2,
+         array_agg(details ORDER BY at, record) AS x_details, array_agg(off ORDER BY at, record) AS x_offset,
+         array_agg(record ORDER BY at, record) AS x_record
+    FROM pack_points WHERE NOT by_minute GROUP BY 1, 2, 3, 4, 5)
+INSERT INTO readings_packed (tenant_id, person_id, metric, day, source, reading_count, received_at, total,
+                             lo, hi, n, offsets, at_ms, x_value, x_value2, x_details, x_offset, x_record)
+SELECT coalesce(m.tenant_id, e.tenant_id), coalesce(m.person_id, e.person_id), coalesce(m.metric, e.metric),
+       coalesce(m.day, e.day), coalesce(m.source, e.source), coalesce(m.count, 0) + coalesce(e.count, 0),
+       greatest(m.received_at, e.received_at),
+       coalesce(m.total, '{}'), coalesce(m.lo, '{}'), coalesce(m.hi, '{}'),
+       coalesce(m.n, '{}'), coalesce(m.offsets, '{}'), coalesce(e.at_ms, '{}'), coalesce(e.x_value, '{}'),
+       coalesce(e.x_value2, '{}'), coalesce(e.x_details, '{}'), coalesce(e.x_offset, '{}'), coalesce(e.x_record, '{}')
+  FROM minutes m FULL JOIN exact e USING (person_id, metric, day, source)
+RETURNING reading_count"""
+
+
+async def _clear_stage(conn: psycopg.AsyncConnection) -> None:
+    await conn.execute(_STAGE)
+    await conn.execute("DELETE FROM pack_points")
+
+
+async def packable_chunks(conn: psycopg.AsyncConnection, hot_days: int, limit: int
+                          ) -> dict[tuple[datetime, datetime], list[UUID]]:
+    """The (at most ``limit``) oldest hot chunks wholly older than the hot window, oldest first, each with the
+    tenants that have readings in it."""
+    cur = await conn.execute("SELECT range_start, range_end, tenant_id FROM beidou_packable_chunks(%s, %s)",
+                             (hot_days, limit))
+    chunks: dict[tuple[datetime, datetime], list[UUID]] = {}
+    for start, end, tenant_id in await cur.fetchall():
+        tenants = chunks.setdefault((start, end), [])
+        if tenant_id is not None:
+            tenants.append(tenant_id)
+    return chunks
+
+
+async def people_in(conn: psycopg.AsyncConnection, start: datetime, end: datetime, *, after: UUID | None,
+                    limit: int) -> list[UUID]:
+    """The next ``limit`` of the tenant's people (by id, after ``after``) with hot readings in [start, end)."""
+    cur = await conn.execute(
+        """SELECT DISTINCT person_id FROM readings
+            WHERE time >= %s AND time < %s AND (%s::uuid IS NULL OR person_id > %s) ORDER BY 1 LIMIT %s""",
+        (start, end, after, after, limit))
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def pack(conn: psycopg.AsyncConnection, people: list[UUID], start: datetime, end: datetime
+               ) -> tuple[int, int, int]:
+    """Move ``people``'s hot readings in [start, end) into packed rows, merged with any packed rows of the same
+    days (a late reading's day). Returns (hot readings taken, packed readings taken, readings now packed); the
+    caller commits only when the last is the sum of the first two."""
+    await _clear_stage(conn)
+    params = {"people": people, "start": start, "end": end}
+    cur = await conn.execute(_TAKE_HOT, params)
+    hot = cur.rowcount
+    cur = await conn.execute("SELECT array_agg(DISTINCT day), array_agg(DISTINCT metric) FROM pack_points")
+    days, metrics = await cur.fetchone()
+    if not days:
+        return 0, 0, 0
+    cur = await conn.execute(_TAKE_PACKED, {**params, "days": days, "metrics": metrics})
+    before = (await cur.fetchone())[0]
+    cur = await conn.execute(_PACK)
+    after = sum(row[0] for row in await cur.fetchall())
+    return hot, int(before), after
+
+
+async def unbounded(conn: psycopg.AsyncConnection) -> None:
+    """A packing batch is a background job's one transaction: not bound by the request-sized statement timeout."""
+    await conn.execute("SET LOCAL statement_timeout = '10min'")
+
+
+async def repack_packed_days(conn: psycopg.AsyncConnection, person_id: UUID, days: list) -> int:
+    """Fold the person's hot readings of ``days`` (UTC dates) that are already packed into their packed rows
+    at once: readings a record sync wrote for days past the hot window. Returns the readings folded in."""
+    cur = await conn.execute("SELECT DISTINCT day FROM readings_packed WHERE person_id = %s AND day = ANY(%s)",
+                             (person_id, days))
+    folded = 0
+    for (day,) in await cur.fetchall():
+        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        hot, before, after = await pack(conn, [person_id], start, start + timedelta(days=1))
+        if after != hot + before:
+            raise RuntimeError(f"repacking {day} lost readings: {hot} + {before} != {after}")
+        folded += hot
+    return folded
+
+
+async def drop_chunk(conn: psycopg.AsyncConnection, start: datetime, end: datetime) -> int:
+    """Drop the hot chunk [start, end) once it is empty (the function refuses otherwise)."""
+    cur = await conn.execute("SELECT beidou_drop_packed_chunk(%s, %s)", (start, end))
+    return (await cur.fetchone())[0]
+
+
+async def delete_packed_record(conn: psycopg.AsyncConnection, person_id: UUID, metric: str, record_id: int,
+                               start: datetime, end: datetime) -> int:
+    """Remove a platform record's readings from the packed days in [start, end] (they are kept exactly, with the
+    record's id): each touched day is unpacked to the stage and packed again without them."""
+    await _clear_stage(conn)
+    cur = await conn.execute(
+        """SELECT array_agg(day) FROM readings_packed
+            WHERE person_id = %s AND metric = %s AND day >= (%s AT TIME ZONE 'UTC')::date
+              AND day <= (%s AT TIME ZONE 'UTC')::date AND %s = ANY(x_record)""",
+        (person_id, metric, start, end, record_id))
+    days = (await cur.fetchone())[0]
+    if not days:
+        return 0
+    cur = await conn.execute(_TAKE_PACKED, {"people": [person_id], "days": days, "metrics": [metric]})
+    before = (await cur.fetchone())[0]
+    cur = await conn.execute("DELETE FROM pack_points WHERE record = %s", (record_id,))
+    removed = cur.rowcount
+    cur = await conn.execute(_PACK)
+    after = sum(row[0] for row in await cur.fetchall())
+    if after != before - removed:
+        raise RuntimeError(f"repacking lost readings: {before} - {removed} != {after}")
+    return removed

@@ -1,0 +1,269 @@
+"""History tiers: packing past the hot window keeps every reader's answer, loses and duplicates nothing."""
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+from app.core.db import Database
+from streaming import history
+from streaming.history import repository as history_repo
+
+DAY = timedelta(days=1)
+TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _person(service, tenant, external: str):
+    client = tenant.client(tenant.person_token(external))
+    for data_type in ("heart_rate", "steps", "blood_pressure"):
+        assert client.put(f"/v1/me/consents/{data_type}").status_code == 200
+    with service.admin_conn() as conn:
+        pid = conn.execute("SELECT id FROM people WHERE tenant_id = %s AND external_id = %s",
+                           (tenant.id, external)).fetchone()[0]
+    return client, pid
+
+
+def _history(service, tenant, pid, days: int) -> None:
+    """``days`` days of history ending yesterday: heart rate every 20 s for two hours a day (three readings a
+    minute), steps from a watch and a phone, a blood pressure a day with its diastolic."""
+    with service.admin_conn() as conn:
+        conn.execute(
+            """INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+               SELECT %(today)s - make_interval(days => d) + interval '8 hours' + make_interval(secs => 20 * i),
+                      %(t)s, %(p)s, 'heart_rate', 55 + (i * 7 + d) %% 40, 'watch', 480
+                 FROM generate_series(1, %(days)s) d, generate_series(0, 359) i""",
+            {"today": TODAY, "t": tenant.id, "p": pid, "days": days})
+        conn.execute(
+            """INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+               SELECT %(today)s - make_interval(days => d) + make_interval(mins => 15 * i), %(t)s, %(p)s, 'steps',
+                      CASE WHEN s = 'watch' THEN 40 + i %% 9 ELSE 10 END, s, 480
+                 FROM generate_series(1, %(days)s) d, generate_series(0, 95) i, unnest(ARRAY['watch', 'phone']) s""",
+            {"today": TODAY, "t": tenant.id, "p": pid, "days": days})
+        conn.execute(
+            """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, source, utc_offset_min)
+               SELECT %(today)s - make_interval(days => d) + interval '7 hours 13 minutes 7 seconds',
+                      %(t)s, %(p)s, 'blood_pressure', 115 + d %% 10, 75 + d %% 5, 'cuff', 480
+                 FROM generate_series(1, %(days)s) d""",
+            {"today": TODAY, "t": tenant.id, "p": pid, "days": days})
+
+
+def _pack(service, **kwargs) -> history.PackResult:
+    async def run():
+        db = Database(service.db.app_url, min_size=1, max_size=2)
+        await db.open()
+        try:
+            return await history.pack_history(db, hot_days=30, max_chunks=400, **kwargs)
+        finally:
+            await db.close()
+    return asyncio.run(run())
+
+
+def _chart(supervisor, external: str, metric: str, start: datetime, end: datetime, bucket: str = "1h"):
+    answer = supervisor.get(f"/v1/care/people/{external}/readings",
+                            params={"metric": metric, "from": start.isoformat(), "to": end.isoformat(),
+                                    "bucket": bucket})
+    assert answer.status_code == 200, answer.text
+    return [(p["time"], round(p["avg"], 3), p["min"], p["max"], p["count"]) for p in answer.json()["points"]]
+
+
+def _fhir_observations(client) -> list[dict]:
+    answer = client.get("/v1/me/export", params={"format": "fhir"})
+    assert answer.status_code == 200
+    return [e["resource"] for e in json.loads(answer.content)["entry"]
+            if e["resource"]["resourceType"] == "Observation"]
+
+
+def _counts(service, pid) -> tuple[int, int]:
+    with service.admin_conn() as conn:
+        hot = conn.execute("SELECT count(*) FROM readings WHERE person_id = %s", (pid,)).fetchone()[0]
+        packed = conn.execute("SELECT coalesce(sum(reading_count), 0) FROM readings_packed WHERE person_id = %s",
+                              (pid,)).fetchone()[0]
+    return hot, packed
+
+
+def test_packing_sixty_days_keeps_the_care_chart_and_the_export(service, tenant):
+    client, pid = _person(service, tenant, "wang")
+    _history(service, tenant, pid, 60)
+    supervisor = tenant.client(tenant.staff_token("sup-tiers", role="care_supervisor"))
+    start, end = TODAY - 61 * DAY, TODAY
+    before = {(m, b): _chart(supervisor, "wang", m, start, end, b)
+              for m in ("heart_rate", "steps", "blood_pressure") for b in ("1h", "1d")}
+    fhir_before = _fhir_observations(client)
+    total = sum(_counts(service, pid))
+
+    result = _pack(service)
+    assert result.readings >= 30 * (360 + 192 + 1)
+    hot, packed = _counts(service, pid)
+    assert hot + packed == total and packed >= 30 * (360 + 192 + 1)   # nothing lost, nothing twice
+    with service.admin_conn() as conn:
+        # the packed days' hot chunks are gone; the hot window's stay
+        oldest_hot = conn.execute("SELECT min(time) FROM readings WHERE person_id = %s", (pid,)).fetchone()[0]
+        assert oldest_hot >= TODAY - 30 * DAY
+        assert conn.execute("SELECT count(*) FROM readings WHERE time < %s", (TODAY - 31 * DAY,)).fetchone()[0] == 0
+
+    after = {(m, b): _chart(supervisor, "wang", m, start, end, b)
+             for m in ("heart_rate", "steps", "blood_pressure") for b in ("1h", "1d")}
+    assert after == before   # averages, extremes and counts per bucket, steps one source an hour
+
+    fhir_after = _fhir_observations(client)
+    # Blood pressure is kept exactly (time to the second, diastolic); heart rate becomes a minute's average.
+    bp = lambda obs: sorted(json.dumps(o, sort_keys=True) for o in obs  # noqa: E731
+                            if o["code"]["coding"][0]["code"] == "85354-9")
+    assert bp(fhir_after) == bp(fhir_before) and len(bp(fhir_after)) == 60
+    hr_before = [o for o in fhir_before if o["code"]["coding"][0]["code"] == "8867-4"]
+    hr_after = [o for o in fhir_after if o["code"]["coding"][0]["code"] == "8867-4"]
+    assert len(hr_before) == 60 * 360 and len(hr_after) == 30 * 360 + 30 * 120   # three readings a minute → one
+
+    own = client.get("/v1/me/readings", params={"metric": "blood_pressure", "from": start.isoformat(),
+                                                "to": end.isoformat(), "limit": 100})
+    assert own.status_code == 200, own.text
+    assert len(own.json()["readings"]) == 60
+
+
+def test_a_whole_year_shows_in_the_chart_and_the_export_after_packing(service, tenant):
+    client, pid = _person(service, tenant, "zhao")
+    with service.admin_conn() as conn:
+        conn.execute(
+            """INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+               SELECT %(today)s - make_interval(days => d) + interval '12 hours', %(t)s, %(p)s, 'heart_rate',
+                      60 + d %% 20, 'watch', 480 FROM generate_series(1, 365) d""",
+            {"today": TODAY, "t": tenant.id, "p": pid})
+    _pack(service)
+    assert _counts(service, pid) == (30, 335)
+    supervisor = tenant.client(tenant.staff_token("sup-year", role="care_supervisor"))
+    points = _chart(supervisor, "zhao", "heart_rate", TODAY - 366 * DAY, TODAY, "1d")
+    assert len(points) == 365 and sum(p[4] for p in points) == 365
+    export = json.loads(client.get("/v1/me/export").content)
+    assert export["counts"]["readings"] == 30 and export["counts"]["readings_packed"] == 335
+    assert sum(r["reading_count"] for r in export["data"]["readings_packed"]) == 335
+    assert len([o for o in _fhir_observations(client) if o["code"]["coding"][0]["code"] == "8867-4"]) == 365
+    # The person's own page: 90 days back, 30 hot and 60 packed, one reading a day.
+    mine = client.get("/v1/me/data/heart_rate", params={"days": 90, "bucket": "1d"})
+    assert mine.status_code == 200, mine.text
+    assert sum(p["count"] for p in mine.json()["points"]) in (89, 90)   # the window starts mid-day
+
+
+def test_packing_twice_or_after_a_crash_duplicates_nothing(service, tenant):
+    client, pid = _person(service, tenant, "sun")
+    _history(service, tenant, pid, 40)
+    total = sum(_counts(service, pid))
+    # A crash between packing and dropping: the emptied chunks stay; the next run drops them, packs nothing twice.
+    _pack(service, stop_before_drop=True)
+    assert sum(_counts(service, pid)) == total
+    _pack(service)
+    _pack(service)
+    assert sum(_counts(service, pid)) == total
+    with service.admin_conn() as conn:
+        rows = conn.execute("SELECT count(*), count(DISTINCT (metric, day, source)) FROM readings_packed "
+                            "WHERE person_id = %s", (pid,)).fetchone()
+        assert rows[0] == rows[1] == 10 * (1 + 2 + 1)
+
+    # A crash inside a batch (the connection dies before its commit) leaves the hot rows where they were.
+    with service.admin_conn() as conn:
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        VALUES (%s, %s, %s, 'heart_rate', 99, 'watch', 480)""",
+                     (TODAY - 35 * DAY + timedelta(hours=8, seconds=5), tenant.id, pid))
+    day = TODAY - 35 * DAY
+    # The chunk that holds it is never dropped before it is packed.
+    with service.app_conn() as conn, pytest.raises(psycopg.errors.RaiseException, match="still holds 1 readings"):
+        conn.execute("SELECT beidou_drop_packed_chunk(%s, %s)", (day, day + DAY))
+    hot, before, after = asyncio.run(_pack_in(service, tenant.id, pid, day, crash=True))
+    assert (hot, after) == (1, hot + before)
+    assert sum(_counts(service, pid)) == total + 1
+    with service.admin_conn() as conn:
+        assert conn.execute("SELECT count(*) FROM readings WHERE person_id = %s AND time < %s",
+                            (pid, TODAY - 31 * DAY)).fetchone()[0] == 1
+    # The late reading's day is packed again with it: merged into the same minute, counted once.
+    _pack(service)
+    assert sum(_counts(service, pid)) == total + 1
+    supervisor = tenant.client(tenant.staff_token("sup-crash", role="care_supervisor"))
+    minute = _chart(supervisor, "sun", "heart_rate", day + timedelta(hours=8), day + timedelta(hours=8, minutes=1),
+                    "1m")
+    assert minute[0][4] == 4 and minute[0][3] == 99
+
+
+async def _pack_in(service, tenant_id, pid, day, *, crash: bool):
+    """One packing batch in its own transaction; with ``crash`` the connection is closed before the commit."""
+    conn = await psycopg.AsyncConnection.connect(service.db.app_url)
+    try:
+        await conn.execute("SELECT set_config('beidou.tenant_id', %s, true)", (str(tenant_id),))
+        counts = await history_repo.pack(conn, [pid], day, day + DAY)
+        if crash:
+            await conn.close()   # no commit: the server rolls the transaction back
+        return counts
+    finally:
+        if not conn.closed:
+            await conn.close()
+
+
+def test_erasure_leaves_nothing_in_either_tier(service, tenant):
+    client, pid = _person(service, tenant, "qian")
+    _history(service, tenant, pid, 35)
+    _pack(service)
+    assert all(_counts(service, pid))
+    assert client.delete("/v1/me").status_code == 200
+    assert _counts(service, pid) == (0, 0)
+
+
+@pytest.mark.parametrize("external", ["zhou"])
+def test_a_packed_records_deletion_repacks_its_day(service, tenant, external):
+    client, pid = _person(service, tenant, external)
+    with service.admin_conn() as conn:
+        for record_id, hour in ((1001, 9), (1002, 10)):
+            conn.execute(
+                """INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min,
+                                         record_id)
+                   SELECT %(day)s + make_interval(hours => %(h)s, mins => i), %(t)s, %(p)s, 'heart_rate', 70 + i,
+                          'health_connect:fit', 480, %(r)s FROM generate_series(0, 29) i""",
+                {"day": TODAY - 40 * DAY, "h": hour, "t": tenant.id, "p": pid, "r": record_id})
+    _pack(service)
+    assert _counts(service, pid) == (0, 60)
+
+    async def delete():
+        conn = await psycopg.AsyncConnection.connect(service.db.app_url)
+        async with conn:
+            await conn.execute("SELECT set_config('beidou.tenant_id', %s, true)", (str(tenant.id),))
+            removed = await history_repo.delete_packed_record(conn, pid, "heart_rate", 1001, TODAY - 40 * DAY,
+                                                              TODAY - 39 * DAY)
+            await conn.commit()
+            return removed
+    assert asyncio.run(delete()) == 30
+    assert _counts(service, pid) == (0, 30)
+    supervisor = tenant.client(tenant.staff_token("sup-rec", role="care_supervisor"))
+    points = _chart(supervisor, external, "heart_rate", TODAY - 41 * DAY, TODAY - 39 * DAY, "1h")
+    assert [p[4] for p in points] == [30] and points[0][2] == 70 and points[0][3] == 99
+
+
+def test_a_record_synced_for_a_packed_day_is_packed_into_it_and_its_deletion_leaves_it(service, tenant):
+    client, pid = _person(service, tenant, "he")
+    day = TODAY - 40 * DAY
+    with service.admin_conn() as conn:
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        SELECT %s + make_interval(mins => i), %s, %s, 'heart_rate', 60, 'watch', 480
+                          FROM generate_series(0, 59) i""", (day + timedelta(hours=6), tenant.id, pid))
+    _pack(service)
+    assert _counts(service, pid) == (0, 60)
+
+    start = day + timedelta(hours=9)
+    record = {"recordType": "HeartRateRecord",
+              "metadata": {"id": "hr-old", "dataOrigin": {"packageName": "com.example.watch"},
+                           "lastModifiedTime": start.isoformat(), "clientRecordVersion": 0},
+              "startTime": start.isoformat(), "endTime": (start + timedelta(seconds=90)).isoformat(),
+              "startZoneOffset": "+08:00", "endZoneOffset": "+08:00",
+              "samples": [{"time": (start + timedelta(seconds=10 * i)).isoformat(), "beatsPerMinute": 80 + i}
+                          for i in range(10)]}
+    answer = client.post("/v1/sync/health-connect", json={"changes": [{"upsertionChange": {"record": record}}]})
+    assert answer.status_code == 200 and answer.json()["results"][0]["status"] == "inserted", answer.text
+    assert _counts(service, pid) == (0, 70)   # packed into the day at once, kept exactly
+    supervisor = tenant.client(tenant.staff_token("sup-late", role="care_supervisor"))
+    points = _chart(supervisor, "he", "heart_rate", day, day + DAY, "1h")
+    assert [(p[4], p[2], p[3]) for p in points] == [(60, 60.0, 60.0), (10, 80.0, 89.0)]
+
+    deletion = {"deletionChange": {"recordId": "hr-old"}}
+    answer = client.post("/v1/sync/health-connect", json={"changes": [deletion]})
+    assert answer.status_code == 200 and answer.json()["results"][0]["status"] == "deleted", answer.text
+    assert _counts(service, pid) == (0, 60)
+    assert [p[4] for p in _chart(supervisor, "he", "heart_rate", day, day + DAY, "1h")] == [60]
