@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
-from streaming.records import (Delete, Invalid, Operation, Sample, Upsert, Window, as_utc, metric_or_invalid,
-                               unsupported, version)
+from streaming.records import (Delete, Invalid, Operation, Sample, Upsert, as_utc, metric_or_invalid, unsupported,
+                               version, window)
 from streaming.records.shapes import convert
 from streaming.validation import Rejected
 
@@ -172,14 +172,7 @@ def _samples(kind: str, metric: str, s: _Sample, start: datetime, end: datetime)
 
 
 def _window(item: Any) -> Operation:
-    try:
-        w: _Window = convert(item, _Window, "windows[]")
-        if w.sampleType not in TYPES:
-            return unsupported(w.sampleType, TYPES)
-        return Window(PLATFORM, w.bundleIdentifier, TYPES[w.sampleType], as_utc(w.startDate, "startDate"),
-                      as_utc(w.endDate, "endDate"))
-    except Rejected as exc:
-        return Invalid(exc.reason, exc.detail)
+    return window(item, _Window, PLATFORM, TYPES)
 
 
 EXAMPLE = {
