@@ -121,6 +121,15 @@ def metric_or_invalid(metric: str, kind: str) -> Invalid | None:
 MAX_VERSION = 2**63 - 1
 
 
+def metric_of(kind: object, types: dict[str, str]) -> str | Invalid:
+    """The data type a platform's record type maps to, or an Invalid: an unknown record type, or a data type this
+    deployment does not store."""
+    if kind not in types:
+        return unsupported(str(kind), types)
+    metric = types[kind]
+    return metric_or_invalid(metric, kind) or metric
+
+
 def as_utc(value: datetime, what: str) -> datetime:
     if value.tzinfo is None:
         raise Rejected("time_without_offset", f"`{what}` must be an instant with a UTC offset or Z")

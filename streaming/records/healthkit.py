@@ -12,8 +12,7 @@ from typing import Any
 
 import msgspec
 
-from streaming.records import (Delete, Invalid, Operation, Sample, Upsert, as_utc, metric_or_invalid, unsupported,
-                               version, window)
+from streaming.records import Delete, Invalid, Operation, Sample, Upsert, as_utc, metric_of, version, window
 from streaming.records.shapes import convert
 from streaming.validation import Rejected
 
@@ -101,12 +100,9 @@ def _sample(item: Any) -> Operation:
     uuid = item.get("uuid") if isinstance(item, dict) else None
     try:
         kind = item.get("sampleType") if isinstance(item, dict) else None
-        if kind not in TYPES:
-            return unsupported(str(kind), TYPES)
-        metric = TYPES[kind]
-        refused = metric_or_invalid(metric, kind)
-        if refused:
-            return refused
+        metric = metric_of(kind, TYPES)
+        if isinstance(metric, Invalid):
+            return metric
         s: _Sample = convert(item, _Sample, kind)
         if not 0 < len(s.uuid) <= 255:
             raise Rejected("invalid", "`uuid` must be 1–255 characters")
