@@ -33,14 +33,18 @@ _PURPOSE = Path(description="`monitoring`, `outreach` or `research`.")
 _DEPENDANT = Path(description="The dependant's external id (as the insurer knows them).")
 
 
+def _as_said(body: ConsentGrantIn | ShorthandGrantIn | ConsentWithdrawIn | None) -> dict:
+    """What a grant or withdrawal body says beside the decision itself (every field optional)."""
+    return {"notice_version": body.notice_version if body else None, "app": body.app if body else None,
+            "valid_until": getattr(body, "valid_until", None)}
+
+
 async def _change_own(who: Principal, svc: Services, data_type: str, purpose: str, grant: bool,
                       body: ConsentGrantIn | ShorthandGrantIn | ConsentWithdrawIn | None):
-    valid_until = getattr(body, "valid_until", None)
     async with svc.db.transaction(tenant_id=who.tenant_id, person_id=who.person_id) as conn:
         event = await service.change_own(
             conn, tenant_id=who.tenant_id, person_id=who.person_id, data_type=data_type, purpose=purpose,
-            grant=grant, notice_version=body.notice_version if body else None, app=body.app if body else None,
-            valid_until=valid_until)
+            grant=grant, **_as_said(body))
     return ConsentChangeOut.of(event)
 
 
@@ -159,9 +163,7 @@ async def _change_for(who: Principal, svc: Services, person: str, data_type: str
         await service.subject(conn, person_id=who.person_id)
         event = await service.change_for_dependant(
             conn, tenant_id=who.tenant_id, guardian_id=who.person_id, dependant_external_id=person,
-            data_type=data_type, purpose=purpose, grant=grant,
-            notice_version=body.notice_version if body else None, app=body.app if body else None,
-            valid_until=getattr(body, "valid_until", None))
+            data_type=data_type, purpose=purpose, grant=grant, **_as_said(body))
     return ConsentChangeOut.of(event)
 
 

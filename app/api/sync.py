@@ -71,51 +71,44 @@ async def _sync(request: Request, who: Principal, svc: Services,
     return Response(_encoder.encode(result.summary()), media_type="application/json")
 
 
-def _body(example: dict) -> dict:
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"type": "object"}, "example": example}}}}
+def _sync_route(path: str, name: str, summary: str, platform, description: str) -> None:
+    """One sync endpoint: the platform module's ``operations`` parse the body, its ``EXAMPLE`` is the documented one."""
+
+    async def endpoint(request: Request, who: Principal = Depends(policyholder),
+                       svc: Services = Depends(services)) -> Response:
+        return await _sync(request, who, svc, platform.operations)
+
+    endpoint.__name__ = endpoint.__qualname__ = name
+    example = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object"}, "example": platform.EXAMPLE}}}}
+    router.post(path, name=name, summary=summary, response_model=SyncResult, responses=_ANSWERS,
+                openapi_extra=example, description=description + _COMMON)(endpoint)
 
 
-@router.post("/v1/sync/health-connect", summary="Sync Android Health Connect changes", response_model=SyncResult,
-             responses=_ANSWERS, openapi_extra=_body(healthconnect.EXAMPLE),
-             description="The body mirrors a Health Connect `getChanges` response: `changes` of "
-                         "`upsertionChange.record` (Health Connect's property names, `recordType` one of "
-                         + ", ".join(healthconnect.TYPES) + ") and `deletionChange.recordId`. Optional `windows` "
-                         "(`recordType`, `dataOrigin`, `startTime`, `endTime`) say the body holds *everything* that "
-                         "app has for that type between the two times (after an expired changes token): records we "
-                         "hold there that the body does not send are deleted. A null zone offset is taken from "
-                         "your time zone. " + _COMMON)
-async def sync_health_connect(request: Request, who: Principal = Depends(policyholder),
-                              svc: Services = Depends(services)) -> Response:
-    return await _sync(request, who, svc, healthconnect.operations)
-
-
-@router.post("/v1/sync/healthkit", summary="Sync Apple HealthKit anchored-query results", response_model=SyncResult,
-             responses=_ANSWERS, openapi_extra=_body(healthkit.EXAMPLE),
-             description="The body mirrors an `HKAnchoredObjectQuery` result: `samples` (HealthKit names: `uuid`, "
-                         "`sampleType` one of " + ", ".join(healthkit.TYPES) + ", `startDate`, `endDate`, "
-                         "`quantity`, `unit`, `sourceRevision`, `metadata`) and `deletedObjects` (`uuid`). A "
-                         "quantity series sample carries its values in `series`. Sleep comes as per-stage "
-                         "`HKCategoryTypeIdentifierSleepAnalysis` samples. Oxygen saturation is a 0–1 fraction. "
-                         "Without `metadata.HKTimeZone` the offset is taken from your time zone. Optional `windows` "
-                         "(`sampleType`, `bundleIdentifier`, `startDate`, `endDate`) replace what we hold there "
-                         "(after HealthKit purged deletions). " + _COMMON)
-async def sync_healthkit(request: Request, who: Principal = Depends(policyholder),
-                         svc: Services = Depends(services)) -> Response:
-    return await _sync(request, who, svc, healthkit.operations)
-
-
-@router.post("/v1/sync/huawei", summary="Sync Huawei Health Kit sample sets", response_model=SyncResult,
-             responses=_ANSWERS, openapi_extra=_body(huawei.EXAMPLE),
-             description="`sampleSets`: each with `dataCollectorId`, `dataType` (one of "
-                         + ", ".join(huawei.TYPES) + "), `startTime`/`endTime` in nanoseconds, `timeZone` like "
-                         "`+0800` and `samplePoints` (`startTime`, `endTime`, `fieldValues`). A sample set is "
-                         "identified by its collector, type and time range. `deletions` (`dataCollectorId`, "
-                         "`dataType`, `startTime`, `endTime`) delete what that collector sent for the type in the "
-                         "range. " + _COMMON)
-async def sync_huawei(request: Request, who: Principal = Depends(policyholder),
-                      svc: Services = Depends(services)) -> Response:
-    return await _sync(request, who, svc, huawei.operations)
+_sync_route("/v1/sync/health-connect", "sync_health_connect", "Sync Android Health Connect changes", healthconnect,
+            "The body mirrors a Health Connect `getChanges` response: `changes` of "
+            "`upsertionChange.record` (Health Connect's property names, `recordType` one of "
+            + ", ".join(healthconnect.TYPES) + ") and `deletionChange.recordId`. Optional `windows` "
+            "(`recordType`, `dataOrigin`, `startTime`, `endTime`) say the body holds *everything* that "
+            "app has for that type between the two times (after an expired changes token): records we "
+            "hold there that the body does not send are deleted. A null zone offset is taken from "
+            "your time zone. ")
+_sync_route("/v1/sync/healthkit", "sync_healthkit", "Sync Apple HealthKit anchored-query results", healthkit,
+            "The body mirrors an `HKAnchoredObjectQuery` result: `samples` (HealthKit names: `uuid`, "
+            "`sampleType` one of " + ", ".join(healthkit.TYPES) + ", `startDate`, `endDate`, "
+            "`quantity`, `unit`, `sourceRevision`, `metadata`) and `deletedObjects` (`uuid`). A "
+            "quantity series sample carries its values in `series`. Sleep comes as per-stage "
+            "`HKCategoryTypeIdentifierSleepAnalysis` samples. Oxygen saturation is a 0–1 fraction. "
+            "Without `metadata.HKTimeZone` the offset is taken from your time zone. Optional `windows` "
+            "(`sampleType`, `bundleIdentifier`, `startDate`, `endDate`) replace what we hold there "
+            "(after HealthKit purged deletions). ")
+_sync_route("/v1/sync/huawei", "sync_huawei", "Sync Huawei Health Kit sample sets", huawei,
+            "`sampleSets`: each with `dataCollectorId`, `dataType` (one of "
+            + ", ".join(huawei.TYPES) + "), `startTime`/`endTime` in nanoseconds, `timeZone` like "
+            "`+0800` and `samplePoints` (`startTime`, `endTime`, `fieldValues`). A sample set is "
+            "identified by its collector, type and time range. `deletions` (`dataCollectorId`, "
+            "`dataType`, `startTime`, `endTime`) delete what that collector sent for the type in the "
+            "range. ")
 
 
 class SourcePriority(BaseModel):

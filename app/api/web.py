@@ -43,14 +43,12 @@ MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; chars
 
 @router.get("/care")
 async def care_page() -> FileResponse:
-    return FileResponse(WEB_ROOT / "index.html", media_type="text/html; charset=utf-8",
-                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    return _page("index.html")
 
 
 @router.get("/care/outcomes")
 async def outcomes_page() -> FileResponse:
-    return FileResponse(WEB_ROOT / "outcomes.html", media_type="text/html; charset=utf-8",
-                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    return _page("outcomes.html")
 
 
 @router.get("/care/")
@@ -65,8 +63,7 @@ async def care_static(path: str) -> FileResponse:
 
 @router.get("/me")
 async def me_page() -> FileResponse:
-    return FileResponse(WEB_ROOT / "me.html", media_type="text/html; charset=utf-8",
-                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    return _page("me.html")
 
 
 @router.get("/me/")
@@ -77,6 +74,12 @@ async def me_page_slash() -> RedirectResponse:
 @router.get("/me/static/{path:path}")
 async def me_static(path: str) -> FileResponse:
     return _static(path)
+
+
+def _page(name: str) -> FileResponse:
+    """A page's HTML with the security headers, never cached."""
+    return FileResponse(WEB_ROOT / name, media_type="text/html; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
 
 def _static(path: str) -> FileResponse:

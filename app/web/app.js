@@ -3,7 +3,7 @@
 import { renderActions, renderChartLabels, renderEvidence, renderHeader, renderTimeline } from "./alert-view.js";
 import { careApi, isApiError, peekClaims } from "./api.js";
 import { chartSpec, chartWindow, drawChart, hiddenChart, setDataTypes } from "./chart.js";
-import { $, age, errorText, show } from "./dom.js";
+import { $, age, errorText, say, show } from "./dom.js";
 import { addDataTypes, label, language, pickLanguage, serviceText, setLanguage, t, translatePage } from "./i18n.js";
 import { LiveFeed } from "./live.js";
 import { renderNotifications } from "./notification-view.js";
@@ -81,8 +81,7 @@ async function signIn(token) {
   } catch (err) {
     state.token = null;
     const message = isApiError(err) && err.status === 403 ? t("token_not_staff") : errorText(err);
-    $("login-error").textContent = message;
-    $("login-error").hidden = false;
+    say("login-error", message);
     return;
   } finally {
     $("login-button").disabled = false;
@@ -205,8 +204,7 @@ async function loadQueue() {
     if (open && open.updated_at !== state.detail.updated_at) loadDetail(open.id, { quiet: true });
   } catch (err) {
     if (request !== state.queueRequest || !state.token) return;
-    $("queue-error").textContent = errorText(err);
-    $("queue-error").hidden = false;
+    say("queue-error", errorText(err));
   }
 }
 
@@ -219,8 +217,7 @@ async function loadMore() {
     state.shown = state.alerts.length;
     renderQueue();
   } catch (err) {
-    $("queue-error").textContent = errorText(err);
-    $("queue-error").hidden = false;
+    say("queue-error", errorText(err));
   }
 }
 
@@ -432,8 +429,7 @@ function wire() {
     event.preventDefault();
     const token = $("token-input").value.trim().replace(/^Bearer\s+/i, "");
     if (!token) {
-      $("login-error").textContent = t("token_empty");
-      $("login-error").hidden = false;
+      say("login-error", t("token_empty"));
       return;
     }
     signIn(token);
@@ -485,9 +481,8 @@ function wire() {
     event.preventDefault();
     const reason = $("resolve-reason").value;
     if (!reason) {
-      $("action-error").textContent = t("reason_required");
       $("action-error").dataset.status = "";
-      $("action-error").hidden = false;
+      say("action-error", t("reason_required"));
       $("resolve-reason").focus();
       return;
     }
@@ -497,8 +492,7 @@ function wire() {
     event.preventDefault();
     const assignee = $("reassign-to").value.trim();
     if (!assignee) {
-      $("action-error").textContent = t("reassign_required");
-      $("action-error").hidden = false;
+      say("action-error", t("reassign_required"));
       return;
     }
     act("reassign", { assignee, note: noteOf("reassign-note") });

@@ -19,6 +19,13 @@ export function show(node, visible) {
   node.hidden = !visible;
 }
 
+/** Put ``text`` in the element with this id and show it (an error or notice line). */
+export function say(id, text) {
+  const node = $(id);
+  node.textContent = text;
+  node.hidden = false;
+}
+
 export function formatTime(iso, opts = { dateStyle: "medium", timeStyle: "short" }) {
   if (!iso) return t("none");
   return new Intl.DateTimeFormat(language(), opts).format(new Date(iso));

@@ -1,6 +1,8 @@
 // Every label the page shows, in English and Simplified Chinese. Text that comes from the service (the
 // detector's reason, notes typed by agents) is shown as it was written.
 
+import { lookup, translateMarked } from "./i18n-core.js";
+
 export const LANGS = ["en", "zh-CN"];
 
 const en = {
@@ -404,8 +406,7 @@ export function addDataTypes(types) {
 
 /** The label for ``key`` with ``{name}`` placeholders filled in; falls back to English, then to ``fallback``. */
 export function t(key, params = {}, fallback = undefined) {
-  const text = TABLES[current][key] ?? en[key] ?? fallback ?? key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+  return lookup(TABLES, current, key, params, fallback);
 }
 
 /** A code from the service (status, action, feature…) in words; unknown codes are shown as they are. */
@@ -420,13 +421,10 @@ export function serviceText(text) {
   return current === "zh-CN" ? SERVICE_ZH[text] ?? text : text;
 }
 
-/** Fill every element marked with data-i18n (text), data-i18n-placeholder and data-i18n-title. */
+/** Fill every element marked for translation (see translateMarked). */
 export function translatePage(root = document) {
   document.documentElement.lang = current;
-  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
-  for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
-  for (const el of root.querySelectorAll("[data-i18n-aria]")) el.setAttribute("aria-label", t(el.dataset.i18nAria));
+  translateMarked(root, t);
 }
 
 // ---- Detection reasons (structured reason from the detector: reason_code + details) ------------------------

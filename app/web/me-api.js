@@ -1,14 +1,7 @@
 // The /v1/me routes as the policyholder's page uses them. The token only ever travels as a bearer header
 // (never in a URL); errors come back as ApiError with the service's own words and its stable code.
 
-import { ApiError } from "./api.js";
-
-function detailOf(body, fallback) {
-  const detail = body && body.detail;
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
-  return fallback;
-}
+import { bearerRequest } from "./http.js";
 
 /**
  * @param {() => string|null} getToken the person's token (held in memory only)
@@ -16,37 +9,9 @@ function detailOf(body, fallback) {
  *   (not a policyholder token)
  */
 export function meApi(getToken, onSignedOut) {
-  async function send(method, path, { params, body, raw } = {}) {
-    const url = new URL(path, window.location.origin);
-    for (const [key, value] of Object.entries(params || {})) {
-      if (value !== undefined && value !== null && value !== "") url.searchParams.append(key, value);
-    }
-    const headers = { Accept: "application/json", Authorization: `Bearer ${getToken()}` };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let response;
-    try {
-      response = await fetch(url, {
-        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-        cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
-      });
-    } catch (err) {
-      throw new ApiError(0, String(err && err.message ? err.message : err));
-    }
-    if (response.ok && raw) return response;
-    let payload = null;
-    try {
-      payload = await response.json();
-    } catch {
-      payload = null;
-    }
-    if (!response.ok) {
-      const error = new ApiError(response.status, detailOf(payload, response.statusText || "error"));
-      error.code = payload && payload.code;
-      if (response.status === 401 || (response.status === 403 && !error.code)) onSignedOut(error);
-      throw error;
-    }
-    return payload;
-  }
+  const send = bearerRequest(getToken, (error) => {
+    if (error.status === 401 || (error.status === 403 && !error.code)) onSignedOut(error);
+  });
 
   const enc = encodeURIComponent;
   const whose = (dependant) => (dependant ? `/v1/me/dependants/${enc(dependant)}/consents` : "/v1/me/consents");

@@ -2,6 +2,7 @@
 // (notices, the detector's reason) comes in the person's language or is shown as written.
 
 import { setLanguage as setChartLanguage } from "./i18n.js";
+import { lookup, translateMarked } from "./i18n-core.js";
 
 export const LANGS = ["zh-CN", "en"];
 
@@ -320,14 +321,12 @@ export function language() {
 }
 
 export function t(key, params = {}) {
-  const text = TABLES[current][key] ?? en[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+  return lookup(TABLES, current, key, params);
 }
 
-/** Fill every element marked with data-i18n (text) and data-i18n-aria (aria-label). */
+/** Fill every element marked for translation (see translateMarked), and the document's title. */
 export function translatePage(root = document) {
   document.documentElement.lang = current;
   document.title = t("title");
-  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-  for (const node of root.querySelectorAll("[data-i18n-aria]")) node.setAttribute("aria-label", t(node.dataset.i18nAria));
+  translateMarked(root, t);
 }

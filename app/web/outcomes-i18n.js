@@ -1,6 +1,8 @@
 // The outcomes page's labels in English and Simplified Chinese (the language choice is shared with the
 // care queue page).
 
+import { lookup, translateMarked } from "./i18n-core.js";
+
 const en = {
   title: "Health Beidou · Outcomes",
   brand: "Health Beidou",
@@ -170,10 +172,9 @@ export function language() {
 }
 
 export function t(key, params = {}) {
-  const text = TABLES[current][key] ?? en[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+  return lookup(TABLES, current, key, params);
 }
 
 export function translatePage(root = document) {
-  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  translateMarked(root, t);
 }

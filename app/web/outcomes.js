@@ -2,7 +2,7 @@
 // tables. The staff token is the care queue's (sessionStorage, this tab only); data enters the page only as text.
 
 import { ApiError, isApiError, peekClaims } from "./api.js";
-import { $, el, show } from "./dom.js";
+import { $, el, say, show } from "./dom.js";
 import { language, setLanguage, t, translatePage } from "./outcomes-i18n.js";
 
 const TOKEN_KEY = "beidou.care.token";
@@ -60,8 +60,7 @@ async function load() {
     state.report = await call(params());
     render();
   } catch (err) {
-    $("report-error").textContent = errorText(err);
-    $("report-error").hidden = false;
+    say("report-error", errorText(err));
     if (isApiError(err) && err.status === 401) signOut();
   } finally {
     $("r-apply").disabled = false;
@@ -162,8 +161,7 @@ async function downloadCsv() {
     link.click();
     link.remove();
   } catch (err) {
-    $("report-error").textContent = errorText(err);
-    $("report-error").hidden = false;
+    say("report-error", errorText(err));
   }
 }
 
@@ -217,8 +215,7 @@ function init() {
     event.preventDefault();
     const token = $("token-input").value.trim();
     if (!token) {
-      $("login-error").textContent = t("token_empty");
-      $("login-error").hidden = false;
+      say("login-error", t("token_empty"));
       return;
     }
     $("token-input").value = "";

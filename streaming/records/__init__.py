@@ -32,6 +32,7 @@ from app.core.errors import DatabaseUnavailable
 from streaming.metrics import METRICS
 from streaming import repository as detection_repo
 from streaming.records import repository as repo
+from streaming.records.shapes import convert
 from streaming.validation import Limits, RawReading, Rejected, validate, validate_series
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,15 @@ def metric_or_invalid(metric: str, kind: str) -> Invalid | None:
 MAX_VERSION = 2**63 - 1
 
 
+def metric_of(kind: object, types: dict[str, str]) -> str | Invalid:
+    """The data type a platform's record type maps to, or an Invalid: an unknown record type, or a data type this
+    deployment does not store."""
+    if kind not in types:
+        return unsupported(str(kind), types)
+    metric = types[kind]
+    return metric_or_invalid(metric, kind) or metric
+
+
 def as_utc(value: datetime, what: str) -> datetime:
     if value.tzinfo is None:
         raise Rejected("time_without_offset", f"`{what}` must be an instant with a UTC offset or Z")
@@ -133,6 +143,21 @@ def version(value: object, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_VERSION:
         raise Rejected("invalid", f"`{what}` must be an integer from 0 to {MAX_VERSION}")
     return value
+
+
+def window(item: object, struct: type, platform: str, types: dict[str, str]) -> Operation:
+    """A ``windows[]`` item as a Window, or Invalid. ``struct`` is the platform's shape of it: four fields, in
+    this order, named as the platform names them: record type, source app, start, end."""
+    kind_field, source_field, start_field, end_field = struct.__struct_fields__
+    try:
+        w = convert(item, struct, "windows[]")
+        kind = getattr(w, kind_field)
+        if kind not in types:
+            return unsupported(kind, types)
+        return Window(platform, getattr(w, source_field), types[kind], as_utc(getattr(w, start_field), start_field),
+                      as_utc(getattr(w, end_field), end_field))
+    except Rejected as exc:
+        return Invalid(exc.reason, exc.detail)
 
 
 @dataclass(slots=True)

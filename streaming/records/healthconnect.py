@@ -13,8 +13,7 @@ from typing import Any
 
 import msgspec
 
-from streaming.records import (Delete, Invalid, Operation, Sample, Upsert, Window, as_utc, metric_or_invalid,
-                               unsupported, version)
+from streaming.records import Delete, Invalid, Operation, Sample, Upsert, as_utc, metric_of, version, window
 from streaming.records.shapes import convert, measure, offset_minutes
 from streaming.validation import Rejected
 
@@ -122,12 +121,9 @@ def _change(change: Any) -> Operation:
 
 def _record(item: dict) -> Operation:
     kind = item.get("recordType")
-    if kind not in TYPES:
-        return unsupported(str(kind), TYPES)
-    metric = TYPES[kind]
-    refused = metric_or_invalid(metric, kind)
-    if refused:
-        return refused
+    metric = metric_of(kind, TYPES)
+    if isinstance(metric, Invalid):
+        return metric
     r: _Record = convert(item, _Record, kind)
     meta = r.metadata
     if not 0 < len(meta.id) <= 255 or not 0 < len(meta.dataOrigin.packageName) <= 255:
@@ -194,14 +190,7 @@ def _samples(kind: str, r: _Record, start: datetime, end: datetime) -> list[Samp
 
 
 def _window(item: Any) -> Operation:
-    try:
-        w: _Window = convert(item, _Window, "windows[]")
-        if w.recordType not in TYPES:
-            return unsupported(w.recordType, TYPES)
-        return Window(PLATFORM, w.dataOrigin, TYPES[w.recordType], as_utc(w.startTime, "startTime"),
-                      as_utc(w.endTime, "endTime"))
-    except Rejected as exc:
-        return Invalid(exc.reason, exc.detail)
+    return window(item, _Window, PLATFORM, TYPES)
 
 
 EXAMPLE = {"changes": [

@@ -12,8 +12,7 @@ from typing import Any
 
 import msgspec
 
-from streaming.records import (Delete, Invalid, Operation, Sample, Upsert, Window, as_utc, metric_or_invalid,
-                               unsupported, version)
+from streaming.records import Delete, Invalid, Operation, Sample, Upsert, as_utc, metric_of, version, window
 from streaming.records.shapes import convert
 from streaming.validation import Rejected
 
@@ -101,12 +100,9 @@ def _sample(item: Any) -> Operation:
     uuid = item.get("uuid") if isinstance(item, dict) else None
     try:
         kind = item.get("sampleType") if isinstance(item, dict) else None
-        if kind not in TYPES:
-            return unsupported(str(kind), TYPES)
-        metric = TYPES[kind]
-        refused = metric_or_invalid(metric, kind)
-        if refused:
-            return refused
+        metric = metric_of(kind, TYPES)
+        if isinstance(metric, Invalid):
+            return metric
         s: _Sample = convert(item, _Sample, kind)
         if not 0 < len(s.uuid) <= 255:
             raise Rejected("invalid", "`uuid` must be 1–255 characters")
@@ -172,14 +168,7 @@ def _samples(kind: str, metric: str, s: _Sample, start: datetime, end: datetime)
 
 
 def _window(item: Any) -> Operation:
-    try:
-        w: _Window = convert(item, _Window, "windows[]")
-        if w.sampleType not in TYPES:
-            return unsupported(w.sampleType, TYPES)
-        return Window(PLATFORM, w.bundleIdentifier, TYPES[w.sampleType], as_utc(w.startDate, "startDate"),
-                      as_utc(w.endDate, "endDate"))
-    except Rejected as exc:
-        return Invalid(exc.reason, exc.detail)
+    return window(item, _Window, PLATFORM, TYPES)
 
 
 EXAMPLE = {

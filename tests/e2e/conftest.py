@@ -1,9 +1,13 @@
-"""A real headless Chromium (the system's, never a downloaded one) for driving the care page."""
+"""A real headless Chromium (the system's, never a downloaded one) for driving the pages, the worker they need
+and the FCM emulator it sends to, and the staff sign-in."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from alerts.push.emulator import FcmEmulator
+from tests.support import start_process, stop_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,3 +49,23 @@ def page(browser_context):
     tab.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
     tab.problems = problems
     return tab
+
+
+@pytest.fixture(scope="module")
+def fcm():
+    """FCM's HTTP v1 API, locally: the worker's real firebase-admin sends here."""
+    with FcmEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def worker(service, fcm):
+    process = start_process(service, "worker", BEIDOU_FCM_ENDPOINT=fcm.url, BEIDOU_FCM_PROJECT_ID="e2e")
+    yield process
+    stop_process(process)
+
+
+def sign_in(page, token: str) -> None:
+    """Sign in on the care or outcomes page with a staff token."""
+    page.locator("#token-input").fill(token)
+    page.locator("#login-button").click()

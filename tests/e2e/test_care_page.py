@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from alerts.push.emulator import FcmEmulator
 from app.auth import issue_token
-from tests.support import start_process, stop_process, wait_for
+from tests.e2e.conftest import sign_in
+from tests.support import wait_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 HR_REASON = "overnight resting HR 74 bpm vs your 28-night baseline 63 (+11), 2 nights running"
@@ -25,20 +25,6 @@ SPO2_REASON = "SpO2 91 % vs your 28-day baseline 97 (-6), one day so far"
 WATCH_REASON = "resting HR from the watch 71 bpm vs your 28-day baseline 62 (+9), one day so far"
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
-
-
-@pytest.fixture(scope="module")
-def fcm():
-    """FCM's HTTP v1 API, locally: the worker's real firebase-admin sends here."""
-    with FcmEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def worker(service, fcm):
-    process = start_process(service, "worker", BEIDOU_FCM_ENDPOINT=fcm.url, BEIDOU_FCM_PROJECT_ID="e2e")
-    yield process
-    stop_process(process)
 
 
 class Member:
@@ -82,11 +68,6 @@ class Member:
                  baseline, reason)).fetchone()[0]
             conn.execute("SELECT pg_notify('beidou_anomaly', %s)", (str(self.tenant.id),))
         return event_id
-
-
-def sign_in(page, token: str) -> None:
-    page.locator("#token-input").fill(token)
-    page.locator("#login-button").click()
 
 
 def test_the_page_is_served_with_strict_headers_and_only_its_own_files(service):

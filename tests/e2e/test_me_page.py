@@ -15,11 +15,10 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from alerts.push.emulator import FcmEmulator
 from app.auth import issue_token
 from consent.catalog import DATA_TYPES, PURPOSES
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.support import start_process, stop_process, wait_for
+from tests.support import wait_for
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 Axe = pytest.importorskip("axe_playwright_python.sync_playwright", reason="axe-playwright-python is not installed").Axe
@@ -49,19 +48,6 @@ _WORDS = {  # key: (Chinese, English)
 WORDS = {lang: {key: pair[i] for key, pair in _WORDS.items()} for i, lang in enumerate(("zh-CN", "en"))}
 PHONES = [pytest.param("zh-CN", {"width": 360, "height": 780}, id="zh-CN-360x780"),
           pytest.param("en", {"width": 414, "height": 896}, id="en-414x896")]
-
-
-@pytest.fixture(scope="module")
-def fcm():
-    with FcmEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def worker(service, fcm):
-    process = start_process(service, "worker", BEIDOU_FCM_ENDPOINT=fcm.url, BEIDOU_FCM_PROJECT_ID="e2e")
-    yield process
-    stop_process(process)
 
 
 @pytest.fixture(scope="module")

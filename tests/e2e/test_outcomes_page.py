@@ -6,15 +6,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.e2e.conftest import sign_in
 from tests.integration.test_outcomes import seed_history
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 RANGE = "from=2026-11-01&to=2026-11-08&bucket=day"
-
-
-def sign_in(page, token: str) -> None:
-    page.locator("#token-input").fill(token)
-    page.locator("#login-button").click()
 
 
 def test_the_outcomes_page_is_served_with_the_same_strict_headers(service):

@@ -71,6 +71,12 @@ def notifications(tenant) -> list[tuple]:
                             (tenant.id,)).fetchall()
 
 
+def all_sent(tenant, timeout: float) -> list[tuple]:
+    """The tenant's notifications, once every one of them is ``sent``."""
+    return wait_for(lambda: (lambda ns: ns if all(n[1] == "sent" for n in ns) else None)(notifications(tenant)),
+                    timeout=timeout, every=0.2)
+
+
 def by_message(fcm, devices: list[str]) -> dict[str, list[dict]]:
     """What FCM received for these devices, per notification (the opaque message id in ``data``)."""
     received: dict[str, list[dict]] = collections.defaultdict(list)
@@ -112,8 +118,7 @@ def test_a_sender_killed_mid_send_sends_every_due_push_and_the_phone_shows_each_
             kills.append((held, claimed))
             worker = start_process(fault_service, "worker", **env)
         killed_at = time.monotonic()
-        final = wait_for(lambda: (lambda ns: ns if all(n[1] == "sent" for n in ns) else None)(notifications(tenant)),
-                         timeout=60, every=0.2)
+        final = all_sent(tenant, timeout=60)
         settled = time.monotonic() - killed_at
     finally:
         stop_process(worker)
@@ -165,8 +170,7 @@ def test_fcm_errors_and_timeouts_for_a_while_lose_nothing_and_honour_retry_after
         alert_ids = open_alerts(tenant, devices)
         started = time.monotonic()
         reach_out(tenant, alert_ids)
-        final = wait_for(lambda: (lambda ns: ns if all(n[1] == "sent" for n in ns) else None)(notifications(tenant)),
-                         timeout=90, every=0.2)
+        final = all_sent(tenant, timeout=90)
         elapsed = time.monotonic() - started
     finally:
         stop_process(worker)

@@ -49,8 +49,11 @@ def test_the_care_page_renders_reasons_as_the_server_does(tmp_path):
     if node is None:
         import pytest
         pytest.skip("node is not installed")
-    module = tmp_path / "i18n.mjs"
-    module.write_text((Path(__file__).parents[2] / "app/web/i18n.js").read_text())
+    web = Path(__file__).parents[2] / "app/web"
+    (tmp_path / "package.json").write_text('{"type": "module"}')  # the page's files are ES modules
+    for name in ("i18n.js", "i18n-core.js"):  # the labels module and what it imports
+        shutil.copy(web / name, tmp_path / name)
+    module = tmp_path / "i18n.js"
     cases = [("combined_evidence", COMBINED), ("no_data", {"hours": 72.0}), ("nights_missing", {"nights": 3}),
              ("feature_change", {"signals": COMBINED["signals"][:1]}), ("unknown", {})]
     script = tmp_path / "run.mjs"
