@@ -13,7 +13,7 @@ import time
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import psycopg
@@ -51,6 +51,18 @@ _PLAIN_FROM = 256
 _DUPLICATES = """SELECT s.idx FROM ingest_stage s JOIN readings r
                    ON r.person_id = s.person_id AND r.metric = s.metric AND r.source = s.source AND r.time = s.time
                   WHERE r.time BETWEEN %s AND %s AND r.received_at <> now()"""
+# Days past the hot window are packed (readings_packed): a resend of a reading packed there would otherwise be
+# stored again. A dense signal's minute already holding a reading from that source, or a sparse reading's exact
+# time, is a repeat; anything else for a packed day is new (late) data and goes to the hot table to be merged.
+_ALREADY_PACKED = """DELETE FROM ingest_stage s USING readings_packed p
+                      WHERE p.person_id = s.person_id AND p.metric = s.metric AND p.source = s.source
+                        AND p.day = (s.time AT TIME ZONE 'UTC')::date
+                        AND CASE WHEN beidou_packs_by_minute(s.metric)
+                                 THEN coalesce(p.n[floor(extract(epoch FROM s.time - (p.day::timestamp AT TIME ZONE 'UTC'))
+                                                         / 60)::int + 1], 0) > 0
+                                 ELSE round(extract(epoch FROM s.time - (p.day::timestamp AT TIME ZONE 'UTC')) * 1000)::int
+                                      = ANY(p.at_ms) END
+                  RETURNING s.idx"""
 _SOURCES = """INSERT INTO sources AS s (tenant_id, person_id, source)
               SELECT %s, p, src FROM unnest(%s::uuid[], %s::text[]) AS u(p, src)
               ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
@@ -75,8 +87,11 @@ class _Job:
 class IngestWriter:
     """Group-commit writer shared by every connection of one process."""
 
-    def __init__(self, db: Database, *, writers: int = 3, max_rows_per_commit: int = 20_000, queue_size: int = 512):
+    def __init__(self, db: Database, *, writers: int = 3, max_rows_per_commit: int = 20_000, queue_size: int = 512,
+                 hot_days: int = 30):
         self.db = db
+        # Readings older than this may belong to a packed day (checked only then: the common group is all recent).
+        self.packed_before = timedelta(days=max(0, hot_days - 1))
         self.writers = writers
         self.max_rows = max_rows_per_commit
         self.queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_size)
@@ -183,16 +198,21 @@ class IngestWriter:
                     copy.set_types(_COPY_TYPES)
                     for row in rows:
                         await copy.write_row(row)
-                resent = await _insert(conn, cur, len(rows))
-                duplicates: set[int] = set()
+                packed: set[int] = set()
+                if min(r[1] for r in rows) < datetime.now(timezone.utc) - self.packed_before:
+                    await cur.execute(_ALREADY_PACKED)
+                    packed = {idx for (idx,) in await cur.fetchall()}
+                resent = await _insert(conn, cur, len(rows) - len(packed))
+                duplicates: set[int] = set(packed)
                 if resent:
                     # Rare path (a resent batch): find which rows were already stored, and repeats within
                     # this group, without paying for it on every commit.
                     await cur.execute(_DUPLICATES, (min(r[1] for r in rows), max(r[1] for r in rows)))
-                    duplicates = set(_duplicates({idx for (idx,) in await cur.fetchall()}, rows))
-                    for idx in duplicates:
-                        j, i = where[idx]
-                        outcomes[j][i] = DUPLICATE
+                    duplicates |= set(_duplicates({idx for (idx,) in await cur.fetchall()},
+                                                  [r for r in rows if r[0] not in packed]))
+                for idx in duplicates:
+                    j, i = where[idx]
+                    outcomes[j][i] = DUPLICATE
                 pairs = sorted(sources)
                 await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
                 earliest = _earliest_per_person(rows, duplicates)

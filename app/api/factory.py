@@ -65,7 +65,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
                                application_name="beidou-api-reads")
         reads = ReadDatabase(db, replica, max_lag_s=settings.read_max_lag_s)
         await reads.open()
-        writer = IngestWriter(db, writers=settings.ingest_writers)
+        writer = IngestWriter(db, writers=settings.ingest_writers, hot_days=settings.hot_days)
         await writer.start()
         limits = Limits(max_future=timedelta(seconds=settings.max_future_skew_s),
                         max_past=timedelta(days=settings.max_past_days))

@@ -267,3 +267,27 @@ def test_a_record_synced_for_a_packed_day_is_packed_into_it_and_its_deletion_lea
     assert answer.status_code == 200 and answer.json()["results"][0]["status"] == "deleted", answer.text
     assert _counts(service, pid) == (0, 60)
     assert [p[4] for p in _chart(supervisor, "he", "heart_rate", day, day + DAY, "1h")] == [60]
+
+
+def test_a_resend_of_packed_readings_is_a_duplicate_and_new_ones_still_count(service, tenant):
+    client, pid = _person(service, tenant, "zhou")
+    _history(service, tenant, pid, 40)
+    _pack(service)
+    total = sum(_counts(service, pid))
+    day = TODAY - 35 * DAY
+    stamp = lambda delta: (day + delta).isoformat()  # noqa: E731
+    resend = [  # exactly what the phone sent then: a heart rate of a packed minute, that day's blood pressure
+        {"time": stamp(timedelta(hours=8, seconds=20)), "metric": "heart_rate", "value": 70, "source": "watch"},
+        {"time": stamp(timedelta(hours=7, minutes=13, seconds=7)), "metric": "blood_pressure", "systolic": 120,
+         "diastolic": 80, "source": "cuff"},
+        # and data that is new for that day: a minute with no heart rate yet, a second blood pressure
+        {"time": stamp(timedelta(hours=20)), "metric": "heart_rate", "value": 66, "source": "watch"},
+        {"time": stamp(timedelta(hours=19)), "metric": "blood_pressure", "systolic": 118, "diastolic": 77,
+         "source": "cuff"},
+    ]
+    answer = client.post("/v1/readings", json={"readings": resend})
+    assert answer.status_code == 200, answer.text
+    assert [r["status"] for r in answer.json()["results"]] == ["duplicate", "duplicate", "accepted", "accepted"]
+    assert sum(_counts(service, pid)) == total + 2
+    _pack(service)  # the late ones merge into their packed day, once
+    assert sum(_counts(service, pid)) == total + 2
