@@ -89,7 +89,9 @@ class MyAlert(BaseModel):
     severity: str
     status: Literal["open", "claimed", "contacted", "resolved"]
     urgent: bool = Field(description="You asked for help or a call.")
-    reason: str = Field(description="Why, in words.")
+    reason: str = Field(description="Why, in words (English; the page renders `reason_code` + `details`).")
+    reason_code: str = Field(description="The reason as data: `combined_evidence`, `feature_change`, `no_data`, ...")
+    details: dict = Field(description="The reason's numbers: each signal with its value, usual value, change, days.")
     episode_start: datetime
     episode_end: datetime
     opened_at: datetime
@@ -148,6 +150,8 @@ class MessageItem(BaseModel):
     answer: Literal["fine", "help", "call"] | None
     answered_at: datetime | None
     reason: str | None = Field(description="What the care team noticed, in words.")
+    reason_code: str | None = Field(None, description="The same reason as data (see `GET /v1/me/data/{data_type}`).")
+    details: dict | None = Field(None, description="The reason's numbers.")
     alert_status: Literal["open", "claimed", "contacted", "resolved"] | None = Field(
         description="What happened next: where the alert it was about stands.")
     alert_resolution: str | None
@@ -193,6 +197,7 @@ async def my_messages(limit: int = Query(20, ge=1, le=100),
         items.append(MessageItem(
             id=row["id"], kind=row["purpose"], title=title, body=body, data_type=row["metric"], status=row["status"],
             created_at=row["created_at"], opened_at=row["opened_at"], answer=row["answer"],
-            answered_at=row["answered_at"], reason=row["summary"], alert_status=row["alert_status"],
+            answered_at=row["answered_at"], reason=row["summary"], reason_code=row["reason_code"],
+            details=row["details"], alert_status=row["alert_status"],
             alert_resolution=row["resolution"], urgent=row["urgent"], alert_updated_at=row["alert_updated_at"]))
     return MessageList(messages=items, next=_cursor(rows[-1]) if len(rows) == limit else None)

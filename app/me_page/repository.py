@@ -46,8 +46,8 @@ async def alerts_about(conn: psycopg.AsyncConnection, *, person_id: UUID, metric
     """The alerts raised about ``metric`` that were open at some point since ``since``, newest first."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        """SELECT id, kind, feature, severity, status, urgent, summary, episode_start, episode_end, opened_at,
-                  resolved_at, resolution
+        """SELECT id, kind, feature, severity, status, urgent, summary, reason_code, details, episode_start,
+                  episode_end, opened_at, resolved_at, resolution
              FROM alerts
             WHERE person_id = %s AND metric = %s AND (resolved_at IS NULL OR resolved_at >= %s)
             ORDER BY opened_at DESC""",
@@ -62,7 +62,7 @@ async def messages(conn: psycopg.AsyncConnection, *, person_id: UUID, limit: int
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         """SELECT n.id, n.purpose, n.status, n.metric, n.created_at, n.opened_at, n.answer, n.answered_at,
-                  n.alert_id, a.summary, a.status AS alert_status, a.resolution, a.urgent, a.resolved_at,
+                  n.alert_id, a.summary, a.reason_code, a.details, a.status AS alert_status, a.resolution, a.urgent, a.resolved_at,
                   a.updated_at AS alert_updated_at, p.language
              FROM notifications n JOIN people p ON p.id = n.person_id LEFT JOIN alerts a ON a.id = n.alert_id
             WHERE n.person_id = %s AND n.recipient_kind = 'person'

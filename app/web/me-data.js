@@ -4,6 +4,7 @@
 
 import { chartSpec, drawChart } from "./chart.js";
 import { $, el, formatTime, show } from "./dom.js";
+import { reasonText } from "./i18n.js";
 
 const charts = [];
 
@@ -69,7 +70,7 @@ function alertBox(ctx, alert) {
   if (alert.status === "resolved" && alert.resolution) status += `: ${t(`res_${alert.resolution}`)}`;
   return el("div", { cls: "why", attrs: { "data-alert-id": alert.id, "data-status": alert.status } },
     el("h4", { text: t(alert.kind === "data_gap" ? "why_gap" : "why_asked") }),
-    el("p", { cls: "reason", text: alert.reason }),
+    el("p", { cls: "reason", text: reasonText(alert.reason_code, alert.details, alert.reason) }),
     el("p", { cls: "muted", text: `${formatTime(alert.opened_at)} · ${status}` }),
     alert.urgent && alert.status !== "resolved" ? el("p", { cls: "urgent", text: t("urgent_yes") }) : null);
 }

@@ -2,6 +2,7 @@
 // and time zone. Showing the list marks unread messages opened (the care team sees "Opened").
 
 import { $, el, formatTime, show } from "./dom.js";
+import { reasonText } from "./i18n.js";
 
 const ANSWERS = ["fine", "help", "call"];
 
@@ -31,7 +32,8 @@ function messageItem(ctx, message) {
     el("h3", { text: message.title }),
     el("p", { text: message.body }),
     el("p", { cls: "muted", text: t("msg_sent_at", { when: formatTime(message.created_at) }) }),
-    message.reason ? el("p", { cls: "reason", text: t("msg_about", { reason: message.reason }) }) : null);
+    message.reason ? el("p", { cls: "reason", text: t("msg_about", {
+      reason: reasonText(message.reason_code, message.details, message.reason) }) }) : null);
   if (message.answer) {
     item.append(el("p", { cls: `answer answer-${message.answer}`,
       text: t("answered", { answer: t(`answer_${message.answer}`), when: formatTime(message.answered_at) }) }));

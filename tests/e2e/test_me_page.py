@@ -34,6 +34,7 @@ _WORDS = {  # key: (Chinese, English)
     "on": ("已开启", "On"),
     "off": ("未开启", "Off"),
     "why": ("为什么保险公司问候您", "Why your insurer asked how you are"),
+    "hr_reason": ("夜间静息心率 +11 bpm，持续 2 晚", "overnight resting HR +11 bpm for 2 nights"),
     "help": ("我需要帮助", "I need help"),
     "next_help": ("关怀团队已收到通知", "The care team has been told"),
     "erased": ("您的数据已删除", "Your data was erased"),
@@ -111,17 +112,20 @@ def stream(app: httpx.Client, metric: str, every_h: int, value) -> None:
     assert {r["status"] for r in answer.json()["results"]} == {"accepted"}, answer.text[:300]
 
 
-def anomaly(tenant, person: str, feature: str, metric: str, reason: str, value: float, baseline: float) -> None:
-    """What the detector stores; NOTIFY wakes the worker as the detector does."""
+def anomaly(tenant, person: str, feature: str, metric: str, reason: str, value: float, baseline: float,
+            reason_code: str = "feature_change", details: dict | None = None) -> None:
+    """What the detector stores (its English sentence, and the reason as data); NOTIFY wakes the worker as the
+    detector does."""
     start = NOW - timedelta(days=1)
     with tenant.service.admin_conn() as conn:
         person_id = conn.execute("SELECT id FROM people WHERE tenant_id = %s AND external_id = %s",
                                  (tenant.id, person)).fetchone()[0]
         conn.execute(
             """INSERT INTO anomaly_events (tenant_id, person_id, kind, feature, metric, tier, start_time, end_time,
-                                           value, baseline, reason)
-               VALUES (%s, %s, 'health', %s, %s, 'alert', %s, %s, %s, %s, %s)""",
-            (tenant.id, person_id, feature, metric, start, start + timedelta(hours=6), value, baseline, reason))
+                                           value, baseline, reason, reason_code, details)
+               VALUES (%s, %s, 'health', %s, %s, 'alert', %s, %s, %s, %s, %s, %s, %s)""",
+            (tenant.id, person_id, feature, metric, start, start + timedelta(hours=6), value, baseline, reason,
+             reason_code, json.dumps(details or {})))
         conn.execute("SELECT pg_notify('beidou_anomaly', %s)", (str(tenant.id),))
 
 
@@ -172,7 +176,9 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         # Readings arrive; the detector flags heart rate and SpO2; the chart shows them with the baseline band.
         stream(app, "heart_rate", 1, lambda h: 62 + h % 5 + (11 if 24 <= h < 30 else 0))
         stream(app, "spo2", 2, lambda h: 97 - h % 2)
-        anomaly(tenant, person, "overnight_rhr", "heart_rate", HR_REASON, 74, 63)
+        anomaly(tenant, person, "overnight_rhr", "heart_rate", HR_REASON, 74, 63, "combined_evidence",
+                {"signals": [{"signal": "overnight_rhr", "value": 74, "baseline": 63, "change": 11, "days": 2,
+                              "unit": "bpm"}]})
         anomaly(tenant, person, "spo2", "spo2", SPO2_REASON, 91, 97)
         alerts = wait_for(lambda: (lambda a: a if len(a) == 2 else None)(care.get("/v1/care/alerts").json()["alerts"]),
                           timeout=15)
@@ -186,7 +192,8 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         expect(hr_card.locator(".lg-band")).to_be_visible()
         why = hr_card.locator(f".why[data-alert-id='{hr_alert['id']}']")
         expect(why).to_contain_text(words["why"])
-        expect(why.locator(".reason")).to_have_text(HR_REASON)
+        # The reason comes as data and is written in the reader's language, numbers included.
+        expect(why.locator(".reason")).to_contain_text(words["hr_reason"])
         expect(page.locator("#data-list .data-card[data-type='spo2'] canvas").first).to_be_visible()
         no_horizontal_scroll(page)
         page.screenshot(path=str(artifacts / f"{shot}-data.png"), full_page=True)
