@@ -20,6 +20,15 @@ ARTIFACTS = ROOT / "test-artifacts"
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
 
 
+def start_test_cluster():
+    """The private test cluster (.data/test-pg, port BEIDOU_TEST_PG_PORT), started if it is not running."""
+    from app.core import localdb
+    cluster = localdb.LocalCluster(root=ROOT / ".data" / "test-pg",
+                                   port=int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433")))
+    localdb.start(cluster)
+    return cluster
+
+
 @pytest.fixture(scope="session")
 def admin_server_url() -> str:
     """Admin URL of the server tests create databases on (database part is replaced per test)."""
@@ -29,9 +38,7 @@ def admin_server_url() -> str:
         return url
     if os.environ.get("DATABASE_URL"):
         pytest.exit("DATABASE_URL is set: also set BEIDOU_TEST_ADMIN_URL (a role that may create databases)", 2)
-    cluster = localdb.LocalCluster(root=ROOT / ".data" / "test-pg",
-                                   port=int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433")))
-    localdb.start(cluster)
+    cluster = start_test_cluster()
     support.use_app_password(cluster.credentials()[localdb.APP_ROLE])
     return cluster.admin_url("postgres")
 
