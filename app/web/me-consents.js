@@ -9,6 +9,7 @@ const PURPOSES = ["monitoring", "outreach", "research"];
 const APP = "beidou-me-page/1";
 
 let whose = "";  // "" = the person themselves, else a dependant's external id
+let loading = 0;  // the newest load: an older one that answers later (whose changed meanwhile) draws nothing
 
 export async function loadConsents(ctx) {
   const { api, state, t } = ctx;
@@ -20,9 +21,11 @@ export async function loadConsents(ctx) {
     show($("receipt"), false);
     return;
   }
+  const mine = ++loading;
   const [overview, notices, history] = await Promise.all([
     api.consents(whose || null), api.notices(language()), api.history(whose || null),
   ]);
+  if (mine !== loading) return;
   const byKey = new Map(notices.notices.map((n) => [`${n.data_type}/${n.purpose}`, n]));
   const types = [...new Set(overview.consents.map((c) => c.data_type))];
   const cards = types.map((type) => {

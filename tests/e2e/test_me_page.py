@@ -244,7 +244,7 @@ def test_a_person_decides_sees_answers_downloads_and_erases(service, worker, fcm
         wait_for(lambda: app.get("/v1/me/messages").json()["messages"], timeout=10)
         open_tab(page, "messages")
         message = page.locator("#message-list .message").first
-        expect(message).to_contain_text(HR_REASON)
+        expect(message).to_contain_text(words["hr_reason"])  # the reason as data, in the reader's language
         message.locator("button[data-answer='help']").click()
         expect(message.locator(".answer-help")).to_contain_text(words["help"])
         expect(message.locator(".next-text")).to_contain_text(words["next_help"])
