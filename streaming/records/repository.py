@@ -52,11 +52,16 @@ async def find_records(conn: psycopg.AsyncConnection, person_id: UUID, identitie
     ids = [i for _, i in identities]
     cur = conn.cursor(row_factory=class_row(StoredRecord))
     await cur.execute(
+        # Two index lookups (identity, alias) per key rather than one OR the planner can only answer by
+        # scanning all of the person's records.
         f"""SELECT {_COLUMNS} FROM records r
-             WHERE EXISTS (SELECT FROM unnest(%s::text[], %s::text[]) AS k(kp, kid)
-                            WHERE r.platform = k.kp AND (r.native_id = k.kid OR r.alias_id = k.kid))
-               AND r.person_id = %s ORDER BY r.id FOR UPDATE""",
-        (platforms, ids, person_id))
+             WHERE r.id IN (SELECT x.id FROM unnest(%s::text[], %s::text[]) AS k(kp, kid)
+                              JOIN records x ON x.person_id = %s AND x.platform = k.kp AND x.native_id = k.kid
+                            UNION
+                            SELECT x.id FROM unnest(%s::text[], %s::text[]) AS k(kp, kid)
+                              JOIN records x ON x.person_id = %s AND x.platform = k.kp AND x.alias_id = k.kid)
+             ORDER BY r.id FOR UPDATE""",
+        (platforms, ids, person_id, platforms, ids, person_id))
     found: dict[tuple[str, str], list[StoredRecord]] = {}
     for record in await cur.fetchall():
         keys = {(record.platform, record.native_id)}
