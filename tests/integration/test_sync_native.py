@@ -202,6 +202,38 @@ def test_huawei_sample_sets_and_range_deletions(tenant, ann):
     assert statuses(post({"deletions": [deletion]})) == ["not_found"]
 
 
+def test_huawei_sleep_fragments_are_one_night_and_respiratory_rate_is_stored(service, tenant, ann):
+    night = int((START - timedelta(hours=8)).timestamp()) * NS
+    fragments = [(0, 60, 1), (60, 150, 3), (150, 170, 4), (170, 260, 2), (260, 300, 1)]  # minutes, sleep_state
+    sleep = {"dataCollectorId": "com.huawei.health:sleep:gt4", "dataType": "DT_CONTINUOUS_SLEEP",
+             "startTime": night, "endTime": night + 300 * 60 * NS, "timeZone": "+0800",
+             "samplePoints": [{"startTime": night + a * 60 * NS, "endTime": night + b * 60 * NS,
+                               "fieldValues": {"sleep_state": state}} for a, b, state in fragments]}
+    at = int(START.timestamp()) * NS
+    breathing = {"dataCollectorId": "com.huawei.health:rr:gt4", "dataType": "DT_INSTANTANEOUS_RESPIRATORY_RATE",
+                 "startTime": at, "endTime": at, "timeZone": "+0800",
+                 "samplePoints": [{"startTime": at, "endTime": at, "fieldValues": {"respiratory_rate": 15}}]}
+    bad = dict(sleep, startTime=night + NS, samplePoints=[{"startTime": night + NS, "endTime": night + 2 * NS,
+                                                            "fieldValues": {"sleep_state": 9}}])
+    response = ann.post("/v1/sync/huawei", json={"sampleSets": [sleep, breathing, bad]})
+    assert statuses(response) == ["inserted", "inserted", "rejected"]
+    assert "sleep_state" in response.json()["results"][2]["detail"]
+    with service.admin_conn() as conn:
+        rows = conn.execute(
+            """SELECT r.metric, r.value, r.details, r.utc_offset_min FROM readings r
+                 JOIN people p ON p.id = r.person_id WHERE p.tenant_id = %s AND p.external_id = 'ann'
+                ORDER BY r.metric""", (tenant.id,)).fetchall()
+    assert [(m, v, o) for m, v, _, o in rows] == [("respiratory_rate", 15, 480), ("sleep", 280, 480)]
+    assert rows[1][2]["stages"] == {"light": 100, "deep": 90, "awake": 20, "rem": 90}
+    # The night changed on the watch (the last fragment dropped): the set with the same range replaces it.
+    sleep["samplePoints"] = sleep["samplePoints"][:-1]
+    assert statuses(ann.post("/v1/sync/huawei", json={"sampleSets": [sleep]})) == ["replaced"]
+    with service.admin_conn() as conn:
+        values = conn.execute("SELECT value FROM readings WHERE metric = 'sleep' AND tenant_id = %s",
+                              (tenant.id,)).fetchall()
+    assert values == [(240,)]
+
+
 def test_a_window_snapshot_replaces_what_we_hold_there(tenant, ann):
     t0 = START + timedelta(minutes=30)
     early, late = START, START + timedelta(minutes=20)
