@@ -187,6 +187,48 @@ def test_healthkit_series_versions_deletion_and_units(service, tenant, ann):
     assert rows["sleep"][0] == 60
 
 
+def test_healthkit_sleep_stages_make_one_session_per_night(service, tenant, ann):
+    bed = (START - timedelta(days=2)).replace(hour=22, minute=0)  # a night well inside the past (UTC)
+    source = {"source": {"bundleIdentifier": "com.apple.health"}}
+
+    def stage(uuid: str, value, start_min: int, end_min: int, version: int = 1) -> dict:
+        return {"uuid": f"{uuid}-v{version}", "sampleType": "HKCategoryTypeIdentifierSleepAnalysis", "value": value,
+                "startDate": iso(bed + timedelta(minutes=start_min)), "endDate": iso(bed + timedelta(minutes=end_min)),
+                "sourceRevision": source, "metadata": {"HKTimeZone": "UTC", "HKMetadataKeySyncIdentifier": uuid,
+                                                       "HKMetadataKeySyncVersion": version}}
+
+    def nights() -> list[tuple]:
+        with service.admin_conn() as conn:
+            return conn.execute(
+                """SELECT r.value, r.details->'stages', r.time FROM readings r JOIN people p ON p.id = r.person_id
+                    WHERE p.tenant_id = %s AND p.external_id = 'ann' AND r.metric = 'sleep' ORDER BY r.time""",
+                (tenant.id,)).fetchall()
+
+    night = [stage("in-bed", 0, -30, 480), stage("core-1", "HKCategoryValueSleepAnalysisAsleepCore", 0, 120),
+             stage("deep", 4, 120, 210), stage("awake", 2, 210, 230), stage("rem", 5, 230, 300),
+             stage("core-2", 3, 300, 450)]
+    assert statuses(ann.post("/v1/sync/healthkit", json={"samples": night})) == ["inserted"] * 6
+    # One reading for the night: minutes asleep (core + deep + REM; in bed and awake are not sleep).
+    assert [(v, st) for v, st, _ in nights()] == [(120 + 90 + 70 + 150, {"light": 270, "deep": 90, "awake": 20,
+                                                                           "rem": 70})]
+    assert nights()[0][2] == bed - timedelta(minutes=30)  # the session starts when they went to bed
+    # The same stages again change nothing; a newer version of one stage re-derives the night.
+    assert statuses(ann.post("/v1/sync/healthkit", json={"samples": night})) == ["unchanged"] * 6
+    assert statuses(ann.post("/v1/sync/healthkit", json={"samples": [stage("deep", 4, 120, 180, 2)]})) == [
+        "replaced"]
+    assert [v for v, _, _ in nights()] == [120 + 60 + 70 + 150]
+    # Deleting one stage (by the uuid HealthKit reports) takes its minutes out; the next night is its own session.
+    other = stage("next-night", 3, 24 * 60, 24 * 60 + 300)
+    response = ann.post("/v1/sync/healthkit", json={"samples": [other], "deletedObjects": [{"uuid": "rem-v1"}]})
+    assert statuses(response) == ["inserted", "deleted"]
+    assert [v for v, _, _ in nights()] == [120 + 60 + 150, 300]
+    # The last sleep stage of a night gone: so is its session (in bed alone is no sleep).
+    gone = [{"uuid": u} for u in ("core-1-v1", "deep-v2", "core-2-v1", "awake-v1")]
+    assert statuses(ann.post("/v1/sync/healthkit", json={"deletedObjects": gone})) == ["deleted"] * 4
+    assert [v for v, _, _ in nights()] == [300]
+    assert visible(tenant, ann) == (0, 0, 0)  # heart rate untouched by any of it
+
+
 def test_huawei_sample_sets_and_range_deletions(tenant, ann):
     post = lambda body: ann.post("/v1/sync/huawei", json=body)  # noqa: E731
     assert statuses(post({"sampleSets": [huawei_heart_rate(60)]})) == ["inserted"]
