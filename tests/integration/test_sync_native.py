@@ -226,6 +226,12 @@ def test_healthkit_sleep_stages_make_one_session_per_night(service, tenant, ann)
     gone = [{"uuid": u} for u in ("core-1-v1", "deep-v2", "core-2-v1", "awake-v1")]
     assert statuses(ann.post("/v1/sync/healthkit", json={"deletedObjects": gone})) == ["deleted"] * 4
     assert [v for v, _, _ in nights()] == [300]
+    # A snapshot of the second night that no longer holds its stage (HealthKit purged the deletion) ends it too.
+    window = {"sampleType": "HKCategoryTypeIdentifierSleepAnalysis", "bundleIdentifier": "com.apple.health",
+              "startDate": iso(bed + timedelta(hours=20)), "endDate": iso(bed + timedelta(hours=30))}
+    response = ann.post("/v1/sync/healthkit", json={"windows": [window]})
+    assert statuses(response) == ["deleted"] and response.json()["results"][0]["records"] == 1
+    assert nights() == []
     assert visible(tenant, ann) == (0, 0, 0)  # heart rate untouched by any of it
 
 
