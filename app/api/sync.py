@@ -98,14 +98,19 @@ _sync_route("/v1/sync/healthkit", "sync_healthkit", "Sync Apple HealthKit anchor
             "`sampleType` one of " + ", ".join(healthkit.TYPES) + ", `startDate`, `endDate`, "
             "`quantity`, `unit`, `sourceRevision`, `metadata`) and `deletedObjects` (`uuid`). A "
             "quantity series sample carries its values in `series`. Sleep comes as per-stage "
-            "`HKCategoryTypeIdentifierSleepAnalysis` samples. Oxygen saturation is a 0–1 fraction. "
+            "`HKCategoryTypeIdentifierSleepAnalysis` samples: each is a record without readings, and a "
+            "source's stages of one night (noon to noon, local time) make ONE sleep session reading "
+            "(minutes asleep, minutes per stage; in bed is never counted), re-derived whenever one of them "
+            "changes or is deleted. Oxygen saturation is a 0–1 fraction. "
             "Without `metadata.HKTimeZone` the offset is taken from your time zone. Optional `windows` "
             "(`sampleType`, `bundleIdentifier`, `startDate`, `endDate`) replace what we hold there "
             "(after HealthKit purged deletions). ")
 _sync_route("/v1/sync/huawei", "sync_huawei", "Sync Huawei Health Kit sample sets", huawei,
             "`sampleSets`: each with `dataCollectorId`, `dataType` (one of "
             + ", ".join(huawei.TYPES) + "), `startTime`/`endTime` in nanoseconds, `timeZone` like "
-            "`+0800` and `samplePoints` (`startTime`, `endTime`, `fieldValues`). A sample set is "
+            "`+0800` and `samplePoints` (`startTime`, `endTime`, `fieldValues`); a `DT_CONTINUOUS_SLEEP` set "
+            "is one night of fragments (`sleep_state` 1 light, 2 REM, 3 deep, 4 awake, 5 nap), stored as one "
+            "sleep session. A sample set is "
             "identified by its collector, type and time range. `deletions` (`dataCollectorId`, "
             "`dataType`, `startTime`, `endTime`) delete what that collector sent for the type in the "
             "range. ")

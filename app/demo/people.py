@@ -23,6 +23,7 @@ class SimPerson:
     readings: list[tuple[float, str, float]]  # (epoch s, metric, value), sorted
     story: str                                # what happens to them, for the progress display
     meta: dict = field(default_factory=dict)
+    via: str = "stream"                       # "stream" (WebSocket) or "health-connect" (native sync records)
 
 
 def _open(path: Path):
@@ -76,7 +77,8 @@ def real_person(folder: Path, participant: str, *, days: int, tz: str = "America
     if onset:
         shifted = date.fromisoformat(onset) + timedelta(days=shift_days)
         story = f"real history, COVID-19 symptom onset {shifted.isoformat()}"
-    return SimPerson(participant, tz, readings, story, {"onset_shifted": onset and shifted.isoformat()})
+    return SimPerson(participant, tz, readings, story, {"onset_shifted": onset and shifted.isoformat()},
+                     via="health-connect")
 
 
 def synthetic_person(name: str, *, seed: int, days: int, tz: str = "Asia/Shanghai", ill: bool = False,

@@ -1,8 +1,11 @@
 """Simulated phones and a simulated care agent, talking to the service only through its public API.
 
-Each phone grants consent the way the app would, registers for pushes, streams its person's readings
-over the WebSocket at the accelerated clock (resending unacknowledged frames after a reconnect), and
-answers the care team's check-ins it receives through the FCM emulator.
+Each phone grants consent the way the app would, registers for pushes, delivers its person's readings at the
+accelerated clock, and answers the care team's check-ins it receives through the FCM emulator. Generated
+people stream over the WebSocket (resending unacknowledged frames after a reconnect); the real people's phones
+forward their history as Health Connect records to ``POST /v1/sync/health-connect``, the shapes
+:mod:`app.sync_client` sends: a ``HeartRateRecord`` with per-minute samples for each hour of a batch and a
+``StepsRecord`` per minute interval (a failed request is sent again unchanged: a resend is ``unchanged``).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -21,6 +24,8 @@ import websockets
 from app.demo.people import SimPerson
 
 log = logging.getLogger(__name__)
+
+HEALTH_CONNECT_APP = "com.fitbit.FitbitMobile"  # the app that wrote the real people's records (a Fitbit data set)
 
 
 @dataclass
@@ -72,7 +77,8 @@ class Phone:
     async def run(self) -> None:
         async with httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=30) as http:
             await self._set_up(http)
-            await asyncio.gather(self._stream(), self._answer_pushes(http))
+            deliver = self._sync_records(http) if self.person.via == "health-connect" else self._stream()
+            await asyncio.gather(deliver, self._answer_pushes(http))
 
     async def _set_up(self, http: httpx.AsyncClient) -> None:
         await http.patch("/v1/me", json={"time_zone": self.person.tz, "language": self.rng.choice(["en", "zh-CN"])})
@@ -97,6 +103,71 @@ class Phone:
             out.append({"metric": metric, "time": stamp, "value": value, "source": "demo-watch"})
             self.next_index += 1
         return out
+
+    def _health_connect(self, readings: list[dict]) -> dict:
+        """A batch as Health Connect changes: per-minute heart rate grouped into one record per hour, steps as
+        one-minute interval records. Record ids are derived from the times, so a resend is the same records."""
+        changes: list[dict] = []
+        modified = datetime.now(timezone.utc).isoformat()
+        origin = {"packageName": HEALTH_CONNECT_APP}
+        hours: dict[str, list[dict]] = {}
+        for r in readings:
+            if r["metric"] == "heart_rate":
+                hours.setdefault(r["time"][:13], []).append(r)
+            elif r["metric"] == "steps":
+                start = datetime.fromisoformat(r["time"])
+                end = datetime.fromtimestamp(start.timestamp() + 60, start.tzinfo)
+                changes.append({"upsertionChange": {"record": {
+                    "recordType": "StepsRecord",
+                    "metadata": {"id": f"{self.person.name}-steps-{int(start.timestamp())}", "dataOrigin": origin,
+                                 "lastModifiedTime": modified},
+                    "startTime": start.isoformat(), "startZoneOffset": start.isoformat()[-6:],
+                    "endTime": end.isoformat(), "endZoneOffset": end.isoformat()[-6:], "count": int(r["value"])}}})
+        for samples in hours.values():
+            first, last = datetime.fromisoformat(samples[0]["time"]), datetime.fromisoformat(samples[-1]["time"])
+            changes.append({"upsertionChange": {"record": {
+                "recordType": "HeartRateRecord",
+                "metadata": {"id": f"{self.person.name}-hr-{int(first.timestamp())}", "dataOrigin": origin,
+                             "lastModifiedTime": modified},
+                "startTime": first.isoformat(), "startZoneOffset": first.isoformat()[-6:],
+                "endTime": last.isoformat(), "endZoneOffset": last.isoformat()[-6:],
+                "samples": [{"time": s["time"], "beatsPerMinute": s["value"]} for s in samples]}}})
+        return {"changes": changes}
+
+    async def _sync_records(self, http: httpx.AsyncClient) -> None:
+        """Forward the history as the Android app does after reading Health Connect: one request at a time,
+        the same body again until it is answered."""
+        delay = 0.5
+        while True:
+            readings = self._due()
+            if not readings:
+                if self.next_index >= len(self.person.readings):
+                    self.stats.streaming.discard(self.person.name)
+                    await asyncio.sleep(5)
+                else:
+                    await asyncio.sleep(self.frame_every_s)
+                continue
+            body = self._health_connect(readings)
+            self.stats.readings_sent += len(readings)
+            self.stats.streaming.add(self.person.name)
+            while True:
+                try:
+                    response = await http.post("/v1/sync/health-connect", json=body)
+                    if response.status_code == 200:
+                        answer = response.json()
+                        self.stats.readings_acked += sum(r.get("readings") or 0 for r in answer["results"])
+                        if answer["rejected"]:
+                            log.info("demo.phone.rejected person=%s items=%s", self.person.name, answer["rejected"])
+                        break
+                    if response.status_code < 500 and response.status_code != 429:
+                        log.warning("demo.phone.sync_refused person=%s status=%s body=%s", self.person.name,
+                                    response.status_code, response.text[:300])
+                        break
+                except httpx.HTTPError as exc:
+                    log.info("demo.phone.sync_retry person=%s error=%s", self.person.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+            delay = 0.5
 
     async def _stream(self) -> None:
         delay = 0.5

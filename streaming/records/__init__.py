@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -262,6 +262,7 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
         pending: dict[int, tuple[str, list[tuple]]] = {}   # record id -> (source, rows), inserted after the loop
         touched: list[datetime] = []
         created: dict[int, tuple[_Prepared, repo.StoredRecord]] = {}  # placeholder id -> new record
+        nights: set[tuple[str, date, int]] = set()  # HealthKit sleep nights whose stage samples changed
         for index, op in enumerate(operations):
             result: dict = {"index": index}
             if isinstance(op, Invalid):
@@ -279,6 +280,11 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
                     except Rejected as exc:
                         result.update(status=REJECTED, reason=exc.reason, detail=exc.detail)
                     else:
+                        if op.record_type.startswith(_STAGE_PREFIX):
+                            nights.add(_night(op.source_app, prepared.start, prepared.offset_min))
+                            nights.update(_night(r.source_app, r.start_time, r.utc_offset_min)
+                                          for r in known.get((op.platform, op.native_id), [])
+                                          if r.source_app == op.source_app and r.state == "live")
                         sent.add((op.platform, op.source_app, op.native_id))
                         status, record_id, earliest = await _upsert(conn, person_id, prepared, known, created)
                         result.update(status=status, readings=len(prepared.rows) if record_id else 0)
@@ -294,6 +300,8 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
                     result.update(status=NOT_FOUND)
                 else:
                     for record in matches:
+                        if record.record_type.startswith(_STAGE_PREFIX) and record.state == "live":
+                            nights.add(_night(record.source_app, record.start_time, record.utc_offset_min))
                         pending.pop(record.id, None)
                         if record.state == "live" and record.id < 0:
                             record.state = "deleted"  # created and deleted by this request: a tombstone only
@@ -307,9 +315,14 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
                                                         op.start, op.end):
                     if (record.platform, record.source_app, record.native_id) in sent:
                         continue
+                    if record.record_type == _SESSION:  # a derived night follows its stage samples
+                        nights.add(_night(record.source_app, record.start_time, record.utc_offset_min))
+                        continue
                     pending.pop(record.id, None)
                     await repo.withdraw(conn, person_id, record)
                     touched.append(record.start_time)
+                    if record.record_type.startswith(_STAGE_PREFIX):
+                        nights.add(_night(record.source_app, record.start_time, record.utc_offset_min))
                     gone += 1
                 result.update(status=DELETED if gone else (NOT_FOUND if op.deletion else UNCHANGED), records=gone)
             out.results.append(result)
@@ -319,11 +332,63 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
         if any(rows for _, rows in pending.values()):
             await repo.insert_readings(conn, tenant_id, person_id, pending)
             await repo.note_sources(conn, tenant_id, person_id, sorted({src for src, _ in pending.values()}))
+        if nights:
+            touched += await _sleep_sessions(conn, tenant_id, person_id, nights, person_zone=person_zone, now=now,
+                                             limits=limits)
         if pending or touched:
             # The oldest reading time this commit wrote or withdrew: detection re-scores from there.
             earliest = min(touched + [rows[0][0] for _, rows in pending.values() if rows], default=None)
             await detection_repo.request_rescore(conn, tenant_id=tenant_id, person_id=person_id, earliest=earliest)
     return out
+
+
+# healthkit.STAGE_PREFIX and healthkit.SESSION (that module imports this one)
+_STAGE_PREFIX, _SESSION = "HKCategoryTypeIdentifierSleepAnalysis:", "HKSleepSession"
+
+
+def _night(source_app: str, start: datetime, offset_min: int | None) -> tuple[str, date, int]:
+    from streaming.records import healthkit
+    offset = offset_min or 0
+    return source_app, healthkit.night_of(start, offset), offset
+
+
+async def _sleep_sessions(conn, tenant_id: UUID, person_id: UUID, nights: set[tuple[str, date, int]], *,
+                          person_zone: ZoneInfo, now: datetime, limits: Limits) -> list[datetime]:
+    """Re-derive the sleep session of each HealthKit night whose stage samples this request changed, from the
+    source's live stage samples of that night: inserted, replaced, left unchanged, or withdrawn when no stage is
+    left. Returns the times detection must re-score from."""
+    from streaming.records import healthkit
+    touched: list[datetime] = []
+    for source_app, night, offset in sorted(nights):
+        low, high = healthkit.night_bounds(night, offset)
+        stages = await repo.live_of_type(conn, person_id, healthkit.PLATFORM, source_app, healthkit.STAGE_PREFIX,
+                                         low, high)
+        op = healthkit.night_session(source_app, night, offset, [
+            (r.record_type.removeprefix(healthkit.STAGE_PREFIX), r.start_time, r.end_time) for r in stages])
+        native_id = f"sleep-night:{night.isoformat()}"
+        known = await repo.find_records(conn, person_id, [(healthkit.PLATFORM, native_id)])
+        if op is None:
+            for record in known.get((healthkit.PLATFORM, native_id), []):
+                if record.source_app == source_app and record.state == "live":
+                    await repo.withdraw(conn, person_id, record)
+                    touched.append(record.start_time)
+            continue
+        try:
+            prepared = _prepare(op, person_zone=person_zone, now=now, limits=limits)
+        except Rejected as exc:  # stages that cannot form a session (a night over 24 h): the stages stay
+            log.warning("sync.sleep_session_refused night=%s reason=%s", night, exc.detail)
+            continue
+        created: dict[int, tuple[_Prepared, repo.StoredRecord]] = {}
+        _, record_id, earliest = await _upsert(conn, person_id, prepared, known, created)
+        if created:
+            record_id = (await repo.insert_records(conn, tenant_id, person_id, list(created.values())))[record_id]
+        if record_id is not None:
+            await repo.insert_readings(conn, tenant_id, person_id, {record_id: (prepared.source, prepared.rows)})
+            await repo.note_sources(conn, tenant_id, person_id, [prepared.source])
+            touched.append(prepared.start)
+        if earliest is not None:
+            touched.append(earliest)
+    return touched
 
 
 def _printable_names(op: Operation) -> Operation:
@@ -353,7 +418,8 @@ async def _upsert(conn, person_id: UUID, p: _Prepared, known: dict, created: dic
         record = repo.StoredRecord(
             id=-(len(created) + 1), platform=op.platform, source_app=op.source_app, native_id=op.native_id,
             alias_id=op.alias_id, metric=op.metric, version_time=op.version_time, version_seq=op.version_seq,
-            content_hash=p.content_hash, state="live", start_time=p.start, end_time=p.end)
+            content_hash=p.content_hash, state="live", start_time=p.start, end_time=p.end, record_type=op.record_type,
+            utc_offset_min=p.offset_min)
         created[record.id] = (p, record)
         known.setdefault((op.platform, op.native_id), []).append(record)
         return INSERTED, record.id, None
@@ -369,6 +435,7 @@ async def _upsert(conn, person_id: UUID, p: _Prepared, known: dict, created: dic
     if record.id < 0:  # created earlier in this request: nothing in the database yet
         record.version_time, record.version_seq, record.content_hash = op.version_time, op.version_seq, p.content_hash
         record.state, record.start_time, record.end_time, record.metric = "live", p.start, p.end, op.metric
+        record.record_type, record.utc_offset_min = op.record_type, p.offset_min
         created[record.id] = (p, record)
         return status, record.id, None
     earliest = None

@@ -7,7 +7,7 @@ names a zone: without it the person's time zone is used and the offset is marked
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -37,7 +37,9 @@ _DIASTOLIC = "HKQuantityTypeIdentifierBloodPressureDiastolic"
 _INTERVAL = {"steps"}  # counted over the sample's interval: stored at its end
 
 # HKCategoryValueSleepAnalysis: inBed 0, asleepUnspecified 1, awake 2, asleepCore 3, asleepDeep 4, asleepREM 5
-_SLEEP_STAGES = {1: "asleep", 2: "awake", 3: "light", 4: "deep", 5: "rem"}
+_SLEEP_STAGES = {0: "in_bed", 1: "asleep", 2: "awake", 3: "light", 4: "deep", 5: "rem"}
+STAGE_PREFIX = SLEEP + ":"      # a stage sample's record type: "HKCategoryTypeIdentifierSleepAnalysis:deep"
+SESSION = "HKSleepSession"      # the record type of the night's session derived from the stage samples
 _SLEEP_NAMES = {"inbed": 0, "asleep": 1, "asleepunspecified": 1, "awake": 2, "asleepcore": 3, "asleepdeep": 4,
                 "asleeprem": 5}
 
@@ -118,10 +120,16 @@ def _sample(item: Any) -> Operation:
         end = as_utc(s.endDate, "endDate") if s.endDate else start
         if end < start:
             raise Rejected("invalid", "`endDate` is before `startDate`")
+        bundle = _bundle(s.sourceRevision)
+        if kind == SLEEP and end - start > timedelta(hours=24):
+            raise Rejected("implausible_value", "a sleep analysis sample lasts at most 24 h")
+        if kind == SLEEP:  # a stage sample: a record of its own without readings; the night's session has them
+            return Upsert(PLATFORM, bundle, sync_id or s.uuid, STAGE_PREFIX + _stage(s.value), metric, start, end,
+                          [], None, version_seq=sync_version, alias_id=s.uuid if sync_id else None, zone=zone,
+                          empty_ok=True)
         samples = _samples(kind, metric, s, start, end)
-        return Upsert(PLATFORM, _bundle(s.sourceRevision), sync_id or s.uuid, kind, metric, start, end,
-                      samples or [], None, version_seq=sync_version, alias_id=s.uuid if sync_id else None,
-                      zone=zone, empty_ok=samples is None)  # in bed: kept so its deletion is known, no reading
+        return Upsert(PLATFORM, bundle, sync_id or s.uuid, kind, metric, start, end, samples, None,
+                      version_seq=sync_version, alias_id=s.uuid if sync_id else None, zone=zone)
     except Rejected as exc:
         return Invalid(exc.reason, exc.detail, uuid if isinstance(uuid, str) else None)
 
@@ -138,16 +146,44 @@ def _unit(metric: str, unit: str | None) -> str | None:
     return unit
 
 
+def _stage(value: int | str | None) -> str:
+    code = value if isinstance(value, int) else _SLEEP_NAMES.get(
+        str(value).lower().removeprefix("hkcategoryvaluesleepanalysis"), -1)
+    if code not in _SLEEP_STAGES:
+        raise Rejected("invalid", f"unknown sleep analysis value {value!r}")
+    return _SLEEP_STAGES[code]
+
+
+def night_of(start: datetime, offset_min: int) -> date:
+    """The night a stage sample belongs to: noon to noon, local time of its start."""
+    return (start + timedelta(minutes=offset_min - 12 * 60)).date()
+
+
+def night_bounds(night: date, offset_min: int) -> tuple[datetime, datetime]:
+    noon = datetime.combine(night, time(12), timezone.utc) - timedelta(minutes=offset_min)
+    return noon, noon + timedelta(days=1)
+
+
+def night_session(source_app: str, night: date, offset_min: int,
+                  stages: list[tuple[str, datetime, datetime]]) -> Upsert | None:
+    """One source's live stage samples of one night as ONE sleep session: minutes per stage (in bed is not a
+    stage: it only widens the session), minutes asleep as its value. ``None`` when no stage is left."""
+    minutes: dict[str, float] = {}
+    for stage, start, end in stages:
+        if stage != "in_bed":
+            minutes[stage] = minutes.get(stage, 0.0) + (end - start).total_seconds() / 60
+    if not minutes:
+        return None
+    start, end = min(s for _, s, _ in stages), max(e for _, _, e in stages)
+    if sum(minutes.values()) > (end - start).total_seconds() / 60:  # overlapping stages: sleep the span at most
+        scale = (end - start).total_seconds() / 60 / sum(minutes.values())
+        minutes = {k: v * scale for k, v in minutes.items()}
+    return Upsert(PLATFORM, source_app, f"sleep-night:{night.isoformat()}", SESSION, "sleep", start, end,
+                  [Sample(start, None, "min", end=end, stages={k: round(v, 2) for k, v in minutes.items()})],
+                  offset_min)
+
+
 def _samples(kind: str, metric: str, s: _Sample, start: datetime, end: datetime) -> list[Sample] | None:
-    if kind == SLEEP:
-        code = s.value if isinstance(s.value, int) else _SLEEP_NAMES.get(
-            str(s.value).lower().removeprefix("hkcategoryvaluesleepanalysis"), -1)
-        if code == 0:
-            return None
-        if code not in _SLEEP_STAGES:
-            raise Rejected("invalid", f"unknown sleep analysis value {s.value!r}")
-        minutes = (end - start).total_seconds() / 60
-        return [Sample(start, None, "min", end=end, stages={_SLEEP_STAGES[code]: minutes})]
     if kind == BLOOD_PRESSURE:
         parts = {o.get("sampleType"): o for o in s.objects or [] if isinstance(o, dict)}
         if _SYSTOLIC not in parts or _DIASTOLIC not in parts:

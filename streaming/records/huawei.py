@@ -16,6 +16,7 @@ from streaming.records.shapes import convert, offset_minutes
 from streaming.validation import Rejected
 
 PLATFORM = "huawei"
+SLEEP = "DT_CONTINUOUS_SLEEP"  # com.huawei.continuous.sleep.fragment: one sample set is one night's fragments
 
 # data type -> (our data type, field, unit); blood pressure reads two fields
 TYPES = {
@@ -26,7 +27,11 @@ TYPES = {
     "DT_INSTANTANEOUS_BLOOD_PRESSURE": ("blood_pressure", "systolic_pressure", "mmHg"),
     "DT_INSTANTANEOUS_BLOOD_GLUCOSE": ("glucose", "level", "mmol/L"),
     "DT_INSTANTANEOUS_BODY_TEMPERATURE": ("body_temperature", "temperature", "°C"),
+    "DT_INSTANTANEOUS_RESPIRATORY_RATE": ("respiratory_rate", "respiratory_rate", "/min"),
+    SLEEP: ("sleep", "sleep_state", "min"),
 }
+# sleep_state of com.huawei.continuous.sleep.fragment: 1 light, 2 REM, 3 deep, 4 awake, 5 nap
+_SLEEP_STATES = {1: "light", 2: "rem", 3: "deep", 4: "awake", 5: "asleep"}
 _MAX_NS = 4_102_444_800 * 10**9  # 2100-01-01
 
 
@@ -82,6 +87,9 @@ def _sample_set(item: Any) -> Operation:
         start, end = _instant(s.startTime, "startTime"), _instant(s.endTime, "endTime")
         if end < start:
             raise Rejected("invalid", "`endTime` is before `startTime`")
+        if metric == "sleep":
+            return Upsert(PLATFORM, _collector(s.dataCollectorId), f"{kind}:{s.startTime}-{s.endTime}", kind, metric,
+                          start, end, [_sleep(s.samplePoints, start, end)], offset_minutes(s.timeZone, "timeZone"))
         samples = []
         for raw in s.samplePoints:
             point: _Point = convert(raw, _Point, "samplePoints[]")
@@ -96,6 +104,23 @@ def _sample_set(item: Any) -> Operation:
                       offset_minutes(s.timeZone, "timeZone"))
     except Rejected as exc:
         return Invalid(exc.reason, exc.detail)
+
+
+def _sleep(points: list[dict], start: datetime, end: datetime) -> Sample:
+    """A sample set of sleep fragments as one session: minutes per stage (fragments never overlap)."""
+    stages: dict[str, float] = {}
+    for raw in points:
+        point: _Point = convert(raw, _Point, "samplePoints[]")
+        state = point.fieldValues.get("sleep_state")
+        if state not in _SLEEP_STATES:
+            raise Rejected("invalid", f"unknown sleep_state {state!r}; known: 1 light, 2 REM, 3 deep, 4 awake, 5 nap")
+        first, last = _instant(point.startTime, "samplePoints[].startTime"), _instant(point.endTime,
+                                                                                      "samplePoints[].endTime")
+        if last < first or first < start or last > end:
+            raise Rejected("invalid", "a sleep fragment must lie inside its sample set's time range")
+        name = _SLEEP_STATES[int(state)]
+        stages[name] = stages.get(name, 0.0) + (last - first).total_seconds() / 60
+    return Sample(start, None, "min", end=end, stages=stages or None)
 
 
 def _deletion(item: Any) -> Operation:

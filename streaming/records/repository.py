@@ -31,10 +31,12 @@ class StoredRecord:
     state: str
     start_time: datetime
     end_time: datetime
+    record_type: str = ""
+    utc_offset_min: int | None = None
 
 
 _COLUMNS = ("id, platform, source_app, native_id, alias_id, metric, version_time, version_seq, content_hash, state, "
-            "start_time, end_time")
+            "start_time, end_time, record_type, utc_offset_min")
 
 
 async def person_time_zone(conn: psycopg.AsyncConnection, person_id: UUID) -> str | None:
@@ -52,11 +54,16 @@ async def find_records(conn: psycopg.AsyncConnection, person_id: UUID, identitie
     ids = [i for _, i in identities]
     cur = conn.cursor(row_factory=class_row(StoredRecord))
     await cur.execute(
+        # Two index lookups (identity, alias) per key rather than one OR the planner can only answer by
+        # scanning all of the person's records.
         f"""SELECT {_COLUMNS} FROM records r
-             WHERE EXISTS (SELECT FROM unnest(%s::text[], %s::text[]) AS k(kp, kid)
-                            WHERE r.platform = k.kp AND (r.native_id = k.kid OR r.alias_id = k.kid))
-               AND r.person_id = %s ORDER BY r.id FOR UPDATE""",
-        (platforms, ids, person_id))
+             WHERE r.id IN (SELECT x.id FROM unnest(%s::text[], %s::text[]) AS k(kp, kid)
+                              JOIN records x ON x.person_id = %s AND x.platform = k.kp AND x.native_id = k.kid
+                            UNION
+                            SELECT x.id FROM unnest(%s::text[], %s::text[]) AS k(kp, kid)
+                              JOIN records x ON x.person_id = %s AND x.platform = k.kp AND x.alias_id = k.kid)
+             ORDER BY r.id FOR UPDATE""",
+        (platforms, ids, person_id, platforms, ids, person_id))
     found: dict[tuple[str, str], list[StoredRecord]] = {}
     for record in await cur.fetchall():
         keys = {(record.platform, record.native_id)}
@@ -140,6 +147,20 @@ async def live_in_window(conn: psycopg.AsyncConnection, person_id: UUID, platfor
                AND start_time >= %s AND start_time < %s AND state = 'live'
              ORDER BY start_time FOR UPDATE""",
         (person_id, platform, source_app, metric, start, end))
+    return await cur.fetchall()
+
+
+async def live_of_type(conn: psycopg.AsyncConnection, person_id: UUID, platform: str, source_app: str,
+                       type_prefix: str, start: datetime, end: datetime) -> list[StoredRecord]:
+    """Live records of one source whose record type starts with ``type_prefix`` and that start in [start, end)
+    (e.g. the sleep stage samples of one night)."""
+    cur = conn.cursor(row_factory=class_row(StoredRecord))
+    await cur.execute(
+        f"""SELECT {_COLUMNS} FROM records
+             WHERE person_id = %s AND platform = %s AND source_app = %s AND metric = 'sleep'
+               AND start_time >= %s AND start_time < %s AND state = 'live' AND starts_with(record_type, %s)
+             ORDER BY start_time""",
+        (person_id, platform, source_app, start, end, type_prefix))
     return await cur.fetchall()
 
 

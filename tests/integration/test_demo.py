@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import psycopg
 import pytest
 
 from tests.support import ROOT, free_port, service_env
@@ -41,6 +42,18 @@ def test_the_demo_turns_a_real_illness_into_an_alert_a_push_and_an_answer(fresh_
     assert funnel["reach_rate"] is not None and funnel["reach_rate"] > 0
     assert any(p["provider"] == "fcm" and p["delivered"] >= 1 for p in report["pushes"])
     assert report["people"]["monitored"] >= 1 and report["agents"]
+
+    # The real person's phone forwarded Health Connect records (hourly heart-rate series, per-minute steps
+    # intervals); the generated person streamed over the WebSocket.
+    with psycopg.connect(fresh_db.admin_url) as conn:
+        sources = dict(conn.execute(
+            """SELECT p.external_id, array_agg(DISTINCT s.source ORDER BY s.source) FROM sources s
+                 JOIN people p ON p.id = s.person_id GROUP BY p.external_id""").fetchall())
+        records = dict(conn.execute(
+            "SELECT record_type, count(*) FROM records WHERE state = 'live' GROUP BY record_type").fetchall())
+    assert sources["A0NVTRV"] == ["health-connect:com.fitbit.FitbitMobile"]
+    assert sources["member-001"] == ["demo-watch"]
+    assert records["HeartRateRecord"] >= 300 and records["StepsRecord"] >= 10_000
 
 
 def _outcomes(db) -> dict:

@@ -187,6 +187,54 @@ def test_healthkit_series_versions_deletion_and_units(service, tenant, ann):
     assert rows["sleep"][0] == 60
 
 
+def test_healthkit_sleep_stages_make_one_session_per_night(service, tenant, ann):
+    bed = (START - timedelta(days=2)).replace(hour=22, minute=0)  # a night well inside the past (UTC)
+    source = {"source": {"bundleIdentifier": "com.apple.health"}}
+
+    def stage(uuid: str, value, start_min: int, end_min: int, version: int = 1) -> dict:
+        return {"uuid": f"{uuid}-v{version}", "sampleType": "HKCategoryTypeIdentifierSleepAnalysis", "value": value,
+                "startDate": iso(bed + timedelta(minutes=start_min)), "endDate": iso(bed + timedelta(minutes=end_min)),
+                "sourceRevision": source, "metadata": {"HKTimeZone": "UTC", "HKMetadataKeySyncIdentifier": uuid,
+                                                       "HKMetadataKeySyncVersion": version}}
+
+    def nights() -> list[tuple]:
+        with service.admin_conn() as conn:
+            return conn.execute(
+                """SELECT r.value, r.details->'stages', r.time FROM readings r JOIN people p ON p.id = r.person_id
+                    WHERE p.tenant_id = %s AND p.external_id = 'ann' AND r.metric = 'sleep' ORDER BY r.time""",
+                (tenant.id,)).fetchall()
+
+    night = [stage("in-bed", 0, -30, 480), stage("core-1", "HKCategoryValueSleepAnalysisAsleepCore", 0, 120),
+             stage("deep", 4, 120, 210), stage("awake", 2, 210, 230), stage("rem", 5, 230, 300),
+             stage("core-2", 3, 300, 450)]
+    assert statuses(ann.post("/v1/sync/healthkit", json={"samples": night})) == ["inserted"] * 6
+    # One reading for the night: minutes asleep (core + deep + REM; in bed and awake are not sleep).
+    assert [(v, st) for v, st, _ in nights()] == [(120 + 90 + 70 + 150, {"light": 270, "deep": 90, "awake": 20,
+                                                                           "rem": 70})]
+    assert nights()[0][2] == bed - timedelta(minutes=30)  # the session starts when they went to bed
+    # The same stages again change nothing; a newer version of one stage re-derives the night.
+    assert statuses(ann.post("/v1/sync/healthkit", json={"samples": night})) == ["unchanged"] * 6
+    assert statuses(ann.post("/v1/sync/healthkit", json={"samples": [stage("deep", 4, 120, 180, 2)]})) == [
+        "replaced"]
+    assert [v for v, _, _ in nights()] == [120 + 60 + 70 + 150]
+    # Deleting one stage (by the uuid HealthKit reports) takes its minutes out; the next night is its own session.
+    other = stage("next-night", 3, 24 * 60, 24 * 60 + 300)
+    response = ann.post("/v1/sync/healthkit", json={"samples": [other], "deletedObjects": [{"uuid": "rem-v1"}]})
+    assert statuses(response) == ["inserted", "deleted"]
+    assert [v for v, _, _ in nights()] == [120 + 60 + 150, 300]
+    # The last sleep stage of a night gone: so is its session (in bed alone is no sleep).
+    gone = [{"uuid": u} for u in ("core-1-v1", "deep-v2", "core-2-v1", "awake-v1")]
+    assert statuses(ann.post("/v1/sync/healthkit", json={"deletedObjects": gone})) == ["deleted"] * 4
+    assert [v for v, _, _ in nights()] == [300]
+    # A snapshot of the second night that no longer holds its stage (HealthKit purged the deletion) ends it too.
+    window = {"sampleType": "HKCategoryTypeIdentifierSleepAnalysis", "bundleIdentifier": "com.apple.health",
+              "startDate": iso(bed + timedelta(hours=20)), "endDate": iso(bed + timedelta(hours=30))}
+    response = ann.post("/v1/sync/healthkit", json={"windows": [window]})
+    assert statuses(response) == ["deleted"] and response.json()["results"][0]["records"] == 1
+    assert nights() == []
+    assert visible(tenant, ann) == (0, 0, 0)  # heart rate untouched by any of it
+
+
 def test_huawei_sample_sets_and_range_deletions(tenant, ann):
     post = lambda body: ann.post("/v1/sync/huawei", json=body)  # noqa: E731
     assert statuses(post({"sampleSets": [huawei_heart_rate(60)]})) == ["inserted"]
@@ -200,6 +248,38 @@ def test_huawei_sample_sets_and_range_deletions(tenant, ann):
     assert statuses(post({"deletions": [deletion]})) == ["deleted"]
     assert visible(tenant, ann) == (0, 0, 0)
     assert statuses(post({"deletions": [deletion]})) == ["not_found"]
+
+
+def test_huawei_sleep_fragments_are_one_night_and_respiratory_rate_is_stored(service, tenant, ann):
+    night = int((START - timedelta(hours=8)).timestamp()) * NS
+    fragments = [(0, 60, 1), (60, 150, 3), (150, 170, 4), (170, 260, 2), (260, 300, 1)]  # minutes, sleep_state
+    sleep = {"dataCollectorId": "com.huawei.health:sleep:gt4", "dataType": "DT_CONTINUOUS_SLEEP",
+             "startTime": night, "endTime": night + 300 * 60 * NS, "timeZone": "+0800",
+             "samplePoints": [{"startTime": night + a * 60 * NS, "endTime": night + b * 60 * NS,
+                               "fieldValues": {"sleep_state": state}} for a, b, state in fragments]}
+    at = int(START.timestamp()) * NS
+    breathing = {"dataCollectorId": "com.huawei.health:rr:gt4", "dataType": "DT_INSTANTANEOUS_RESPIRATORY_RATE",
+                 "startTime": at, "endTime": at, "timeZone": "+0800",
+                 "samplePoints": [{"startTime": at, "endTime": at, "fieldValues": {"respiratory_rate": 15}}]}
+    bad = dict(sleep, startTime=night + NS, samplePoints=[{"startTime": night + NS, "endTime": night + 2 * NS,
+                                                            "fieldValues": {"sleep_state": 9}}])
+    response = ann.post("/v1/sync/huawei", json={"sampleSets": [sleep, breathing, bad]})
+    assert statuses(response) == ["inserted", "inserted", "rejected"]
+    assert "sleep_state" in response.json()["results"][2]["detail"]
+    with service.admin_conn() as conn:
+        rows = conn.execute(
+            """SELECT r.metric, r.value, r.details, r.utc_offset_min FROM readings r
+                 JOIN people p ON p.id = r.person_id WHERE p.tenant_id = %s AND p.external_id = 'ann'
+                ORDER BY r.metric""", (tenant.id,)).fetchall()
+    assert [(m, v, o) for m, v, _, o in rows] == [("respiratory_rate", 15, 480), ("sleep", 280, 480)]
+    assert rows[1][2]["stages"] == {"light": 100, "deep": 90, "awake": 20, "rem": 90}
+    # The night changed on the watch (the last fragment dropped): the set with the same range replaces it.
+    sleep["samplePoints"] = sleep["samplePoints"][:-1]
+    assert statuses(ann.post("/v1/sync/huawei", json={"sampleSets": [sleep]})) == ["replaced"]
+    with service.admin_conn() as conn:
+        values = conn.execute("SELECT value FROM readings WHERE metric = 'sleep' AND tenant_id = %s",
+                              (tenant.id,)).fetchall()
+    assert values == [(240,)]
 
 
 def test_a_window_snapshot_replaces_what_we_hold_there(tenant, ann):
