@@ -1,7 +1,7 @@
 """Storage benchmark: what a reading costs hot, what a person-year costs packed, and how fast charts read both.
 
     .venv/bin/python bench/storage.py                                  # small: 20 synthetic people
-    .venv/bin/python bench/storage.py --people 10000 --dev-days 365    # the issue's figure (hours, a quiet box)
+    .venv/bin/python bench/storage.py --people 10000 --dev-days 365    # the full-size figure (hours, a quiet box)
 
 On a fresh database of the local test cluster (BEIDOU_TEST_PG_PORT, or BEIDOU_TEST_ADMIN_URL's server):
 1. loads a development person's real Fitbit history (heart rate every 5–60 s, steps per minute) from
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.support import TestDatabase, use_app_password  # noqa: E402
 
-# ../shared/data beside the checkout (or beside the folder of worktrees)
+# ../shared/data beside the checkout (or one folder further up)
 DATA = next((d for d in (ROOT.parent / "shared" / "data" / "wearables-covid-dev",
                          ROOT.parent.parent / "shared" / "data" / "wearables-covid-dev") if d.exists()),
             ROOT.parent / "shared" / "data" / "wearables-covid-dev")

@@ -21,7 +21,7 @@ from streaming.ingest import IngestWriter
 from streaming.validation import Reading
 from tests.support import ROOT
 
-# Beside the checkout (as for the demo), or beside the folder of worktrees.
+# Beside the checkout (as for the demo), or one folder further up.
 DATA = next((d for d in (ROOT.parent / "shared" / "data" / "wearables-covid-dev",
                          ROOT.parent.parent / "shared" / "data" / "wearables-covid-dev")
              if (d / "labels.csv").exists()), ROOT.parent / "shared" / "data" / "wearables-covid-dev")
