@@ -17,13 +17,19 @@ from psycopg.rows import dict_row
 BUCKETS = ("day", "week", "month")
 
 _ALERTS = """
-WITH a AS (
+WITH b AS (
+  -- Each bucket's first local day and the instant its local midnight falls on: the time zone is converted once
+  -- per bucket, and each alert finds its bucket by a binary search over these instants.
+  SELECT array_agg(d::date ORDER BY d) AS days, array_agg(d AT TIME ZONE %(tz)s ORDER BY d) AS edges
+    FROM generate_series(date_trunc(%(bucket)s, %(start)s AT TIME ZONE %(tz)s), %(end)s AT TIME ZONE %(tz)s,
+                         ('1 ' || %(bucket)s)::interval) d
+), a AS (
   -- "C" collation: grouping by these codes needs no locale-aware comparison.
   SELECT a.feature COLLATE "C" AS feature, a.severity COLLATE "C" AS severity, a.opened_at, a.claimed_at,
          a.resolved_at, a.resolution, a.assignee_id,
          a.first_contact_at, a.first_answer_at, a.first_answer, a.escalations_fired,
-         date_trunc(%(bucket)s, a.opened_at AT TIME ZONE %(tz)s)::date AS bucket
-    FROM alerts a
+         b.days[width_bucket(a.opened_at, b.edges)] AS bucket
+    FROM alerts a CROSS JOIN b
    WHERE a.tenant_id = %(tenant)s AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
 )"""
 

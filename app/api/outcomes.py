@@ -127,7 +127,8 @@ async def get_outcomes(
             raise Invalid("`from` must be before `to`", code="invalid_range")
         if (to - from_).days > MAX_DAYS:
             raise Invalid(f"at most {MAX_DAYS} days at once", code="range_too_long")
-        report = await outcomes.report(conn, tenant_id=who.tenant_id, first_day=from_, end_day=to, bucket=bucket)
+        report = await outcomes.report(conn, tenant_id=who.tenant_id, first_day=from_, end_day=to, bucket=bucket,
+                                         db=svc.db)
     if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
         return _csv(report)
     return Report.model_validate(report)

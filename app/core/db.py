@@ -81,6 +81,29 @@ class Database:
             raise DatabaseUnavailable(str(exc).strip() or "database unavailable") from exc
         self.down_since = None
 
+    @asynccontextmanager
+    async def spare_transaction(self, *, tenant_id: UUID | str | None, wait_s: float = 0.05
+                                ) -> AsyncIterator[psycopg.AsyncConnection | None]:
+        """A second tenant-scoped transaction for work that can run beside the caller's own, or None when no
+        connection is free within ``wait_s``: a request that already holds a connection never waits for another
+        (which could starve the pool), it does the work on its own connection instead."""
+        try:
+            conn = await self.pool.getconn(timeout=wait_s)
+        except (psycopg.OperationalError, PoolTimeout):
+            yield None
+            return
+        try:
+            async with conn.transaction():
+                await conn.execute(_SET_CONTEXT, (_text(tenant_id), ""))
+                yield conn
+        except psycopg.OperationalError as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled):
+                raise DatabaseUnavailable("the database took too long to answer (statement timeout)") from exc
+            self._failed(exc)
+            raise DatabaseUnavailable(str(exc).strip() or "database unavailable") from exc
+        finally:
+            await self.pool.putconn(conn)
+
     def _wait(self) -> float:
         return self.wait_s if self.down_since is None else self.down_wait_s
 

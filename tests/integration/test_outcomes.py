@@ -192,3 +192,27 @@ def test_without_dates_the_last_thirty_days_by_week(history):
     r = supervisor(history).get("/v1/care/outcomes").json()
     assert r["bucket"] == "week"
     assert (datetime.fromisoformat(r["to"]) - datetime.fromisoformat(r["from"])).days == 30
+
+
+async def test_without_a_spare_connection_the_report_has_the_same_figures(history):
+    """With no connection to spare (a pool of one), the report runs its queries one after another on the
+    request's own connection; its figures are those the API gives."""
+    from datetime import date
+
+    from alerts import outcomes
+    from app.core.db import Database
+
+    api = supervisor(history).get("/v1/care/outcomes",
+                                  params={"from": "2026-11-01", "to": "2026-11-08", "bucket": "day"}).json()
+    db = Database(history.service.db.app_url, min_size=1, max_size=1)
+    await db.open(wait=True)
+    try:
+        async with db.transaction(tenant_id=history.id) as conn:
+            report = await outcomes.report(conn, tenant_id=history.id, first_day=date(2026, 11, 1),
+                                           end_day=date(2026, 11, 8), bucket="day", db=db)
+    finally:
+        await db.close()
+    assert report["funnel"]["opened"] == 3
+    for part in ("people", "funnel", "times", "times_by_feature", "resolutions", "pushes", "agents", "series",
+                 "rows"):
+        assert report[part] == api[part], part
