@@ -389,7 +389,9 @@ def test_who_looked_at_my_data(service, browser, artifacts):
             expect(item).to_contain_text("your heart rate readings")
         if first["role"] == "care_agent":
             expect(item).to_contain_text("Care agent")
-        assert "member phoned in" in first["why"], first
+        # Why the look was allowed: the break-the-glass reason, or the alert that gave the agent a reason to
+        # look (the worker may have opened a data-gap alert for this person meanwhile).
+        assert "member phoned in" in first["why"] or first["why"].startswith("alert "), first
         expect(item).to_contain_text(first["why"])
         expect(page.locator("#access-list .access-item")).to_have_count(len(log["items"]))
         no_horizontal_scroll(page)
