@@ -48,10 +48,11 @@ def template_db(admin_server_url: str) -> TestDatabase:
     """A migrated database that per-test databases are copied from."""
     from app.core import migrate
     name = f"beidou_tpl_{os.getpid()}"
-    tpl = TestDatabase.create(admin_server_url, name)
-    migrate.upgrade(tpl.admin_url)
-    tpl.ensure_app_login()
-    tpl.freeze_as_template()
+    with support.cluster_wide(admin_server_url):
+        tpl = TestDatabase.create(admin_server_url, name)
+        migrate.upgrade(tpl.admin_url)
+        tpl.ensure_app_login()
+        tpl.freeze_as_template()
     yield tpl
     tpl.drop()
 

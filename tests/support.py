@@ -84,6 +84,15 @@ class TestDatabase:
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(self.name)))
 
 
+@contextmanager
+def cluster_wide(server_admin_url: str):
+    """One test process at a time: migrations and the service role's login change cluster-wide rows (roles),
+    and parallel test processes share the cluster ("tuple concurrently updated" otherwise)."""
+    with psycopg.connect(server_admin_url, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(7245001)")
+        yield
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

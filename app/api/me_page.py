@@ -29,7 +29,7 @@ DataType = Literal[DATA_TYPES]  # type: ignore[valid-type]
 _GONE = {410: {"model": Problem, "description": "This person's data was erased (code `erased`)."}}
 
 
-class NoticeOut(BaseModel):
+class NoticeItem(BaseModel):
     data_type: str
     purpose: str
     version: str = Field(description="Changes whenever the notice's words change; send it as `notice_version` "
@@ -40,7 +40,7 @@ class NoticeOut(BaseModel):
 
 class NoticeList(BaseModel):
     language: str
-    notices: list[NoticeOut] = Field(description="Every data type × purpose, data types in catalogue order.")
+    notices: list[NoticeItem] = Field(description="Every data type × purpose, data types in catalogue order.")
 
 
 @router.get("/v1/me/notices", summary="The consent notices and their versions", response_model=NoticeList,
@@ -54,7 +54,7 @@ async def my_notices(language: Language | None = Query(None, description="`en` o
             language = (await consent_service.subject(conn, person_id=who.person_id)).language
     found = consent_notices.notices(language)
     return NoticeList(language=language if language in LANGUAGES else "en",
-                      notices=[NoticeOut(data_type=n.data_type, purpose=n.purpose, version=n.version, title=n.title,
+                      notices=[NoticeItem(data_type=n.data_type, purpose=n.purpose, version=n.version, title=n.title,
                                          text=n.text) for n in found])
 
 

@@ -215,6 +215,9 @@ def _ensure_roles(cluster: LocalCluster) -> None:
                 raise
             time.sleep(0.3)
     with conn:
+        # Several processes may start the cluster at once (parallel test processes, API workers): role changes
+        # are cluster-wide rows, so one at a time ("tuple concurrently updated" otherwise).
+        conn.execute("SELECT pg_advisory_lock(7245002)")
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
         conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}").format(

@@ -38,6 +38,7 @@ export async function loadConsents(ctx) {
       el("h3", { text: t(`dt_${type}`), attrs: { id: `ct-${type}` } }), ...rows);
   });
   $("consent-list").replaceChildren(...cards);
+  $("consent-list").dataset.whose = whose;  // whose consents are on screen ("" = the person's own)
   renderHistory(ctx, history.events);
 }
 

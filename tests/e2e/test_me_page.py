@@ -344,6 +344,7 @@ def test_a_guardian_manages_a_dependants_consents(service, browser):
         page.goto(f"{service.base_url}/me#token={tenant.person_token('mother')}")
         expect(page.locator("#whose-row")).to_be_visible()
         page.locator("#whose-select").select_option("kid")
+        expect(page.locator("#consent-list")).to_have_attribute("data-whose", "kid")  # the kid's, drawn
         expect(page.locator("#consent-list .consent-card")).to_have_count(len(DATA_TYPES))
         # Outreach before monitoring: the panel says it would not take effect yet; cancelling changes nothing.
         outreach = page.locator("#consent-list .consent-card[data-type='steps'] .consent-row[data-purpose='outreach']")

@@ -8,6 +8,7 @@ import pytest
 
 from app.core import migrate, schema
 from app.core.datatypes import DATA_TYPES
+from tests.support import cluster_wide
 
 
 
@@ -20,8 +21,9 @@ def test_a_fresh_migration_run_gives_the_committed_schema(fresh_db):
 def test_upgrading_one_migration_at_a_time_gives_the_same_schema_as_a_fresh_run(empty_db):
     # Step by step, one migration per upgrade call, as a long-lived installation would get them.
     migrations = migrate.discover()
-    for m in migrations:
-        migrate.upgrade(empty_db.admin_url, target=m.version)
+    with cluster_wide(empty_db.server_admin_url):
+        for m in migrations:
+            migrate.upgrade(empty_db.admin_url, target=m.version)
     assert schema.dump(empty_db.admin_url) == schema.SCHEMA_FILE.read_text()
     with psycopg.connect(empty_db.admin_url) as conn:
         assert sorted(migrate.applied(conn)) == [m.version for m in migrations]
@@ -72,7 +74,8 @@ def test_upgrade_twice_applies_nothing_the_second_time(fresh_db):
 def test_an_edited_applied_migration_is_refused_with_a_clear_message(empty_db, tmp_path):
     folder = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, folder)
-    migrate.upgrade(empty_db.admin_url, folder)
+    with cluster_wide(empty_db.server_admin_url):
+        migrate.upgrade(empty_db.admin_url, folder)
     first = sorted(folder.glob("*.sql"))[0]
     first.write_text(first.read_text() + "\n-- edited\n")
     with pytest.raises(migrate.MigrationError, match="was edited after it was applied"):
