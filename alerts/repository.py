@@ -247,9 +247,11 @@ async def open_alerts_for_metric(conn: psycopg.AsyncConnection, person_id: UUID,
 
 
 async def cancel_pending_notifications(conn: psycopg.AsyncConnection, alert_id: UUID, why: str) -> int:
+    """Pushes to the person about this alert that have not left yet. Webhook events stay: the insurer's
+    systems receive every change, in order, including the ones just before a resolution."""
     cur = await conn.execute(
         """UPDATE notifications SET status = 'cancelled', status_detail = %s, updated_at = now()
-            WHERE alert_id = %s AND status IN ('queued', 'held')""",
+            WHERE alert_id = %s AND status IN ('queued', 'held') AND recipient_kind <> 'webhook'""",
         (why, alert_id),
     )
     return cur.rowcount
