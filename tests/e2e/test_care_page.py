@@ -82,7 +82,7 @@ def test_the_page_is_served_with_strict_headers_and_only_its_own_files(service):
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert httpx.get(service.base_url + "/care/static/vendor/uplot/uPlot.iife.min.js").status_code == 200
     for path in ("/care/static/vendor/uplot/LICENSE", "/care/static/../api/web.py", "/care/static/%2e%2e/api/web.py",
-                 "/care/static/nope.js"):
+                 "/care/static/nope.js", "/care/static/partials/head.html", "/care/static/index.html"):
         assert httpx.get(service.base_url + path).status_code == 404, path
 
 
