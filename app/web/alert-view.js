@@ -3,7 +3,7 @@
 // notification-view.js). Rendering only: no fetching, no state.
 
 import { bandText } from "./chart.js";
-import { $, age, chip, el, formatTime, number, shortTime, show } from "./dom.js";
+import { $, age, chip, el, fillTable, formatTime, number, shortTime, show } from "./dom.js";
 import { label, reasonText, t } from "./i18n.js";
 
 export function urgentChip() {
@@ -76,6 +76,8 @@ export function renderActions(alert, { mine, supervises }) {
   }
 }
 
+const EVIDENCE_COLUMNS = ["ev_when", "ev_tier", "ev_value", "ev_baseline", "ev_reason"];
+
 export function renderEvidence(evidence) {
   const rows = evidence.map((e) => el("tr", { attrs: { "data-event-id": String(e.id) } },
     el("td", { cls: "nowrap", text: `${shortTime(e.start_time)} – ${shortTime(e.end_time)}` }),
@@ -83,7 +85,7 @@ export function renderEvidence(evidence) {
     el("td", { cls: "num", text: number(e.value) }),
     el("td", { cls: "num", text: number(e.baseline) }),
     el("td", { text: e.withdrawn ? `${e.reason} — ${t("ev_withdrawn")}` : e.reason })));
-  $("evidence").tBodies[0].replaceChildren(...rows);
+  fillTable("evidence", EVIDENCE_COLUMNS, rows);
   const note = $("evidence-withdrawn");
   if (note) {
     note.textContent = t("ev_all_withdrawn");

@@ -3,7 +3,7 @@
 import { renderActions, renderChartLabels, renderEvidence, renderHeader, renderTimeline } from "./alert-view.js";
 import { careApi, isApiError, peekClaims } from "./api.js";
 import { chartSpec, chartWindow, drawChart, hiddenChart, setDataTypes } from "./chart.js";
-import { $, age, errorText, say, show } from "./dom.js";
+import { $, age, el, errorText, say, show } from "./dom.js";
 import { addDataTypes, label, language, pickLanguage, serviceText, setLanguage, t, translatePage } from "./i18n.js";
 import { LiveFeed } from "./live.js";
 import { renderNotifications } from "./notification-view.js";
@@ -14,6 +14,16 @@ const LANG_KEY = "beidou.care.lang";         // localStorage: a preference, not 
 const POLL_MS = 30_000;                      // the queue's refresh while the live feed is down
 const PAGE_SIZE = 50;
 const SUPERVISING = ["care_supervisor", "tenant_admin"];
+// The queue's filters, each a <select id="f-<name>"> labelled ``f_<name>``: the choice it starts on [value, label
+// key], then the service's codes, labelled ``<prefix>_<code>`` as everywhere else on the page (see label()).
+const FILTERS = {
+  status: { first: ["active", "status_active"], prefix: "st", codes: ["open", "claimed", "contacted", "resolved"] },
+  severity: { first: ["", "any"], prefix: "sev", codes: ["critical", "high", "low", "info"] },
+  assignee: { first: ["", "any"], prefix: "assignee", codes: ["me"] },
+  kind: { prefix: "kind", codes: ["health", "data_gap", "both"] },
+};
+const RESOLVE_REASONS = { first: ["", "choose_reason"], prefix: "res",
+  codes: ["needed_help", "member_fine", "false_alarm", "no_response", "consent_withdrawn"] };
 
 const state = {
   token: null,
@@ -424,6 +434,19 @@ function applyLanguage(lang) {
   }
 }
 
+function options({ first, prefix, codes }) {
+  const choices = [...(first ? [first] : []), ...codes.map((code) => [code, `${prefix}_${code}`])];
+  return choices.map(([value, key]) => el("option", { attrs: { value, "data-i18n": key } }));
+}
+
+/** The filters and the resolve form's reasons, from the tables above (labelled by translatePage). */
+function buildChoices() {
+  $("filters").prepend(...Object.entries(FILTERS).map(([name, choices]) => el("label", {},
+    el("span", { attrs: { "data-i18n": `f_${name}` } }),
+    el("select", { attrs: { id: `f-${name}` } }, ...options(choices)))));
+  $("resolve-reason").replaceChildren(...options(RESOLVE_REASONS));
+}
+
 function wire() {
   $("login-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -440,8 +463,8 @@ function wire() {
     localStorage.setItem(LANG_KEY, next);
     applyLanguage(next);
   });
-  for (const id of ["f-status", "f-severity", "f-assignee", "f-kind"]) {
-    $(id).addEventListener("change", () => {
+  for (const name of Object.keys(FILTERS)) {
+    $(`f-${name}`).addEventListener("change", () => {
       state.shown = PAGE_SIZE;
       loadQueue();
     });
@@ -509,6 +532,7 @@ function wire() {
 
 function main() {
   setLanguage(pickLanguage(localStorage.getItem(LANG_KEY), navigator.language));
+  buildChoices();
   translatePage();
   wire();
   const token = sessionStorage.getItem(TOKEN_KEY);

@@ -15,6 +15,14 @@ export function el(tag, { cls, text, attrs } = {}, ...children) {
   return node;
 }
 
+/** Put ``rows`` in the table with this id under a head naming ``columns`` (label keys): a table's columns are
+ * named where its cells are made. */
+export function fillTable(id, columns, rows) {
+  const head = el("tr", {}, ...columns.map((key) => el("th", { text: t(key), attrs: { "data-i18n": key } })));
+  $(id).tHead.replaceChildren(head);
+  $(id).tBodies[0].replaceChildren(...rows);
+}
+
 export function show(node, visible) {
   node.hidden = !visible;
 }

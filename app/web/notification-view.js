@@ -2,7 +2,7 @@
 // when, and why), sending, sent, failed (with "call instead" when push gave up), cancelled, opened,
 // answered (and the answer). Rendering only: no fetching, no state.
 
-import { $, age, chip, el, formatTime, shortTime, show } from "./dom.js";
+import { $, age, chip, el, fillTable, formatTime, shortTime, show } from "./dom.js";
 import { label, serviceText, t } from "./i18n.js";
 
 // alerts/sender.py ends a dead letter's status_detail with "… — call instead"; the page makes that stand out.
@@ -85,6 +85,8 @@ function stateLines(n, facts) {
   }
 }
 
+const COLUMNS = ["n_recipient", "n_purpose", "n_status", "n_attempts", "n_updated"];
+
 export function renderNotifications(notifications, timeline) {
   const facts = factsFromTimeline(timeline);
   const rows = notifications.map((n) => {
@@ -102,7 +104,7 @@ export function renderNotifications(notifications, timeline) {
     if (n.status === "failed" && (n.status_detail || "").trim().endsWith(CALL_INSTEAD)) row.dataset.callInstead = "true";
     return row;
   });
-  $("notifications").tBodies[0].replaceChildren(...rows);
+  fillTable("notifications", COLUMNS, rows);
   show($("notifications"), notifications.length > 0);
   show($("no-notifications"), notifications.length === 0);
 }
