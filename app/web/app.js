@@ -3,7 +3,7 @@
 import { renderActions, renderChartLabels, renderEvidence, renderHeader, renderTimeline } from "./alert-view.js";
 import { careApi, isApiError, peekClaims } from "./api.js";
 import { chartSpec, chartWindow, drawChart, hiddenChart, setDataTypes } from "./chart.js";
-import { $, age, el, errorText, say, show } from "./dom.js";
+import { $, age, el, errorText, filledIn, onTokenSubmit, say, show } from "./dom.js";
 import { addDataTypes, label, language, pickLanguage, serviceText, setLanguage, t, translatePage } from "./i18n.js";
 import { LiveFeed } from "./live.js";
 import { renderNotifications } from "./notification-view.js";
@@ -448,15 +448,7 @@ function buildChoices() {
 }
 
 function wire() {
-  $("login-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const token = $("token-input").value.trim().replace(/^Bearer\s+/i, "");
-    if (!token) {
-      say("login-error", t("token_empty"));
-      return;
-    }
-    signIn(token);
-  });
+  onTokenSubmit(signIn, t);
   $("logout").addEventListener("click", () => signOut());
   $("lang-toggle").addEventListener("click", () => {
     const next = language() === "zh-CN" ? "en" : "zh-CN";
@@ -513,12 +505,8 @@ function wire() {
   });
   $("reassign-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const assignee = $("reassign-to").value.trim();
-    if (!assignee) {
-      say("action-error", t("reassign_required"));
-      return;
-    }
-    act("reassign", { assignee, note: noteOf("reassign-note") });
+    const assignee = filledIn("reassign-to", "action-error", t("reassign_required"));
+    if (assignee) act("reassign", { assignee, note: noteOf("reassign-note") });
   });
 
   let resizeTimer = null;
@@ -531,7 +519,7 @@ function wire() {
 }
 
 function main() {
-  setLanguage(pickLanguage(localStorage.getItem(LANG_KEY), navigator.language));
+  setLanguage(pickLanguage([localStorage.getItem(LANG_KEY)], navigator.language));
   buildChoices();
   translatePage();
   wire();

@@ -34,6 +34,23 @@ export function say(id, text) {
   node.hidden = false;
 }
 
+/** The trimmed text of the field with this id; when it is empty, ``message`` in the error line ``errorId`` and
+ * null. */
+export function filledIn(fieldId, errorId, message) {
+  const value = $(fieldId).value.trim();
+  if (!value) say(errorId, message);
+  return value || null;
+}
+
+/** Sign in from the staff token form (partials/token-field.html); a pasted "Bearer …" header works too. */
+export function onTokenSubmit(signIn, t) {
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = filledIn("token-input", "login-error", t("token_empty"));
+    if (token) signIn(token.replace(/^Bearer\s+/i, ""));
+  });
+}
+
 export function formatTime(iso, opts = { dateStyle: "medium", timeStyle: "short" }) {
   if (!iso) return t("none");
   return new Intl.DateTimeFormat(language(), opts).format(new Date(iso));

@@ -1,9 +1,7 @@
 // Every label the page shows, in English and Simplified Chinese. Text that comes from the service (the
 // detector's reason, notes typed by agents) is shown as it was written.
 
-import { lookup, translateMarked } from "./i18n-core.js";
-
-export const LANGS = ["en", "zh-CN"];
+import { pageLabels } from "./i18n-core.js";
 
 const en = {
   title: "Health Beidou · Care queue",
@@ -150,26 +148,6 @@ const en = {
   d_ago: "{n} d ago",
   in_future: "in {n} min",
   in_h: "in {n} h",
-  role_care_agent: "care agent",
-  role_care_supervisor: "supervisor",
-  role_tenant_admin: "tenant admin",
-  st_open: "Open", st_claimed: "Claimed", st_contacted: "Contacted", st_resolved: "Resolved",
-  sev_critical: "Critical", sev_high: "High", sev_low: "Low", sev_info: "Info",
-  tier_watch: "Watch", tier_alert: "Alert",
-  kind_label_health: "Health", kind_label_data_gap: "Data gap",
-  res_needed_help: "Needed help", res_member_fine: "Member is fine", res_false_alarm: "False alarm",
-  res_no_response: "No response", res_consent_withdrawn: "Consent withdrawn",
-  act_opened: "Opened", act_extended: "Extended by new evidence", act_severity_raised: "Severity raised",
-  act_claim: "Claimed", act_contact: "Contact recorded", act_resolve: "Resolved", act_reassign: "Reassigned",
-  act_reopen: "Reopened", act_escalated: "Escalated", act_reach_out: "Reached out (check-in push)",
-  act_message_opened: "Member opened the message", act_person_replied: "Member replied",
-  actor_system: "system", actor_staff: "staff", actor_person: "member",
-  ns_queued: "Queued", ns_held: "Held", ns_sending: "Sending", ns_sent: "Sent", ns_failed: "Failed",
-  ns_cancelled: "Cancelled", ns_opened: "Opened", ns_answered: "Answered",
-  np_escalation: "Escalation", np_check_in: "Check-in", np_reconnect: "Reconnect device",
-  np_person_replied: "Member replied",
-  rk_staff: "staff", rk_person: "member",
-  answer_fine: "I'm fine", answer_help: "I need help", answer_call: "Please call me",
   // Feature (feat_*) and chart (m_*) names of the data types come from GET /v1/data-types: addDataTypes().
   feat_wear: "Device not worn",
 };
@@ -319,28 +297,42 @@ const zh = {
   d_ago: "{n} 天前",
   in_future: "{n} 分钟后",
   in_h: "{n} 小时后",
-  role_care_agent: "关怀专员",
-  role_care_supervisor: "主管",
-  role_tenant_admin: "租户管理员",
-  st_open: "待处理", st_claimed: "已认领", st_contacted: "已联系", st_resolved: "已解决",
-  sev_critical: "危急", sev_high: "高", sev_low: "低", sev_info: "提示",
-  tier_watch: "关注", tier_alert: "警报",
-  kind_label_health: "健康", kind_label_data_gap: "数据中断",
-  res_needed_help: "需要帮助", res_member_fine: "成员状况良好", res_false_alarm: "误报",
-  res_no_response: "无回应", res_consent_withdrawn: "已撤回同意",
-  act_opened: "创建", act_extended: "新增证据", act_severity_raised: "严重程度提高",
-  act_claim: "认领", act_contact: "记录联系", act_resolve: "解决", act_reassign: "转派",
-  act_reopen: "重新打开", act_escalated: "升级", act_reach_out: "已发起关怀问候（推送）",
-  act_message_opened: "成员已打开消息", act_person_replied: "成员已回复",
-  actor_system: "系统", actor_staff: "员工", actor_person: "成员",
-  ns_queued: "排队中", ns_held: "暂缓", ns_sending: "发送中", ns_sent: "已发送", ns_failed: "失败",
-  ns_cancelled: "已取消", ns_opened: "已打开", ns_answered: "已回复",
-  np_escalation: "升级通知", np_check_in: "问候", np_reconnect: "重新连接设备",
-  np_person_replied: "成员回复",
-  rk_staff: "员工", rk_person: "成员",
-  answer_fine: "我很好", answer_help: "我需要帮助", answer_call: "请给我打电话",
   feat_wear: "设备未佩戴",
 };
+
+// The service's codes in words, English then Chinese, one entry a code: label(prefix, code) reads them as
+// ``<prefix>_<code>``.
+const CODE_NAMES = {
+  role: { care_agent: ["care agent", "关怀专员"], care_supervisor: ["supervisor", "主管"],
+    tenant_admin: ["tenant admin", "租户管理员"] },
+  st: { open: ["Open", "待处理"], claimed: ["Claimed", "已认领"], contacted: ["Contacted", "已联系"],
+    resolved: ["Resolved", "已解决"] },
+  sev: { critical: ["Critical", "危急"], high: ["High", "高"], low: ["Low", "低"], info: ["Info", "提示"] },
+  tier: { watch: ["Watch", "关注"], alert: ["Alert", "警报"] },
+  kind_label: { health: ["Health", "健康"], data_gap: ["Data gap", "数据中断"] },
+  res: { needed_help: ["Needed help", "需要帮助"], member_fine: ["Member is fine", "成员状况良好"],
+    false_alarm: ["False alarm", "误报"], no_response: ["No response", "无回应"],
+    consent_withdrawn: ["Consent withdrawn", "已撤回同意"] },
+  act: { opened: ["Opened", "创建"], extended: ["Extended by new evidence", "新增证据"],
+    severity_raised: ["Severity raised", "严重程度提高"], claim: ["Claimed", "认领"], contact: ["Contact recorded", "记录联系"],
+    resolve: ["Resolved", "解决"], reassign: ["Reassigned", "转派"], reopen: ["Reopened", "重新打开"],
+    escalated: ["Escalated", "升级"], reach_out: ["Reached out (check-in push)", "已发起关怀问候（推送）"],
+    message_opened: ["Member opened the message", "成员已打开消息"], person_replied: ["Member replied", "成员已回复"] },
+  actor: { system: ["system", "系统"], staff: ["staff", "员工"], person: ["member", "成员"] },
+  ns: { queued: ["Queued", "排队中"], held: ["Held", "暂缓"], sending: ["Sending", "发送中"], sent: ["Sent", "已发送"],
+    failed: ["Failed", "失败"], cancelled: ["Cancelled", "已取消"], opened: ["Opened", "已打开"],
+    answered: ["Answered", "已回复"] },
+  np: { escalation: ["Escalation", "升级通知"], check_in: ["Check-in", "问候"], reconnect: ["Reconnect device", "重新连接设备"],
+    person_replied: ["Member replied", "成员回复"] },
+  rk: { staff: ["staff", "员工"], person: ["member", "成员"] },
+  answer: { fine: ["I'm fine", "我很好"], help: ["I need help", "我需要帮助"], call: ["Please call me", "请给我打电话"] },
+};
+for (const [prefix, codes] of Object.entries(CODE_NAMES)) {
+  for (const [code, [english, chinese]] of Object.entries(codes)) {
+    en[`${prefix}_${code}`] = english;
+    zh[`${prefix}_${code}`] = chinese;
+  }
+}
 
 // Fixed sentences the service writes (alerts/outreach.py, alerts/sender.py) that the page can translate;
 // anything else from the service is shown as it was written.
@@ -372,20 +364,7 @@ Object.assign(zh, {
 });
 
 const TABLES = { en, "zh-CN": zh };
-let current = "en";
-
-export function pickLanguage(stored, browser) {
-  if (LANGS.includes(stored)) return stored;
-  return (browser || "").toLowerCase().startsWith("zh") ? "zh-CN" : "en";
-}
-
-export function setLanguage(lang) {
-  current = LANGS.includes(lang) ? lang : "en";
-}
-
-export function language() {
-  return current;
-}
+export const { language, pickLanguage, setLanguage, t, translatePage } = pageLabels(TABLES);
 
 /**
  * Take the data types' names from the service (GET /v1/data-types): ``m_<type>`` is the chart label and
@@ -404,11 +383,6 @@ export function addDataTypes(types) {
   }
 }
 
-/** The label for ``key`` with ``{name}`` placeholders filled in; falls back to English, then to ``fallback``. */
-export function t(key, params = {}, fallback = undefined) {
-  return lookup(TABLES, current, key, params, fallback);
-}
-
 /** A code from the service (status, action, feature…) in words; unknown codes are shown as they are. */
 export function label(prefix, code) {
   if (code === null || code === undefined || code === "") return t("none");
@@ -418,13 +392,7 @@ export function label(prefix, code) {
 /** A sentence written by the service, in the page's language when the page knows it. */
 export function serviceText(text) {
   if (text === null || text === undefined) return "";
-  return current === "zh-CN" ? SERVICE_ZH[text] ?? text : text;
-}
-
-/** Fill every element marked for translation (see translateMarked). */
-export function translatePage(root = document) {
-  document.documentElement.lang = current;
-  translateMarked(root, t);
+  return language() === "zh-CN" ? SERVICE_ZH[text] ?? text : text;
 }
 
 // ---- Detection reasons (structured reason from the detector: reason_code + details) ------------------------
@@ -469,7 +437,7 @@ function signalText(s, zh) {
 
 /** An alert's reason in the page's language, from its reason_code and details; ``fallback`` when unknown. */
 export function reasonText(code, details, fallback) {
-  const zh = current === "zh-CN";
+  const zh = language() === "zh-CN";
   const d = details || {};
   if (code === "no_data" && d.hours !== undefined) {
     const span = d.hours < 48 ? `${Math.round(d.hours)} ${zh ? "小时" : "hours"}` : `${Math.round(d.hours / 24)} ${zh ? "天" : "days"}`;

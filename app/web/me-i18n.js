@@ -2,9 +2,7 @@
 // (notices, the detector's reason) comes in the person's language or is shown as written.
 
 import { setLanguage as setChartLanguage } from "./i18n.js";
-import { lookup, translateMarked } from "./i18n-core.js";
-
-export const LANGS = ["zh-CN", "en"];
+import { pageLabels } from "./i18n-core.js";
 
 const zh = {
   title: "我的健康 · 健康北斗",
@@ -302,31 +300,6 @@ const en = {
   dt_respiratory_rate: "breathing rate",
 };
 
-const TABLES = { "zh-CN": zh, en };
-let current = "zh-CN";
-
-/** The page's language: one asked for by the app, else a remembered choice, else the WebView's locale. */
-export function pickLanguage(asked, stored, browser) {
-  for (const candidate of [asked, stored]) if (LANGS.includes(candidate)) return candidate;
-  return (browser || "").toLowerCase().startsWith("en") ? "en" : "zh-CN";
-}
-
-export function setLanguage(lang) {
-  current = LANGS.includes(lang) ? lang : "zh-CN";
-  setChartLanguage(current);  // the shared chart module formats its axes and legend in the same language
-}
-
-export function language() {
-  return current;
-}
-
-export function t(key, params = {}) {
-  return lookup(TABLES, current, key, params);
-}
-
-/** Fill every element marked for translation (see translateMarked), and the document's title. */
-export function translatePage(root = document) {
-  document.documentElement.lang = current;
-  document.title = t("title");
-  translateMarked(root, t);
-}
+// The shared chart module formats its axes and legend in the same language as the page.
+export const { language, pickLanguage, setLanguage, t, translatePage } = pageLabels({ "zh-CN": zh, en },
+  setChartLanguage);

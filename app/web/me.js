@@ -74,12 +74,12 @@ function waitForApp() {
 async function boot() {
   document.body.dataset.started = "true";  // the watchdog (me-watchdog.js) stands down
   let handed = takeFragment();
-  setLanguage(pickLanguage(handed.lang, localStorage.getItem(LANG_KEY), navigator.language));
+  setLanguage(pickLanguage([handed.lang, localStorage.getItem(LANG_KEY)], navigator.language));
   translatePage();
   if (!handed.token) {
     $("boot").textContent = t("waiting_app");
     handed = await waitForApp();
-    if (handed.lang) setLanguage(pickLanguage(handed.lang, null, navigator.language));
+    if (handed.lang) setLanguage(pickLanguage([handed.lang], navigator.language));
     translatePage();
   }
   if (!handed.token) {

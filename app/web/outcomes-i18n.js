@@ -1,7 +1,7 @@
 // The outcomes page's labels in English and Simplified Chinese (the language choice is shared with the
 // care queue page).
 
-import { lookup, translateMarked } from "./i18n-core.js";
+import { pageLabels } from "./i18n-core.js";
 
 const en = {
   title: "Health Beidou · Outcomes",
@@ -161,22 +161,4 @@ const zh = {
   err_other: "错误 {status}：{detail}",
 };
 
-const TABLES = { en, "zh-CN": zh };
-let current = "en";
-
-export function setLanguage(lang) {
-  current = lang in TABLES ? lang : "en";
-  document.documentElement.lang = current;
-}
-
-export function language() {
-  return current;
-}
-
-export function t(key, params = {}) {
-  return lookup(TABLES, current, key, params);
-}
-
-export function translatePage(root = document) {
-  translateMarked(root, t);
-}
+export const { language, pickLanguage, setLanguage, t, translatePage } = pageLabels({ en, "zh-CN": zh });

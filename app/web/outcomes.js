@@ -2,8 +2,8 @@
 // tables. The staff token is the care queue's (sessionStorage, this tab only); data enters the page only as text.
 
 import { ApiError, isApiError, peekClaims } from "./api.js";
-import { $, el, say, show } from "./dom.js";
-import { language, setLanguage, t, translatePage } from "./outcomes-i18n.js";
+import { $, el, onTokenSubmit, say, show } from "./dom.js";
+import { language, pickLanguage, setLanguage, t, translatePage } from "./outcomes-i18n.js";
 
 const TOKEN_KEY = "beidou.care.token";
 const LANG_KEY = "beidou.care.lang";
@@ -166,6 +166,8 @@ async function downloadCsv() {
 }
 
 function signIn(token) {
+  $("token-input").value = "";
+  $("login-error").hidden = true;
   state.token = token;
   sessionStorage.setItem(TOKEN_KEY, token);
   const claims = peekClaims(token);
@@ -194,8 +196,7 @@ function defaultRange() {
 }
 
 function init() {
-  const stored = localStorage.getItem(LANG_KEY);
-  setLanguage(stored || ((navigator.language || "").toLowerCase().startsWith("zh") ? "zh-CN" : "en"));
+  setLanguage(pickLanguage([localStorage.getItem(LANG_KEY)], navigator.language));
   document.body.classList.add("outcomes");
   translatePage();
   const query = new URLSearchParams(window.location.search);
@@ -211,17 +212,7 @@ function init() {
   $("logout").addEventListener("click", signOut);
   $("range").addEventListener("submit", (event) => { event.preventDefault(); load(); });
   $("r-csv").addEventListener("click", downloadCsv);
-  $("login-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const token = $("token-input").value.trim();
-    if (!token) {
-      say("login-error", t("token_empty"));
-      return;
-    }
-    $("token-input").value = "";
-    $("login-error").hidden = true;
-    signIn(token);
-  });
+  onTokenSubmit(signIn, t);
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token); else signOut();
 }
