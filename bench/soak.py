@@ -26,7 +26,6 @@ import os
 import random
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,31 +36,8 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import cpu_seconds, pct, postgres_cpu  # noqa: E402
-from tests.support import TestDatabase, start_process, start_service, stop_process, use_app_password  # noqa: E402
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and every process below it (the worker's processes)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    tree, grew = {pid}, True
-    while grew:
-        more = {child for child, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    total = 0.0
-    for member in tree:
-        try:
-            total += cpu_seconds(member)
-        except OSError:
-            pass
-    return total
+from bench.common import cpu_seconds, fresh_database, pct, postgres_cpu, server, start_api, tree_cpu  # noqa: E402
+from tests.support import start_process, stop_process  # noqa: E402
 
 
 class LaggedClock:
@@ -244,24 +220,18 @@ def main() -> None:
     args = parser.parse_args()
 
     from alerts.push.emulator import FcmEmulator
-    from app.core import localdb, migrate
-    cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
-                                                 int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
-    use_app_password(cluster.credentials()[localdb.APP_ROLE])
-    db = TestDatabase.create(cluster.admin_url("postgres"), f"beidou_soak_{uuid.uuid4().hex[:8]}")
-    migrate.upgrade(db.admin_url)
-    data_dir = ROOT / ".data" / "soak"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    admin, _ = server(local=True)
+    db = fresh_database(admin, "beidou_soak")
     with FcmEmulator() as emulator:
-        svc = start_service(db, "soak-" + uuid.uuid4().hex, data_dir, BEIDOU_POOL_MAX="20")
+        svc = start_api(db, "soak", BEIDOU_POOL_MAX="20")
         worker = start_process(svc, "worker", "--processes", str(args.worker_processes),
                                BEIDOU_FCM_ENDPOINT=emulator.url, BEIDOU_FCM_PROJECT_ID="soak",
                                BEIDOU_OUTREACH_WEEKLY_CAP="100")
         try:
             tenant = svc.new_tenant("soak")
-            cpu0 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu())
+            cpu0 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu(admin))
             result = asyncio.run(run(args, svc, tenant, emulator))
-            cpu1 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu())
+            cpu1 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu(admin))
             from app.summary import summarise
             summary = summarise(db.app_url, tenant.id)
             by_group = alert_latency_by_group(db.admin_url, tenant.id)
