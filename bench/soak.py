@@ -184,8 +184,7 @@ async def run(args, svc, tenant, emulator) -> dict:
         phones.append(Phone(person, token(person.name), svc.base_url, emulator, LaggedClock(lag), stats,
                             rng=random.Random(10_000 + i)))
     extra = [asyncio.create_task(phone.run()) for phone in phones]
-    extra.append(asyncio.create_task(CareAgent(svc.base_url, token("agent-soak", "care_agent"), stats,
-                                               rng=rng).run()))
+    extra.append(asyncio.create_task(CareAgent(svc.base_url, token("agent-soak", "care_agent"), rng=rng).run()))
     extra.append(asyncio.create_task(chart_reader(svc.base_url, token("sup-charts", "care_supervisor"),
                                                   [p.name for p in sentinels], counters, stop_at)))
     memory: list[tuple[float, float]] = []
