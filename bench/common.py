@@ -1,12 +1,11 @@
 """What the benchmarks share: the database server they run on, a fresh migrated database, the service under
-load, the CPU and memory of processes, percentiles and their command lines.
+load, the CPU and memory of processes, and percentiles.
 
 Each benchmark is a script (``.venv/bin/python bench/x.py``) that puts the checkout on ``sys.path`` and then
 imports from here.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import uuid
@@ -18,18 +17,6 @@ from tests.support import Service, TestDatabase, start_service, use_app_password
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def arguments(doc: str, options: tuple[tuple, ...]) -> argparse.Namespace:
-    """The command line of a benchmark whose ``--help`` is its module docstring: ``options`` is a table of
-    ``(flag, type, default, help)``, ``type`` None for a switch (``store_true``)."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for flag, kind, default, text in options:
-        if kind is None:
-            parser.add_argument(flag, action="store_true", help=text)
-        else:
-            parser.add_argument(flag, type=kind, default=default, help=text)
-    return parser.parse_args()
 
 
 def server(*, local: bool = False):
