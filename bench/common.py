@@ -6,6 +6,7 @@ imports from here.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import uuid
@@ -17,6 +18,11 @@ from tests.support import Service, TestDatabase, start_service, use_app_password
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def command_line(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's argument parser, its ``--help`` the module's docstring as written."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def server(*, local: bool = False):

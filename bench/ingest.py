@@ -17,7 +17,6 @@ stream (VmRSS growth).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import os
@@ -37,8 +36,8 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (cpu_seconds, fresh_database, pct, postgres_cpu, server, start_api,  # noqa: E402
-                          tree_cpu, tree_memory_mib)
+from bench.common import (command_line, cpu_seconds, fresh_database, pct, postgres_cpu, server,  # noqa: E402
+                          start_api, tree_cpu, tree_memory_mib)
 from tests.support import TestDatabase  # noqa: E402
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -258,7 +257,7 @@ def report(name: str, result: dict, svc, cpu_before: tuple, cpu_after: tuple, li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--only", choices=["limit", "http", "ws", "idle"], help="run one scenario (the storage "
                         "limit is measured first unless --no-limit)")
     parser.add_argument("--seconds", type=float, default=20)

@@ -16,7 +16,6 @@ figures are a floor; docs/scaling.md says how to read them.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
@@ -29,7 +28,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import fresh_database, pct, server  # noqa: E402
+from bench.common import command_line, fresh_database, pct, server  # noqa: E402
 from tests.support import free_port, start_process, start_service, stop_process, with_db  # noqa: E402
 
 
@@ -102,7 +101,7 @@ def replica_lag(url: str | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--max-api", type=int, default=3, help="API processes at the last step")
     parser.add_argument("--workers-per-api", type=int, default=1, help="detection workers per API process")
     parser.add_argument("--seconds", type=float, default=20, help="load per step")

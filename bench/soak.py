@@ -19,7 +19,6 @@ first vs last minute, and acked == stored.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -36,7 +35,8 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import cpu_seconds, fresh_database, pct, postgres_cpu, server, start_api, tree_cpu  # noqa: E402
+from bench.common import (command_line, cpu_seconds, fresh_database, pct, postgres_cpu, server,  # noqa: E402
+                          start_api, tree_cpu)
 from tests.support import start_process, stop_process  # noqa: E402
 
 
@@ -205,7 +205,7 @@ async def run(args, svc, tenant, emulator) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--streams", type=int, default=1000, help="concurrent streams in all")
     parser.add_argument("--sentinels", type=int, default=50, help="of which replaying generated histories")

@@ -17,7 +17,6 @@ The database is dropped at the end unless ``--keep``.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import gzip
@@ -30,7 +29,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import fresh_database, pct, server  # noqa: E402
+from bench.common import command_line, fresh_database, pct, server  # noqa: E402
 
 # ../shared/data beside the checkout (or one folder further up)
 DATA = next((d for d in (ROOT.parent / "shared" / "data" / "wearables-covid-dev",
@@ -125,7 +124,7 @@ def chart_latency(app_url: str, tenant_id, person_id, end: datetime, repeat: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the development data set")
     parser.add_argument("--participant", default="A36HR6Y", help="whose history (the densest by default)")
     parser.add_argument("--dev-days", type=int, default=120, help="days of the dev person's history (real days, "

@@ -10,7 +10,6 @@ BEIDOU_TEST_ADMIN_URL's server). Stored readings are counted at the end.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -24,7 +23,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import cpu_seconds, fresh_database, pct, postgres_cpu, server, start_api  # noqa: E402
+from bench.common import (command_line, cpu_seconds, fresh_database, pct, postgres_cpu, server,  # noqa: E402
+                          start_api)
 from bench.ingest import body_bytes  # noqa: E402
 
 SAMPLES, RECORDS = 60, 8
@@ -75,7 +75,7 @@ async def drive(base_url: str, tokens: list[str], path: str, bodies: list[list[b
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
