@@ -17,7 +17,6 @@ stream (VmRSS growth).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import os
@@ -37,78 +36,9 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support import TestDatabase, start_service, use_app_password  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every process under it (uvicorn's supervisor and its API processes)."""
-    pids, i = [pid], 0
-    while i < len(pids):
-        try:
-            pids += [int(c) for c in Path(f"/proc/{pids[i]}/task/{pids[i]}/children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-        i += 1
-    return pids
-
-
-def tree_cpu(pid: int) -> float:
-    total = 0.0
-    for p in process_tree(pid):
-        try:
-            total += cpu_seconds(p)
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
-
-
-def tree_memory_mib(pid: int, field: str = "VmHWM:") -> float:
-    total = 0
-    for p in process_tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith(field):
-                    total += int(line.split()[1])
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total / 1024
-
-
-def postgres_cpu(admin_url: str) -> float:
-    """CPU seconds of this benchmark's PostgreSQL server: the postmaster, its live processes, and (cutime/cstime)
-    every backend it has already reaped, so connections closed during a scenario still count. Other clusters on
-    the machine do not."""
-    global _POSTMASTER
-    if _POSTMASTER is None:
-        with psycopg.connect(admin_url) as conn:
-            data = conn.execute("SHOW data_directory").fetchone()[0]
-        _POSTMASTER = int(Path(data, "postmaster.pid").read_text().split()[0])
-    fields = Path(f"/proc/{_POSTMASTER}/stat").read_text().rsplit(")", 1)[1].split()
-    total = sum(int(f) for f in fields[11:15]) / TICKS
-    for pid in process_tree(_POSTMASTER)[1:]:
-        try:
-            total += cpu_seconds(pid)
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
-
-
-_POSTMASTER: int | None = None
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
+from bench.common import (command_line, cpu_seconds, fresh_database, pct, postgres_cpu, server,  # noqa: E402
+                          start_api, tree_cpu, tree_memory_mib)
+from tests.support import TestDatabase  # noqa: E402
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -327,7 +257,7 @@ def report(name: str, result: dict, svc, cpu_before: tuple, cpu_after: tuple, li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--only", choices=["limit", "http", "ws", "idle"], help="run one scenario (the storage "
                         "limit is measured first unless --no-limit)")
     parser.add_argument("--seconds", type=float, default=20)
@@ -347,13 +277,7 @@ def main() -> None:
     parser.add_argument("--no-limit", action="store_true", help="skip measuring the storage limit")
     args = parser.parse_args()
 
-    from app.core import localdb
-    admin = os.environ.get("BEIDOU_TEST_ADMIN_URL")
-    if not admin:
-        port = int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))
-        cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg", port))
-        admin = cluster.admin_url("postgres")
-        use_app_password(cluster.credentials()[localdb.APP_ROLE])
+    admin, _ = server()
 
     limit = None
     if not args.no_limit:
@@ -365,16 +289,10 @@ def main() -> None:
         if args.only == "limit":
             return
 
-    from app.core import migrate
-    db = TestDatabase.create(admin, f"beidou_bench_{uuid.uuid4().hex[:8]}")
-    migrate.upgrade(db.admin_url)
-    db.ensure_app_login()
-    data_dir = ROOT / ".data" / "bench"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    db = fresh_database(admin, "beidou_bench")
     workers = args.workers or os.cpu_count() or 1
     extra = {k: v for k, v in os.environ.items() if k.startswith("BEIDOU_") and k not in ("BEIDOU_TEST_PG_PORT",)}
-    svc = start_service(db, "bench-" + uuid.uuid4().hex, data_dir,
-                        **{"BEIDOU_POOL_MAX": "20", **extra, "BEIDOU_API_WORKERS": str(workers)})
+    svc = start_api(db, "bench", **{"BEIDOU_POOL_MAX": "20", **extra, "BEIDOU_API_WORKERS": str(workers)})
     print(f"API: {workers} process(es)", flush=True)
     try:
         tenant = svc.new_tenant("bench")

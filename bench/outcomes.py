@@ -26,7 +26,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support import TestDatabase, use_app_password  # noqa: E402
+from bench.common import fresh_database, migration_statement, server  # noqa: E402
 
 SEED = """
 INSERT INTO tenants (id, name, time_zone) VALUES (%(tenant)s, 'Bench Insurance', 'Asia/Shanghai');
@@ -66,7 +66,8 @@ INSERT INTO alerts (id, tenant_id, person_id, kind, feature, metric, tier, sever
          '{"steps": []}'
     FROM seeded s;
 -- Row by row, the timeline (and delivery) triggers would update each alert (notification) once per row; a
--- year at once is loaded with triggers off and the summaries then filled exactly as migration 0011 backfills.
+-- year at once is loaded with triggers off and the summaries then filled by migration 0011's own backfill
+-- (BACKFILL, run after this seed).
 SET LOCAL session_replication_role = replica;
 INSERT INTO alert_timeline (alert_id, tenant_id, person_id, at, actor_kind, actor_id, action, detail)
   SELECT s.id, %(tenant)s, s.person_id, s.opened_at, 'system', 'detector', 'opened', '{}'::jsonb FROM seeded s
@@ -87,17 +88,6 @@ INSERT INTO alert_timeline (alert_id, tenant_id, person_id, at, actor_kind, acto
   SELECT s.id, %(tenant)s, s.person_id, s.opened_at + (1 + s.n %% 30) * interval '1 hour', 'staff', s.agent, 'resolve',
          '{}' FROM seeded s WHERE s.n < %(alerts)s - %(people)s;
 SET LOCAL session_replication_role = origin;
-UPDATE alerts a SET first_contact_at = t.first_contact, first_answer_at = t.first_answer_at,
-                    first_answer = t.first_answer, escalations_fired = t.escalations
-  FROM (SELECT alert_id,
-               min(at) FILTER (WHERE action IN ('contact', 'reach_out')) AS first_contact,
-               min(at) FILTER (WHERE action = 'person_replied') AS first_answer_at,
-               (array_agg(detail->>'answer' ORDER BY at, id) FILTER (WHERE action = 'person_replied'))[1]
-                 AS first_answer,
-               count(*) FILTER (WHERE action = 'escalated') AS escalations
-          FROM alert_timeline WHERE action IN ('contact', 'reach_out', 'person_replied', 'escalated')
-         GROUP BY alert_id) t
- WHERE t.alert_id = a.id;
 INSERT INTO devices (tenant_id, person_id, provider, token, platform)
   SELECT %(tenant)s, i.id, CASE WHEN i.n %% 3 = 0 THEN 'gateway' ELSE 'fcm' END, 'tok-' || i.n, 'android' FROM ids i;
 CREATE TEMP TABLE checkins AS
@@ -115,12 +105,10 @@ INSERT INTO notification_deliveries (notification_id, device_id, tenant_id, pers
   SELECT c.nid, d.id, %(tenant)s, c.person_id, 1, c.n %% 50 <> 2, c.opened_at + interval '11 minutes', d.provider
     FROM checkins c JOIN devices d ON d.person_id = c.person_id;
 SET LOCAL session_replication_role = origin;
-UPDATE notifications n SET attempted = true, delivered = d.ok, delivery_provider = d.provider
-  FROM (SELECT notification_id, bool_or(ok) AS ok,
-               coalesce(min(provider) FILTER (WHERE ok), min(provider)) AS provider
-          FROM notification_deliveries GROUP BY notification_id) d
- WHERE d.notification_id = n.id;
 """
+# What the timeline and delivery triggers keep on alerts and notifications, filled from the rows seeded above.
+BACKFILL = [migration_statement("0011_outcomes_webhooks.sql", opening)
+            for opening in ("UPDATE alerts a SET first_contact_at", "UPDATE notifications n SET attempted")]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -193,14 +181,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     args = parser.parse_args()
-    from app.core import localdb, migrate
-    cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
-                                                 int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
-    use_app_password(cluster.credentials()[localdb.APP_ROLE])
-    db = TestDatabase.create(cluster.admin_url("postgres"), f"beidou_bench_{uuid.uuid4().hex[:8]}")
+    admin, _ = server(local=True)
+    db = fresh_database(admin, "beidou_bench")
     try:
-        migrate.upgrade(db.admin_url)
-        db.ensure_app_login()
         tenant = uuid.uuid4()
         first = date(2025, 12, 1)
         end = first + timedelta(days=365)
@@ -212,6 +195,8 @@ def main() -> None:
                 for statement in SEED.split(";\n"):
                     if statement.strip():
                         conn.cursor().execute(statement, params, prepare=False)
+                for statement in BACKFILL:
+                    conn.execute(statement)
             conn.execute("VACUUM ANALYZE")
             rows = conn.execute("SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM alert_timeline), "
                                 "(SELECT count(*) FROM notifications), (SELECT count(*) FROM consent_events)").fetchone()

@@ -16,9 +16,7 @@ figures are a floor; docs/scaling.md says how to read them.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -30,15 +28,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.support import (TestDatabase, free_port, start_process, start_service, stop_process,  # noqa: E402
-                           use_app_password, with_db)
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+from bench.common import command_line, fresh_database, pct, server  # noqa: E402
+from tests.support import free_port, start_process, start_service, stop_process, with_db  # noqa: E402
 
 
 def body(person_seq: int, start: float, n: int) -> bytes:
@@ -110,7 +101,7 @@ def replica_lag(url: str | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--max-api", type=int, default=3, help="API processes at the last step")
     parser.add_argument("--workers-per-api", type=int, default=1, help="detection workers per API process")
     parser.add_argument("--seconds", type=float, default=20, help="load per step")
@@ -124,20 +115,12 @@ def main() -> None:
     if args.smoke:
         args.max_api, args.seconds, args.writers, args.readers, args.people = 2, 3, 2, 1, 4
 
-    from app.core import localdb, migrate
-    admin = os.environ.get("BEIDOU_TEST_ADMIN_URL")
-    cluster = None
-    if not admin:
-        cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
-                                                     int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
-        admin = cluster.admin_url("postgres")
-        use_app_password(cluster.credentials()[localdb.APP_ROLE])
-    db = TestDatabase.create(admin, f"beidou_scale_{uuid.uuid4().hex[:8]}")
+    from app.core import localdb
+    admin, cluster = server()
+    db = fresh_database(admin, "beidou_scale")
     replica = None
     services, workers = [], []
     try:
-        migrate.upgrade(db.admin_url)
-        db.ensure_app_login()
         read_url = replica_admin = None
         if not args.no_replica:
             if cluster is None:

@@ -19,14 +19,12 @@ first vs last minute, and acked == stored.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import random
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,31 +35,9 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import cpu_seconds, pct, postgres_cpu  # noqa: E402
-from tests.support import TestDatabase, start_process, start_service, stop_process, use_app_password  # noqa: E402
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and every process below it (the worker's processes)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    tree, grew = {pid}, True
-    while grew:
-        more = {child for child, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    total = 0.0
-    for member in tree:
-        try:
-            total += cpu_seconds(member)
-        except OSError:
-            pass
-    return total
+from bench.common import (command_line, cpu_seconds, fresh_database, pct, postgres_cpu, server,  # noqa: E402
+                          start_api, tree_cpu)
+from tests.support import start_process, stop_process  # noqa: E402
 
 
 class LaggedClock:
@@ -208,8 +184,7 @@ async def run(args, svc, tenant, emulator) -> dict:
         phones.append(Phone(person, token(person.name), svc.base_url, emulator, LaggedClock(lag), stats,
                             rng=random.Random(10_000 + i)))
     extra = [asyncio.create_task(phone.run()) for phone in phones]
-    extra.append(asyncio.create_task(CareAgent(svc.base_url, token("agent-soak", "care_agent"), stats,
-                                               rng=rng).run()))
+    extra.append(asyncio.create_task(CareAgent(svc.base_url, token("agent-soak", "care_agent"), rng=rng).run()))
     extra.append(asyncio.create_task(chart_reader(svc.base_url, token("sup-charts", "care_supervisor"),
                                                   [p.name for p in sentinels], counters, stop_at)))
     memory: list[tuple[float, float]] = []
@@ -230,7 +205,7 @@ async def run(args, svc, tenant, emulator) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--streams", type=int, default=1000, help="concurrent streams in all")
     parser.add_argument("--sentinels", type=int, default=50, help="of which replaying generated histories")
@@ -244,24 +219,18 @@ def main() -> None:
     args = parser.parse_args()
 
     from alerts.push.emulator import FcmEmulator
-    from app.core import localdb, migrate
-    cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
-                                                 int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
-    use_app_password(cluster.credentials()[localdb.APP_ROLE])
-    db = TestDatabase.create(cluster.admin_url("postgres"), f"beidou_soak_{uuid.uuid4().hex[:8]}")
-    migrate.upgrade(db.admin_url)
-    data_dir = ROOT / ".data" / "soak"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    admin, _ = server(local=True)
+    db = fresh_database(admin, "beidou_soak")
     with FcmEmulator() as emulator:
-        svc = start_service(db, "soak-" + uuid.uuid4().hex, data_dir, BEIDOU_POOL_MAX="20")
+        svc = start_api(db, "soak", BEIDOU_POOL_MAX="20")
         worker = start_process(svc, "worker", "--processes", str(args.worker_processes),
                                BEIDOU_FCM_ENDPOINT=emulator.url, BEIDOU_FCM_PROJECT_ID="soak",
                                BEIDOU_OUTREACH_WEEKLY_CAP="100")
         try:
             tenant = svc.new_tenant("soak")
-            cpu0 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu())
+            cpu0 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu(admin))
             result = asyncio.run(run(args, svc, tenant, emulator))
-            cpu1 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu())
+            cpu1 = (cpu_seconds(svc.process.pid), tree_cpu(worker.pid), postgres_cpu(admin))
             from app.summary import summarise
             summary = summarise(db.app_url, tenant.id)
             by_group = alert_latency_by_group(db.admin_url, tenant.id)

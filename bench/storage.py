@@ -17,14 +17,11 @@ The database is dropped at the end unless ``--keep``.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import gzip
-import os
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,18 +29,13 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.support import TestDatabase, use_app_password  # noqa: E402
+from bench.common import command_line, fresh_database, pct, server  # noqa: E402
 
 # ../shared/data beside the checkout (or one folder further up)
 DATA = next((d for d in (ROOT.parent / "shared" / "data" / "wearables-covid-dev",
                          ROOT.parent.parent / "shared" / "data" / "wearables-covid-dev") if d.exists()),
             ROOT.parent / "shared" / "data" / "wearables-covid-dev")
 HOT_DAYS = 30
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def load_dev(folder: Path, participant: str) -> tuple[list[tuple[float, str, float]], int]:
@@ -132,7 +124,7 @@ def chart_latency(app_url: str, tenant_id, person_id, end: datetime, repeat: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the development data set")
     parser.add_argument("--participant", default="A36HR6Y", help="whose history (the densest by default)")
     parser.add_argument("--dev-days", type=int, default=120, help="days of the dev person's history (real days, "
@@ -144,17 +136,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args()
 
-    from app.core import localdb, migrate
-    admin = os.environ.get("BEIDOU_TEST_ADMIN_URL")
-    if not admin:
-        cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
-                                                     int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
-        admin = cluster.admin_url("postgres")
-        use_app_password(cluster.credentials()[localdb.APP_ROLE])
-    db = TestDatabase.create(admin, f"beidou_storage_{uuid.uuid4().hex[:8]}")
+    admin, _ = server()
+    db = fresh_database(admin, "beidou_storage")
     try:
-        migrate.upgrade(db.admin_url)
-        db.ensure_app_login()
         end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
         with psycopg.connect(db.admin_url, autocommit=True) as conn:
             tenant_id = conn.execute("INSERT INTO tenants (name) VALUES ('bench') RETURNING id").fetchone()[0]

@@ -10,13 +10,10 @@ BEIDOU_TEST_ADMIN_URL's server). Stored readings are counted at the end.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,8 +23,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import body_bytes, cpu_seconds, pct, postgres_cpu  # noqa: E402
-from tests.support import TestDatabase, start_service, use_app_password  # noqa: E402
+from bench.common import (command_line, cpu_seconds, fresh_database, pct, postgres_cpu, server,  # noqa: E402
+                          start_api)
+from bench.ingest import body_bytes  # noqa: E402
 
 SAMPLES, RECORDS = 60, 8
 
@@ -77,24 +75,14 @@ async def drive(base_url: str, tokens: list[str], path: str, bodies: list[list[b
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_line(__doc__)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
-    from app.core import localdb, migrate
-    admin = os.environ.get("BEIDOU_TEST_ADMIN_URL")
-    if not admin:
-        cluster = localdb.start(localdb.LocalCluster(ROOT / ".data" / "test-pg",
-                                                     int(os.environ.get("BEIDOU_TEST_PG_PORT", "55433"))))
-        admin = cluster.admin_url("postgres")
-        use_app_password(cluster.credentials()[localdb.APP_ROLE])
-    db = TestDatabase.create(admin, f"beidou_bench_{uuid.uuid4().hex[:8]}")
-    migrate.upgrade(db.admin_url)
-    db.ensure_app_login()
-    data_dir = ROOT / ".data" / "bench"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    svc = start_service(db, "bench-" + uuid.uuid4().hex, data_dir, BEIDOU_POOL_MAX="20")
+    admin, _ = server()
+    db = fresh_database(admin, "beidou_bench")
+    svc = start_api(db, "bench", BEIDOU_POOL_MAX="20")
     try:
         tenant = svc.new_tenant("bench")
         tokens = [tenant.person_token(f"p{i}") for i in range(args.concurrency)]
@@ -111,9 +99,9 @@ def main() -> None:
         results = {}
         for name, path, bodies in (("/v1/readings", "/v1/readings", plain_bodies),
                                    ("/v1/sync/health-connect", "/v1/sync/health-connect", sync_bodies)):
-            before = cpu_seconds(svc.process.pid), postgres_cpu()
+            before = cpu_seconds(svc.process.pid), postgres_cpu(admin)
             result = asyncio.run(drive(svc.base_url, tokens, path, bodies, args.seconds))
-            api_cpu, pg_cpu = (a - b for a, b in zip((cpu_seconds(svc.process.pid), postgres_cpu()), before))
+            api_cpu, pg_cpu = (a - b for a, b in zip((cpu_seconds(svc.process.pid), postgres_cpu(admin)), before))
             results[name] = rate = result["readings"] / result["elapsed"]
             lat = result["latencies"]
             print(f"{name:<26} {rate:>10,.0f} readings/s  ack p50 {pct(lat, .5) * 1000:.0f} ms, p99 "

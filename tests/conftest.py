@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import support
-from tests.support import Service, Tenant, TestDatabase, running_service
+from tests.support import Service, Tenant, TestDatabase, new_database, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -60,24 +60,21 @@ def template_db(admin_server_url: str) -> TestDatabase:
 @pytest.fixture
 def fresh_db(admin_server_url: str, template_db: TestDatabase) -> TestDatabase:
     """A database of its own, migrated, for tests that need a clean schema."""
-    db = TestDatabase.create(admin_server_url, f"beidou_t_{uuid.uuid4().hex[:12]}", template=template_db.name)
-    yield db
-    db.drop()
+    with new_database(admin_server_url, f"beidou_t_{uuid.uuid4().hex[:12]}", template_db.name) as db:
+        yield db
 
 
 @pytest.fixture
 def empty_db(admin_server_url: str) -> TestDatabase:
     """A database with nothing in it (migration tests)."""
-    db = TestDatabase.create(admin_server_url, f"beidou_e_{uuid.uuid4().hex[:12]}")
-    yield db
-    db.drop()
+    with new_database(admin_server_url, f"beidou_e_{uuid.uuid4().hex[:12]}") as db:
+        yield db
 
 
 @pytest.fixture(scope="session")
 def shared_db(admin_server_url: str, template_db: TestDatabase) -> TestDatabase:
-    db = TestDatabase.create(admin_server_url, f"beidou_s_{os.getpid()}", template=template_db.name)
-    yield db
-    db.drop()
+    with new_database(admin_server_url, f"beidou_s_{os.getpid()}", template_db.name) as db:
+        yield db
 
 
 @pytest.fixture(scope="session")

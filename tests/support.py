@@ -85,6 +85,16 @@ class TestDatabase:
 
 
 @contextmanager
+def new_database(server_admin_url: str, name: str, template: str | None = None) -> Iterator[TestDatabase]:
+    """:meth:`TestDatabase.create` for the length of a ``with`` block (a fixture's lifetime), dropped after."""
+    db = TestDatabase.create(server_admin_url, name, template)
+    try:
+        yield db
+    finally:
+        db.drop()
+
+
+@contextmanager
 def cluster_wide(server_admin_url: str):
     """One test process at a time: migrations and the service role's login change cluster-wide rows (roles),
     and parallel test processes share the cluster ("tuple concurrently updated" otherwise)."""

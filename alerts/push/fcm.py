@@ -38,24 +38,22 @@ log = logging.getLogger(__name__)
 FCM_SEND_PATH = "/v1/projects/{project}/messages:send"
 _WEBPUSH_TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
-# First match wins, so FCM's own error types come before the google.rpc statuses they subclass
-# (UnregisteredError is a NotFoundError, QuotaExceededError a ResourceExhaustedError, ...).
-# (exception type, error_code, retryable, drop_token), as Google's FCM error-code reference advises.
-_ERROR_RULES: tuple[tuple[type[exceptions.FirebaseError], str, bool, bool], ...] = (
-    (messaging.UnregisteredError, "UNREGISTERED", False, True),
-    (messaging.SenderIdMismatchError, "SENDER_ID_MISMATCH", False, False),
-    (messaging.ThirdPartyAuthError, "THIRD_PARTY_AUTH_ERROR", False, False),
-    (messaging.QuotaExceededError, "QUOTA_EXCEEDED", True, False),
-    (exceptions.InvalidArgumentError, "INVALID_ARGUMENT", False, False),
-    (exceptions.DeadlineExceededError, "DEADLINE_EXCEEDED", True, False),
-    (exceptions.UnavailableError, "UNAVAILABLE", True, False),
-    (exceptions.InternalError, "INTERNAL", True, False),
-    (exceptions.ResourceExhaustedError, "RESOURCE_EXHAUSTED", True, False),
-    (exceptions.UnauthenticatedError, "UNAUTHENTICATED", False, False),
-    (exceptions.PermissionDeniedError, "PERMISSION_DENIED", False, False),
-    # A 404 without FCM's UNREGISTERED code means a wrong project or URL, not a dead token: keep the token.
-    (exceptions.NotFoundError, "NOT_FOUND", False, False),
+# FCM's own error types and their FCM error codes. They subclass the google.rpc statuses (UnregisteredError is
+# a NotFoundError, QuotaExceededError a ResourceExhaustedError, ...), so they are looked for first; any other
+# error carries its google.rpc status as ``code``.
+_FCM_ERRORS: tuple[tuple[type[exceptions.FirebaseError], str], ...] = (
+    (messaging.UnregisteredError, "UNREGISTERED"),
+    (messaging.SenderIdMismatchError, "SENDER_ID_MISMATCH"),
+    (messaging.ThirdPartyAuthError, "THIRD_PARTY_AUTH_ERROR"),
+    (messaging.QuotaExceededError, "QUOTA_EXCEEDED"),
 )
+# What an error code means for the outbox, as Google's FCM error-code reference advises: sending again later may
+# succeed, or the token is dead, or neither (configuration or payload). A 404 without FCM's UNREGISTERED code
+# means a wrong project or URL, not a dead token: keep the token.
+_RETRYABLE = frozenset({"QUOTA_EXCEEDED", "DEADLINE_EXCEEDED", "UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED"})
+_DROP_TOKEN = frozenset({"UNREGISTERED"})
+_NEITHER = frozenset({"SENDER_ID_MISMATCH", "THIRD_PARTY_AUTH_ERROR", "INVALID_ARGUMENT", "UNAUTHENTICATED",
+                      "PERMISSION_DENIED", "NOT_FOUND"})
 
 
 class _EmulatorToken(google.auth.credentials.Credentials):
@@ -220,13 +218,12 @@ def to_fcm_message(msg: PushMessage, *, now: float | None = None) -> messaging.M
 def result_from_error(exc: exceptions.FirebaseError) -> SendResult:
     """Classify a firebase-admin error as Google's FCM documentation says to treat it."""
     response = getattr(exc, "http_response", None)
-    for exc_type, code, retryable, drop_token in _ERROR_RULES:
-        if isinstance(exc, exc_type):
-            break
+    code = next((fcm_code for exc_type, fcm_code in _FCM_ERRORS if isinstance(exc, exc_type)), str(exc.code))
+    if code in _RETRYABLE or code in _DROP_TOKEN or code in _NEITHER:
+        retryable, drop_token = code in _RETRYABLE, code in _DROP_TOKEN
     else:
         # Anything else (a 502 from a proxy, a broken connection mid-response): retry server-side and
         # transport failures, surface the rest.
-        code = str(exc.code)
         retryable, drop_token = response is None or response.status_code >= 500, False
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
     return SendResult.failed(code, retryable=retryable, drop_token=drop_token,

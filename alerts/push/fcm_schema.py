@@ -63,12 +63,6 @@ class _Checker:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.bad_value(path, "TYPE_FLOAT", v)
 
-    def strings(self, v: Any, path: str) -> None:
-        if not isinstance(v, list):
-            return self.bad_value(path, "TYPE_STRING", v)
-        for i, item in enumerate(v):
-            self.string(item, f"{path}[{i}]")
-
     def string_map(self, v: Any, path: str) -> None:
         if not isinstance(v, dict):
             return self.bad_value(path, "TYPE_MESSAGE", v)
@@ -86,12 +80,6 @@ class _Checker:
     def timestamp(self, v: Any, path: str) -> None:
         if not isinstance(v, str) or not _TIMESTAMP.match(v):
             self.bad_value(path, "type.googleapis.com/google.protobuf.Timestamp", v)
-
-    def durations(self, v: Any, path: str) -> None:
-        if not isinstance(v, list):
-            return self.bad_value(path, "type.googleapis.com/google.protobuf.Duration", v)
-        for i, item in enumerate(v):
-            self.duration(item, f"{path}[{i}]")
 
     def message(self, v: Any, path: str, type_name: str, spec: dict[str, Any]) -> dict[str, Any]:
         """Check one object against ``spec`` (field -> checker); returns it with snake_case keys."""
@@ -117,6 +105,16 @@ def _enum(type_name: str, *values: str):
     return check
 
 
+def _repeated(item, type_name: str):
+    """A JSON array whose elements ``item`` checks; anything else is a bad ``type_name`` (the element type)."""
+    def check(c: _Checker, v: Any, path: str) -> None:
+        if not isinstance(v, list):
+            return c.bad_value(path, type_name, v)
+        for i, element in enumerate(v):
+            item(c, element, f"{path}[{i}]")
+    return check
+
+
 def _nested(type_name: str, spec: dict[str, Any]):
     return lambda c, v, path: c.message(v, path, type_name, spec)
 
@@ -130,6 +128,8 @@ def _pattern(regex: re.Pattern[str], what: str):
 
 
 _S, _B = _Checker.string, _Checker.boolean
+_STRINGS = _repeated(_Checker.string, "TYPE_STRING")
+_DURATIONS = _repeated(_Checker.duration, "type.googleapis.com/google.protobuf.Duration")
 _ANALYTICS = _pattern(_ANALYTICS_LABEL, "analytics label")
 _LIGHT_SETTINGS = {
     "color": _nested("Color", dict.fromkeys(("red", "green", "blue", "alpha"), _Checker.number)),
@@ -139,10 +139,10 @@ _ANDROID_NOTIFICATION = {
     **dict.fromkeys(("title", "body", "icon", "sound", "tag", "click_action", "body_loc_key", "title_loc_key",
                      "channel_id", "ticker", "image"), _S),
     "color": _pattern(_COLOR, "color, expected #rrggbb"),
-    "body_loc_args": _Checker.strings, "title_loc_args": _Checker.strings,
+    "body_loc_args": _STRINGS, "title_loc_args": _STRINGS,
     **dict.fromkeys(("sticky", "local_only", "default_sound", "default_vibrate_timings", "default_light_settings",
                      "bypass_proxy_notification"), _B),
-    "event_time": _Checker.timestamp, "vibrate_timings": _Checker.durations,
+    "event_time": _Checker.timestamp, "vibrate_timings": _DURATIONS,
     "notification_priority": _enum("NotificationPriority", "PRIORITY_UNSPECIFIED", "PRIORITY_MIN", "PRIORITY_LOW",
                                    "PRIORITY_DEFAULT", "PRIORITY_HIGH", "PRIORITY_MAX"),
     "visibility": _enum("Visibility", "VISIBILITY_UNSPECIFIED", "PRIVATE", "PUBLIC", "SECRET"),

@@ -31,6 +31,16 @@ class LocalClusterError(RuntimeError):
     """The local cluster could not be created or started; the message says what to do."""
 
 
+class _Below:
+    """A path below the cluster's root, as an attribute of the cluster."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, cluster: LocalCluster | None, owner: type) -> Path | _Below:
+        return self if cluster is None else cluster.root / self.name
+
+
 @dataclass(frozen=True)
 class LocalCluster:
     """Where a private cluster lives and how to reach it."""
@@ -47,21 +57,11 @@ class LocalCluster:
             log.info("localdb.relocated from=%s to=%s", self.root, moved)
             object.__setattr__(self, "root", moved)
 
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def logfile(self) -> Path:
-        return self.root / "postgres.log"
-
-    @property
-    def credentials_file(self) -> Path:
-        return self.root / "credentials.json"
+    # What the root holds (read on access: the root may move in __post_init__).
+    data = _Below("data")
+    socket_dir = _Below("run")
+    logfile = _Below("postgres.log")
+    credentials_file = _Below("credentials.json")
 
     def credentials(self) -> dict[str, str]:
         return json.loads(self.credentials_file.read_text())

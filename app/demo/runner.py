@@ -103,7 +103,7 @@ def run_demo(settings: Settings, target, opts: DemoOptions) -> dict:
         tasks = [asyncio.create_task(Phone(p, issue_token(settings, tenant_id=tenant_id, subject=p.name,
                                                           role="policyholder"), base_url, emulator, clock, stats,
                                            rng=random.Random(rng.random())).run()) for p in people]
-        tasks.append(asyncio.create_task(CareAgent(base_url, agent_token, stats, rng=rng).run()))
+        tasks.append(asyncio.create_task(CareAgent(base_url, agent_token, rng=rng).run()))
         tasks.append(asyncio.create_task(_progress(clock, stats, target.url, tenant_id, started)))
         try:
             if opts.duration:

@@ -42,12 +42,10 @@ class Clock:
 
 @dataclass
 class Stats:
-    readings_sent: int = 0
     readings_acked: int = 0
     frames_resent: int = 0
     pushes_seen: int = 0
     replies: int = 0
-    agent_actions: int = 0
     streaming: set = field(default_factory=set)
 
 
@@ -148,7 +146,6 @@ class Phone:
                     await asyncio.sleep(self.frame_every_s)
                 continue
             body = self._health_connect(readings)
-            self.stats.readings_sent += len(readings)
             self.stats.streaming.add(self.person.name)
             while True:
                 try:
@@ -193,7 +190,6 @@ class Phone:
             if readings and len(self.unacked) < 16:
                 self.seq += 1
                 self.unacked[self.seq] = readings
-                self.stats.readings_sent += len(readings)
                 self.stats.streaming.add(self.person.name)
                 await ws.send(json.dumps({"seq": self.seq, "readings": readings}))
             elif not readings and self.next_index >= len(self.person.readings):
@@ -238,10 +234,9 @@ class Phone:
 class CareAgent:
     """A care agent working the queue: claims new alerts, reaches out, and closes the ones people answered."""
 
-    def __init__(self, base_url: str, token: str, stats: Stats, *, rng: random.Random, poll_s: float = 2.0):
+    def __init__(self, base_url: str, token: str, *, rng: random.Random, poll_s: float = 2.0):
         self.base_url = base_url
         self.token = token
-        self.stats = stats
         self.rng = rng
         self.poll_s = poll_s
         self.reached: set[str] = set()
@@ -266,17 +261,13 @@ class CareAgent:
             alert_id = alert["id"]
             if alert["status"] == "open":
                 await http.post(f"/v1/care/alerts/{alert_id}/claim", json={"note": "looking at it"})
-                self.stats.agent_actions += 1
             if alert_id not in self.reached and alert["status"] in ("open", "claimed"):
                 self.reached.add(alert_id)
                 response = await http.post(f"/v1/care/alerts/{alert_id}/reach-out")
-                self.stats.agent_actions += 1
                 if response.status_code == 409:
                     await http.post(f"/v1/care/alerts/{alert_id}/contact", json={"note": "phoned instead"})
             elif alert["urgent"] and alert["status"] == "claimed":
                 await http.post(f"/v1/care/alerts/{alert_id}/contact", json={"note": "called the member back"})
-                self.stats.agent_actions += 1
             elif alert["urgent"] and alert["status"] == "contacted":
                 await http.post(f"/v1/care/alerts/{alert_id}/resolve",
                                 json={"reason": "needed_help", "note": "arranged a doctor's visit"})
-                self.stats.agent_actions += 1

@@ -103,6 +103,21 @@ class Baseline:
         scale = self.scale
         return Score(value=x, median=median, scale=scale, z=(x - median) / scale)
 
+    def score_or_learn(self, x: float) -> Score | None:
+        """:meth:`score_one`, but while warming up (``None``) ``x`` is learned instead: a value the baseline
+        cannot judge yet only teaches it.
+
+        >>> b = Baseline(window=28, warmup=1, scale_floor=1.0)
+        >>> b.score_or_learn(60.0) is None, b.count
+        (True, 1)
+        >>> b.score_or_learn(63.0).z, b.count
+        (3.0, 1)
+        """
+        score = self.score_one(x)
+        if score is None:
+            self.learn_one(x)
+        return score
+
     def learn_one(self, x: float) -> None:
         """Add ``x`` to the baseline. Callers only pass values they did not flag."""
         self._values.append(x)

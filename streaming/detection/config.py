@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from streaming.detection.fusion import FusionParams
+from streaming.detection.fusion import MEASURES, FusionParams
 from streaming.detection.operating_points import threshold_for
 from app.core.datatypes import feature_of
 
@@ -53,27 +53,27 @@ class DailySpec:
     min_hours: int = 0
 
 
+def _daily(metric: str, aggregate: str, min_change: float, label: str, **options) -> DailySpec:
+    """The daily feature of ``metric``, its change measured as the fusion measures it (``MEASURES``)."""
+    m = MEASURES[metric]
+    return DailySpec(feature_of(metric), metric, aggregate, m.direction, min_change, label, m.unit, m.scale_floor,
+                     log=m.log, **options)
+
+
 DEFAULT_DAILY: tuple[DailySpec, ...] = (
     # Illness lowers activity; a lazy day is ordinary, so steps only ever raise a watch, two days running.
-    DailySpec(feature_of("steps"), "steps", "sum", -1, 0.5, "daily steps", "steps", 0.25, log=True,
-              max_tier="watch", single_day_watch=False, min_hours=10),
+    _daily("steps", "sum", 0.5, "daily steps", max_tier="watch", single_day_watch=False, min_hours=10),
     # Resting heart rate from the device and HRV alert through the evidence fusion, with the other signals.
-    DailySpec(feature_of("resting_heart_rate"), "resting_heart_rate", "mean", +1, 4.0, "resting HR (device)", "bpm",
-              1.5, max_tier="watch"),
-    DailySpec(feature_of("hrv_rmssd"), "hrv_rmssd", "mean", -1, 0.2, "HRV (RMSSD)", "ms", 0.1, log=True,
-              max_tier="watch"),
-    DailySpec(feature_of("sleep"), "sleep", "sum", 0, 90.0, "sleep", "min", 20.0, max_tier="watch",
-              single_day_watch=False),
+    _daily("resting_heart_rate", "mean", 4.0, "resting HR (device)", max_tier="watch"),
+    _daily("hrv_rmssd", "mean", 0.2, "HRV (RMSSD)", max_tier="watch"),
+    _daily("sleep", "sum", 90.0, "sleep", max_tier="watch", single_day_watch=False),
     # SpO2, temperature and respiratory rate alert through the fusion too (one alert per illness, not one
     # per vital sign); the alerting layer makes an alert critical when one of them is among its signals.
-    DailySpec(feature_of("spo2"), "spo2", "mean", -1, 2.0, "SpO2", "%", 0.5, max_tier="watch"),
-    DailySpec(feature_of("blood_pressure"), "blood_pressure", "mean", +1, 10.0, "systolic blood pressure", "mmHg",
-              3.0),
-    DailySpec(feature_of("glucose"), "glucose", "mean", +1, 20.0, "mean glucose", "mg/dL", 5.0),
-    DailySpec(feature_of("body_temperature"), "body_temperature", "max", +1, 0.5, "highest body temperature", "°C",
-              0.15, max_tier="watch"),
-    DailySpec(feature_of("respiratory_rate"), "respiratory_rate", "mean", +1, 2.0, "respiratory rate", "/min", 0.5,
-              max_tier="watch"),
+    _daily("spo2", "mean", 2.0, "SpO2", max_tier="watch"),
+    _daily("blood_pressure", "mean", 10.0, "systolic blood pressure"),
+    _daily("glucose", "mean", 20.0, "mean glucose"),
+    _daily("body_temperature", "max", 0.5, "highest body temperature", max_tier="watch"),
+    _daily("respiratory_rate", "mean", 2.0, "respiratory rate", max_tier="watch"),
 )
 
 

@@ -11,7 +11,7 @@ import math
 
 from streaming.detection.baseline import Baseline
 from streaming.detection.config import DailySpec, DetectorConfig
-from streaming.detection.episodes import Episode, EpisodeTracker, Window, classify, judge
+from streaming.detection.episodes import Episode, EpisodeTracker, Window, classify, judge, learn_unflagged
 from streaming.events import AnomalyEvent
 
 _NEG_INF = -math.inf
@@ -76,9 +76,8 @@ class DailyFeature:
         value = acc / n if spec.aggregate == "mean" else acc
         self.last_value = value
         x = math.log1p(max(value, 0.0)) if spec.log else value
-        score = self.base.score_one(x)
+        score = self.base.score_or_learn(x)
         if score is None:
-            self.base.learn_one(x)
             self.last_day = None
             self.last_day_learned = False
             return []
@@ -96,11 +95,8 @@ class DailyFeature:
                                          strong_change=self._strong_change, reason=self._reason)
         if partner is not None and self.last_day_learned:
             self.base.forget_last()  # the day that confirmed an alert is part of the episode
-        if not flagged:
-            self.base.learn_one(x)
-            self.tracker.close()
+        self.last_day_learned = learn_unflagged(self.tracker, self.base, x, flagged)
         self.last_day = window
-        self.last_day_learned = not flagged
         return events
 
     def _natural(self, x: float) -> float:

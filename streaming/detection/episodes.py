@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from streaming.detection.baseline import Score
+from streaming.detection.baseline import Baseline, Score
 from streaming.events import ALERT, HEALTH, TIER_RANK, WATCH, AnomalyEvent
 
 _SQRT2 = math.sqrt(2.0)
@@ -212,4 +212,13 @@ def judge(tracker: EpisodeTracker, window: Window, partners: list[Window], *, op
     return events, True, partner
 
 
-__all__ = ["ALERT", "WATCH", "Episode", "EpisodeTracker", "Window", "classify", "judge"]
+def learn_unflagged(tracker: EpisodeTracker, base: Baseline, x: float, flagged: bool) -> bool:
+    """After :func:`judge`: an unflagged window's value ``x`` goes into its baseline and ends the open episode
+    (the change did not persist); a flagged one does neither. Returns whether ``x`` was learned."""
+    if not flagged:
+        base.learn_one(x)
+        tracker.close()
+    return not flagged
+
+
+__all__ = ["ALERT", "WATCH", "Episode", "EpisodeTracker", "Window", "classify", "judge", "learn_unflagged"]

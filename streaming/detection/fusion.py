@@ -41,38 +41,66 @@ VITAL_METRICS = ("spo2", "body_temperature", "respiratory_rate")
 
 
 @dataclass(frozen=True, slots=True)
-class Signal:
-    """One input of the fusion.
+class Measure:
+    """How a change in a metric is measured, the same for its fusion signal and its daily feature.
 
-    ``direction`` +1 a rise is worrying, -1 a fall, 0 either; ``log`` compares on a log scale (counts and
-    ratios); ``min_change`` is the smallest change (unit, or fraction if ``log``) that may count as evidence
-    for; ``main`` signals use the larger caps (physiology measured at rest), the others (daytime HR,
+    ``direction`` +1 a rise is worrying, -1 a fall, 0 either; ``scale_floor`` the smallest spread a baseline
+    may assume; ``unit`` the metric's unit in reasons; ``log`` compares on a log scale (counts and ratios,
+    whose spread grows with the level).
+    """
+
+    direction: int
+    scale_floor: float
+    unit: str
+    log: bool = False
+
+
+MEASURES: dict[str, Measure] = {
+    "heart_rate": Measure(+1, 1.5, "bpm"),
+    "resting_heart_rate": Measure(+1, 1.5, "bpm"),
+    "steps": Measure(-1, 0.25, "steps", log=True),
+    "sleep": Measure(0, 20.0, "min"),
+    "hrv_rmssd": Measure(-1, 0.1, "ms", log=True),
+    "spo2": Measure(-1, 0.5, "%"),
+    "blood_pressure": Measure(+1, 3.0, "mmHg"),
+    "glucose": Measure(+1, 5.0, "mg/dL"),
+    "body_temperature": Measure(+1, 0.15, "°C"),
+    "respiratory_rate": Measure(+1, 0.5, "/min"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One input of the fusion, measured as its metric's :class:`Measure` says.
+
+    ``min_change`` is the smallest change (unit, or fraction if the measure is ``log``) that may count as
+    evidence for; ``main`` signals use the larger caps (physiology measured at rest), the others (daytime HR,
     behaviour) the smaller ones; ``body`` is false for behaviour (steps, sleep): behaviour adds to the
     evidence but never makes an alert without a change in the body (a lazy week is no illness).
     """
 
     name: str
     metric: str
-    direction: int
-    scale_floor: float
     min_change: float
     main: bool
-    unit: str
-    log: bool = False
     group: str = ""
     body: bool = True
 
+    @property
+    def measure(self) -> Measure:
+        return MEASURES[self.metric]
+
 
 SIGNALS: tuple[Signal, ...] = (
-    Signal("overnight_rhr", "heart_rate", +1, 1.5, 2.0, True, "bpm", group="rhr"),
-    Signal("device_rhr", "resting_heart_rate", +1, 1.5, 2.0, True, "bpm", group="rhr"),
-    Signal("day_rhr", "heart_rate", +1, 1.5, 2.0, False, "bpm"),
-    Signal("daily_steps", "steps", -1, 0.25, 0.2, False, "steps", log=True, body=False),
-    Signal("sleep_duration", "sleep", 0, 20.0, 45.0, False, "min", body=False),
-    Signal("hrv", "hrv_rmssd", -1, 0.1, 0.1, False, "ms", log=True),
-    Signal("spo2", "spo2", -1, 0.5, 1.0, True, "%"),
-    Signal("body_temperature", "body_temperature", +1, 0.15, 0.3, True, "°C"),
-    Signal("respiratory_rate", "respiratory_rate", +1, 0.5, 1.0, True, "/min"),
+    Signal("overnight_rhr", "heart_rate", 2.0, True, group="rhr"),
+    Signal("device_rhr", "resting_heart_rate", 2.0, True, group="rhr"),
+    Signal("day_rhr", "heart_rate", 2.0, False),
+    Signal("daily_steps", "steps", 0.2, False, body=False),
+    Signal("sleep_duration", "sleep", 45.0, False, body=False),
+    Signal("hrv", "hrv_rmssd", 0.1, False),
+    Signal("spo2", "spo2", 1.0, True),
+    Signal("body_temperature", "body_temperature", 0.3, True),
+    Signal("respiratory_rate", "respiratory_rate", 1.0, True),
 )
 BY_NAME = {s.name: s for s in SIGNALS}
 
@@ -106,8 +134,9 @@ def llr(signal: Signal, value: float, median: float, scale: float, params: Fusio
     """``(evidence, signed change)`` of one value against its baseline (change in the compared scale)."""
     delta = value - median
     z = delta / scale
-    if signal.direction:
-        bad_z, bad_delta = z * signal.direction, delta * signal.direction
+    direction = signal.measure.direction
+    if direction:
+        bad_z, bad_delta = z * direction, delta * direction
     else:
         bad_z, bad_delta = abs(z), abs(delta)
     e = params.shift * bad_z - params.shift * params.shift / 2.0
@@ -171,10 +200,10 @@ class Fusion:
             signal = BY_NAME.get(name)
             if signal is None or value is None:
                 continue
-            x = math.log1p(max(value, 0.0)) if signal.log else value
+            x = math.log1p(max(value, 0.0)) if signal.measure.log else value
             base = self.bases.get(name)
             if base is None:
-                base = self.bases[name] = Baseline(self.window, self.warmup, signal.scale_floor)
+                base = self.bases[name] = Baseline(self.window, self.warmup, signal.measure.scale_floor)
             if not base.ready:
                 base.learn_one(x)
                 continue
@@ -235,7 +264,7 @@ class Fusion:
         return any(BY_NAME[name].body for name in self.run)
 
     def _note(self, signal: Signal, x: float, median: float) -> None:
-        value, base = (math.expm1(x), math.expm1(median)) if signal.log else (x, median)
+        value, base = (math.expm1(x), math.expm1(median)) if signal.measure.log else (x, median)
         entry = self.run.get(signal.name)
         days = entry[0] + 1 if entry else 1
         self.run[signal.name] = [days, round(value, 2), round(base, 2), round(value - base, 2)]
@@ -259,7 +288,7 @@ class Fusion:
                 continue
             days, value, base, change = entry
             out.append({"signal": signal.name, "metric": signal.metric, "value": value, "baseline": base,
-                        "change": change, "unit": signal.unit, "days": days,
+                        "change": change, "unit": signal.measure.unit, "days": days,
                         "direction": "up" if change >= 0 else "down"})
         return out
 
@@ -302,7 +331,7 @@ class Fusion:
         bases, self.score, self.run_start, run, self.open, self.opened_at, self.episode_start, self.end = st[:8]
         self.unlearned, self.quiet_until, self.streak = st[8:]
         self.bases = {name: Baseline.from_state(b, window=self.window, warmup=self.warmup,
-                                                scale_floor=BY_NAME[name].scale_floor) for name, b in bases}
+                                                scale_floor=BY_NAME[name].measure.scale_floor) for name, b in bases}
         self.run = {k: v for k, v in run}
 
     def state_sizes(self, encode) -> dict[str, int]:

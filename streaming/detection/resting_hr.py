@@ -17,7 +17,7 @@ import math
 
 from streaming.detection.baseline import Baseline
 from streaming.detection.config import DetectorConfig
-from streaming.detection.episodes import Episode, EpisodeTracker, Window, classify, judge
+from streaming.detection.episodes import Episode, EpisodeTracker, Window, classify, judge, learn_unflagged
 from streaming.events import DATA_GAP, NIGHTS_MISSING, WATCH, AnomalyEvent
 
 FEATURE = "overnight_rhr"
@@ -114,24 +114,14 @@ class RestingHeartRate:
             self.last_night = None
             self.last_night_learned = False
             return []
-        score = self.night_base.score_one(value)
+        score = self.night_base.score_or_learn(value)
         if score is None:
-            self.night_base.learn_one(value)
             self.last_night = None
             self.last_night_learned = False
             return []
-        window = self._window("night", date, start, end, score)
-        partners = [self.last_night] if self.last_night is not None and self.last_night.date == date - 1 else []
-        events, flagged, partner = judge(self.tracker, window, partners, opens_watch=True, reason=self._reason,
-                                         combined_z=self.cfg.alert_combined_z + self._boost(end),
-                                         strong_change=self.cfg.strong_bpm)
-        if partner is not None:
-            self._take_back_last_night()
-        if not flagged:
-            self.night_base.learn_one(value)
-            self.tracker.close()
+        window, events, flagged = self._judge("night", date, start, end, score, partner_date=date - 1)
+        self.last_night_learned = learn_unflagged(self.tracker, self.night_base, value, flagged)
         self.last_night = window
-        self.last_night_learned = not flagged
         return events
 
     def close_day(self, date: int, start: float, end: float, steps_z: float | None,
@@ -147,22 +137,29 @@ class RestingHeartRate:
         if not covered or (steps_z is not None and steps_z > self.cfg.activity_gate_z):
             return []
         self.day_value = value
-        score = self.day_base.score_one(value)
+        score = self.day_base.score_or_learn(value)
         if score is None:
-            self.day_base.learn_one(value)
             return []
-        window = self._window("day", date, start, end, score)
-        partners = [self.last_night] if self.last_night is not None and self.last_night.date == date else []
-        events, flagged, partner = judge(self.tracker, window, partners, opens_watch=False, reason=self._reason,
-                                         combined_z=self.cfg.alert_combined_z + self._boost(end),
-                                         strong_change=self.cfg.strong_bpm)
-        if partner is not None:
-            self._take_back_last_night()
+        _, events, flagged = self._judge("day", date, start, end, score, partner_date=date)
         if not flagged:
             self.day_base.learn_one(value)
             if self.tracker.open is not None and date > self.tracker.open.last_date:
                 self.tracker.close()
         return events
+
+    def _judge(self, kind: str, date: int, start: float, end: float, score,
+               partner_date: int) -> tuple[Window, list[AnomalyEvent], bool]:
+        """Judge a night or day window, with the last night as its partner if that night was ``partner_date``;
+        only a night may open a watch. A partner that confirms an alert is taken back out of the baseline.
+        Returns the window, the events and whether the window was flagged."""
+        window = self._window(kind, date, start, end, score)
+        partners = [self.last_night] if self.last_night is not None and self.last_night.date == partner_date else []
+        events, flagged, partner = judge(self.tracker, window, partners, opens_watch=kind == "night",
+                                         reason=self._reason, combined_z=self.cfg.alert_combined_z + self._boost(end),
+                                         strong_change=self.cfg.strong_bpm)
+        if partner is not None:
+            self._take_back_last_night()
+        return window, events, flagged
 
     def _window(self, kind: str, date: int, start: float, end: float, score) -> Window:
         cfg = self.cfg

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.faults.report import REPORT
-from tests.support import Service, TestDatabase, running_service
+from tests.support import Service, TestDatabase, new_database, running_service
 
 FAULTS_DIR = os.path.dirname(__file__)
 JWT_SECRET = "fault-secret-" + uuid.uuid4().hex
@@ -49,13 +49,12 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 @pytest.fixture(scope="session")
 def fault_db(admin_server_url: str, template_db: TestDatabase) -> TestDatabase:
     """A database of the fault tests' own, copied from the migrated template."""
-    db = TestDatabase.create(admin_server_url, f"beidou_f_{os.getpid()}", template=template_db.name)
-    with psycopg.connect(db.admin_url, autocommit=True) as conn:
-        pg = conn.execute("SHOW server_version").fetchone()[0]
-        tsdb = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-    REPORT.environment["database"] = f"PostgreSQL {pg.split()[0]}, TimescaleDB {tsdb[0] if tsdb else '?'}"
-    yield db
-    db.drop()
+    with new_database(admin_server_url, f"beidou_f_{os.getpid()}", template_db.name) as db:
+        with psycopg.connect(db.admin_url, autocommit=True) as conn:
+            pg = conn.execute("SHOW server_version").fetchone()[0]
+            tsdb = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        REPORT.environment["database"] = f"PostgreSQL {pg.split()[0]}, TimescaleDB {tsdb[0] if tsdb else '?'}"
+        yield db
 
 
 @pytest.fixture(scope="session")

@@ -71,28 +71,27 @@ def notifications(tenant) -> list[tuple]:
                             (tenant.id,)).fetchall()
 
 
-def all_sent(tenant, timeout: float) -> list[tuple]:
-    """The tenant's notifications, once every one of them is ``sent``."""
-    return wait_for(lambda: (lambda ns: ns if all(n[1] == "sent" for n in ns) else None)(notifications(tenant)),
-                    timeout=timeout, every=0.2)
+def all_sent(tenant, timeout: float, since: float) -> tuple[list[tuple], float]:
+    """The tenant's notifications, once every one of them is ``sent``, and the seconds from ``since`` (a
+    ``time.monotonic()``) until then."""
+    final = wait_for(lambda: (lambda ns: ns if all(n[1] == "sent" for n in ns) else None)(notifications(tenant)),
+                     timeout=timeout, every=0.2)
+    return final, time.monotonic() - since
 
 
-def by_message(fcm, devices: list[str]) -> dict[str, list[dict]]:
-    """What FCM received for these devices, per notification (the opaque message id in ``data``)."""
+def fcm_received(fcm, devices: list[str]) -> tuple[dict[str, list[dict]], dict]:
+    """What FCM received for these devices, per notification (the opaque message id in ``data``), and how the
+    phone saw it: collapse keys per notification and copies that reached it."""
     received: dict[str, list[dict]] = collections.defaultdict(list)
     for device in devices:
         for record in fcm.messages(device):
             received[record["message"]["data"]["message_id"]].append(record)
-    return received
-
-
-def collapse_figures(received: dict[str, list[dict]]) -> dict:
     keys = {m: {r["message"]["android"]["collapse_key"] for r in records} for m, records in received.items()}
     visible = {m: sum(r["outcome"] in APP_VISIBLE for r in records) for m, records in received.items()}
-    return {"keys": keys, "visible": visible,
-            "more_than_one_key": sum(len(k) != 1 for k in keys.values()),
-            "reached_twice": sum(v > 1 for v in visible.values()),
-            "never_reached": sum(v == 0 for v in visible.values())}
+    return received, {"keys": keys, "visible": visible,
+                      "more_than_one_key": sum(len(k) != 1 for k in keys.values()),
+                      "reached_twice": sum(v > 1 for v in visible.values()),
+                      "never_reached": sum(v == 0 for v in visible.values())}
 
 
 def test_a_sender_killed_mid_send_sends_every_due_push_and_the_phone_shows_each_once(fault_service, fcm, figures):
@@ -117,13 +116,10 @@ def test_a_sender_killed_mid_send_sends_every_due_push_and_the_phone_shows_each_
             stop_process(worker, signal.SIGKILL)
             kills.append((held, claimed))
             worker = start_process(fault_service, "worker", **env)
-        killed_at = time.monotonic()
-        final = all_sent(tenant, timeout=60)
-        settled = time.monotonic() - killed_at
+        final, settled = all_sent(tenant, timeout=60, since=time.monotonic())
     finally:
         stop_process(worker)
-    received = by_message(fcm, devices)
-    figures_ = collapse_figures(received)
+    received, figures_ = fcm_received(fcm, devices)
     section = figures.section("sender_sigkill")
     section.add("notifications due (one per person, one device each)", len(final))
     section.add("worker SIGKILLs while sends were in flight", len(kills))
@@ -170,12 +166,10 @@ def test_fcm_errors_and_timeouts_for_a_while_lose_nothing_and_honour_retry_after
         alert_ids = open_alerts(tenant, devices)
         started = time.monotonic()
         reach_out(tenant, alert_ids)
-        final = all_sent(tenant, timeout=90)
-        elapsed = time.monotonic() - started
+        final, elapsed = all_sent(tenant, timeout=90, since=started)
     finally:
         stop_process(worker)
-    received = by_message(fcm, devices)
-    collapse = collapse_figures(received)
+    received, collapse = fcm_received(fcm, devices)
     rows, short_gaps = [], 0
     for behaviour, times, retry_after in SCRIPT:
         tokens = [d for d, p in plan.items() if p[0] == behaviour]

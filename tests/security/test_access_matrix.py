@@ -81,37 +81,34 @@ class Target:
     params: dict
 
 
+# Kinds tried on one object of A's and the same object of B's (any of the insurer's staff may reach them):
+# kind -> (what the object is called, its route parameters on an insurer).
+_STAFF_OBJECTS = {
+    "alert": ("alert", lambda i: {"alert_id": i.alert_id}),
+    "person": ("person", lambda i: {"person": i.me}),
+    "erasable": ("person", lambda i: {"external_id": i.other}),
+    "link": ("link", lambda i: {"guardian": i.me, "minor": i.kid}),
+    "webhook": ("webhook", lambda i: {"endpoint_id": i.webhook_id}),
+    "webhook_delivery": ("webhook event", lambda i: {"endpoint_id": i.webhook_id,
+                                                     "delivery_id": i.webhook_delivery_id}),
+}
+
+
 def targets(kind: str, a: Insurer, b: Insurer) -> list[Target]:
     """The objects of ``kind`` a route is tried on: A's (its own person's and another person's) and B's."""
-    if kind == "alert":
-        return [Target("own tenant's alert", "a", None, {"alert_id": a.alert_id}),
-                Target("other tenant's alert", "b", None, {"alert_id": b.alert_id})]
     if kind == "message":
         return [Target("own message", "a", a.me, {"message_id": a.message_id}),
                 Target("other person's message", "a", a.other, {"message_id": a.other_message_id}),
                 Target("other tenant's message", "b", b.me, {"message_id": b.message_id})]
-    if kind == "person":
-        return [Target("own tenant's person", "a", None, {"person": a.me}),
-                Target("other tenant's person", "b", None, {"person": b.me})]
     if kind == "dependant":
         return [Target("own dependant", "a", a.me, {"person": a.kid}),
                 Target("other person (not a dependant)", "a", a.other, {"person": a.other}),
                 Target("other tenant's dependant", "b", b.me, {"person": b.kid})]
-    if kind == "erasable":
-        return [Target("own tenant's person", "a", None, {"external_id": a.other}),
-                Target("other tenant's person", "b", None, {"external_id": b.other})]
-    if kind == "link":
-        return [Target("own tenant's link", "a", None, {"guardian": a.me, "minor": a.kid}),
-                Target("other tenant's link", "b", None, {"guardian": b.me, "minor": b.kid})]
-    if kind == "webhook":
-        return [Target("own tenant's webhook", "a", None, {"endpoint_id": a.webhook_id}),
-                Target("other tenant's webhook", "b", None, {"endpoint_id": b.webhook_id})]
-    if kind == "webhook_delivery":
-        return [Target("own tenant's webhook event", "a", None,
-                       {"endpoint_id": a.webhook_id, "delivery_id": a.webhook_delivery_id}),
-                Target("other tenant's webhook event", "b", None,
-                       {"endpoint_id": b.webhook_id, "delivery_id": b.webhook_delivery_id})]
-    raise AssertionError(kind)
+    if kind not in _STAFF_OBJECTS:
+        raise AssertionError(kind)
+    noun, params = _STAFF_OBJECTS[kind]
+    return [Target(f"own tenant's {noun}", "a", None, params(a)),
+            Target(f"other tenant's {noun}", "b", None, params(b))]
 
 
 @dataclass(frozen=True)
