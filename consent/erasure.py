@@ -36,6 +36,7 @@ class PersonalTable:
     erase: bool = True        # False: kept by law, restricted with the tombstone
     order_by: str = "1"       # export order
     key: str | None = None    # name in exports; defaults to the table name
+    erase_with: str | None = None  # a SQL function (person id -> rows deleted) that erases instead of DELETE
 
     @property
     def name(self) -> str:
@@ -59,7 +60,8 @@ PERSONAL_DATA: tuple[PersonalTable, ...] = (
     PersonalTable("sources", "person_id", order_by="source"),
     PersonalTable("source_priority", "person_id", order_by="metric"),
     PersonalTable("records", "person_id", order_by="start_time, id"),
-    PersonalTable("readings", "person_id", order_by="time, metric, source"),
+    # A view over the lean hot tables (migration 0017): exported as whole readings, erased table by table.
+    PersonalTable("readings", "person_id", order_by="time, metric, source", erase_with="beidou_erase_hot_readings"),
     PersonalTable("readings_packed", "person_id", order_by="day, metric, source"),
     PersonalTable("guardianships", "guardian_id", order_by="created_at", key="guardianships_as_guardian"),
     PersonalTable("guardianships", "minor_id", order_by="created_at", key="guardianships_as_minor"),
@@ -134,6 +136,11 @@ async def erase_person(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person
     erased: dict[str, int] = {}
     for entry in PERSONAL_DATA:
         if entry.erase and entry.table in present:
+            if entry.erase_with:
+                cur = await conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(entry.erase_with)),
+                                         (person_id,))
+                erased[entry.name] = (await cur.fetchone())[0]
+                continue
             cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(
                 sql.Identifier(entry.table), sql.Identifier(entry.person_column)), (person_id,))
             erased[entry.name] = cur.rowcount
