@@ -201,3 +201,29 @@ def test_an_oversized_body_is_refused_before_anything_reads_it_even_without_a_to
                          headers={"content-type": "application/json"})
     assert chunked.status_code == 413
     assert httpx.get(service.base_url + "/healthz").status_code == 200
+
+
+def test_a_decimal_value_reads_back_exactly_as_sent_in_every_view(service, tenant, alice):
+    """Hot values are stored as float4: 36.6 must still be 36.6 (not 36.599998...) wherever it is shown."""
+    sent = [{"metric": "body_temperature", "time": (NOW - timedelta(minutes=m)).isoformat(), "value": v,
+             "source": "thermometer"} for m, v in ((30, 36.6), (20, 37.3), (10, 38.1))]
+    sent.append({"metric": "blood_pressure", "time": NOW.isoformat(), "systolic": 121.7, "diastolic": 79.3})
+    assert alice.post("/v1/readings", json={"readings": sent}).json()["accepted"] == 4
+    values = {36.6, 37.3, 38.1}
+
+    mine = alice.get("/v1/me/readings", params={"metric": "body_temperature"}).json()["readings"]
+    assert {r["value"] for r in mine} == values
+    exported = alice.get("/v1/me/export").json()["data"]["readings"]
+    assert {r["value"] for r in exported if r["metric"] == "body_temperature"} == values
+    assert [(r["value"], r["value2"]) for r in exported if r["metric"] == "blood_pressure"] == [(121.7, 79.3)]
+    fhir = alice.get("/v1/me/export", params={"format": "fhir"}).json()["entry"]
+    temperatures = [e["resource"]["valueQuantity"]["value"] for e in fhir
+                    if e["resource"]["resourceType"] == "Observation" and "valueQuantity" in e["resource"]]
+    assert set(temperatures) == values
+    supervisor = tenant.client(tenant.staff_token("sup-decimal", role="care_supervisor"))
+    chart = supervisor.get("/v1/care/people/alice/readings",
+                           params={"metric": "body_temperature", "bucket": "1m", "reason": "checking a fever call",
+                                   "from": (NOW - timedelta(hours=1)).isoformat(),
+                                   "to": (NOW + timedelta(minutes=1)).isoformat()})
+    assert chart.status_code == 200, chart.text
+    assert {(p["avg"], p["min"], p["max"]) for p in chart.json()["points"]} == {(v, v, v) for v in values}
