@@ -93,7 +93,7 @@ def hot_bytes_per_reading(conn: psycopg.Connection) -> tuple[float, int]:
     conn.execute("VACUUM ANALYZE readings_hot, readings_hot_extra")
     rows = conn.execute("SELECT count(*) FROM readings_hot").fetchone()[0]
     size = conn.execute("SELECT coalesce(hypertable_size('readings_hot'), 0) "
-                        "+ coalesce(hypertable_size('readings_hot_extra'), 0)").fetchone()[0]
+                        "+ pg_total_relation_size('readings_hot_extra')").fetchone()[0]
     return size / max(rows, 1), rows
 
 

@@ -83,8 +83,10 @@ SELECT create_hypertable('readings_hot', 'time', chunk_time_interval => INTERVAL
 -- The natural key: a re-sent reading is a no-op, and it serves "this person's metric between two times".
 CREATE UNIQUE INDEX readings_hot_key ON readings_hot (person_no, metric_no, time, source_no);
 
--- What few readings carry besides a value, keyed like the reading; same chunks as the hot table, packed and
--- dropped with it.
+-- What few readings carry besides a value, keyed like the reading. A plain table, not a hypertable: a reader
+-- looks a reading's extras up by its key, one index probe, where a hypertable would probe every chunk (a
+-- person's whole export took 20 times longer). Packing, record deletes and erasure delete a reading's extras
+-- with it.
 CREATE TABLE readings_hot_extra (
   time       timestamptz NOT NULL,
   person_no  integer NOT NULL,
@@ -95,8 +97,6 @@ CREATE TABLE readings_hot_extra (
   details    jsonb,                     -- sleep: end time and minutes per stage
   record_id  bigint                     -- the platform record that owns the reading (records.id)
 );
-SELECT create_hypertable('readings_hot_extra', 'time', chunk_time_interval => INTERVAL '1 day',
-                         associated_schema_name => 'beidou_chunks', create_default_indexes => false);
 CREATE UNIQUE INDEX readings_hot_extra_key ON readings_hot_extra (person_no, metric_no, time, source_no);
 
 ALTER TABLE readings_hot ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -246,17 +246,15 @@ SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS $$
    ORDER BY c.range_start, tn.id
 $$;
 
--- Drops a hot chunk (and its extras' chunk) once every tenant's rows in it were packed (and deleted).
+-- Drops a hot chunk once every tenant's rows in it were packed (and deleted; their extras went with them).
 CREATE OR REPLACE FUNCTION beidou_drop_packed_chunk(p_start timestamptz, p_end timestamptz) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS $$
 DECLARE left_over bigint; dropped integer;
 BEGIN
-  SELECT (SELECT count(*) FROM readings_hot WHERE time >= p_start AND time < p_end)
-       + (SELECT count(*) FROM readings_hot_extra WHERE time >= p_start AND time < p_end) INTO left_over;
+  SELECT count(*) INTO left_over FROM readings_hot WHERE time >= p_start AND time < p_end;
   IF left_over > 0 THEN
     RAISE EXCEPTION 'chunk % – % still holds % readings: not dropped', p_start, p_end, left_over;
   END IF;
   SELECT count(*) INTO dropped FROM drop_chunks('readings_hot', older_than => p_end, newer_than => p_start);
-  PERFORM drop_chunks('readings_hot_extra', older_than => p_end, newer_than => p_start);
   RETURN dropped;
 END $$;

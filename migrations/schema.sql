@@ -41,13 +41,11 @@ CREATE FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone
     AS $$
 DECLARE left_over bigint; dropped integer;
 BEGIN
-  SELECT (SELECT count(*) FROM readings_hot WHERE time >= p_start AND time < p_end)
-       + (SELECT count(*) FROM readings_hot_extra WHERE time >= p_start AND time < p_end) INTO left_over;
+  SELECT count(*) INTO left_over FROM readings_hot WHERE time >= p_start AND time < p_end;
   IF left_over > 0 THEN
     RAISE EXCEPTION 'chunk % – % still holds % readings: not dropped', p_start, p_end, left_over;
   END IF;
   SELECT count(*) INTO dropped FROM drop_chunks('readings_hot', older_than => p_end, newer_than => p_start);
-  PERFORM drop_chunks('readings_hot_extra', older_than => p_end, newer_than => p_start);
   RETURN dropped;
 END $$;
 
@@ -1115,8 +1113,6 @@ CREATE TRIGGER sources_number BEFORE INSERT ON public.sources FOR EACH ROW EXECU
 CREATE TRIGGER sources_number_fixed BEFORE UPDATE OF source_no ON public.sources FOR EACH ROW WHEN ((new.source_no IS DISTINCT FROM old.source_no)) EXECUTE FUNCTION public.refuse_renumbering();
 
 CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.readings_hot FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
-
-CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.readings_hot_extra FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
 
 ALTER TABLE ONLY public.alert_evidence
     ADD CONSTRAINT alert_evidence_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id) ON DELETE CASCADE;
