@@ -44,22 +44,16 @@ class PersonalTable:
 
 
 # Children before parents, so each count is exact and no foreign-key cascade runs ahead of us.
-# A table that does not exist in this deployment is skipped.
+# A table that does not exist in this deployment is skipped. First the tables whose `person_id` names the person
+# (table: export order), then the rest.
+_BY_PERSON_ID = {
+    "notification_deliveries": "id", "notifications": "created_at, id", "devices": "created_at, id",
+    "alert_timeline": "id", "alert_evidence": "alert_id, anomaly_event_id", "alerts": "opened_at, id",
+    "detector_feedback": "id", "anomaly_events": "id", "detector_state": "1", "detector_checkpoints": "window_end",
+    "detection_work": "id", "sources": "source", "source_priority": "metric", "records": "start_time, id",
+}
 PERSONAL_DATA: tuple[PersonalTable, ...] = (
-    PersonalTable("notification_deliveries", "person_id", order_by="id"),
-    PersonalTable("notifications", "person_id", order_by="created_at, id"),
-    PersonalTable("devices", "person_id", order_by="created_at, id"),
-    PersonalTable("alert_timeline", "person_id", order_by="id"),
-    PersonalTable("alert_evidence", "person_id", order_by="alert_id, anomaly_event_id"),
-    PersonalTable("alerts", "person_id", order_by="opened_at, id"),
-    PersonalTable("detector_feedback", "person_id", order_by="id"),
-    PersonalTable("anomaly_events", "person_id", order_by="id"),
-    PersonalTable("detector_state", "person_id"),
-    PersonalTable("detector_checkpoints", "person_id", order_by="window_end"),
-    PersonalTable("detection_work", "person_id", order_by="id"),
-    PersonalTable("sources", "person_id", order_by="source"),
-    PersonalTable("source_priority", "person_id", order_by="metric"),
-    PersonalTable("records", "person_id", order_by="start_time, id"),
+    *(PersonalTable(table, "person_id", order_by=order) for table, order in _BY_PERSON_ID.items()),
     # A view over the lean hot tables (migration 0017): exported as whole readings, erased table by table.
     PersonalTable("readings", "person_id", order_by="time, metric, source", erase_with="beidou_erase_hot_readings"),
     PersonalTable("readings_packed", "person_id", order_by="day, metric, source"),

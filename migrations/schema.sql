@@ -95,16 +95,10 @@ CREATE FUNCTION public.beidou_person_no() RETURNS integer
 CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, metric text, value double precision, lo double precision, hi double precision, n integer, value2 double precision, details jsonb, source text, utc_offset_min smallint, received_at timestamp with time zone, record_id bigint, packed boolean)
     LANGUAGE sql STABLE
     AS $$
-  SELECT r.time, d.name, v.value, v.value, v.value, 1, x.value2, x.details, s.source, r.utc_offset_min,
-         r.received_at, x.record_id, false
-    FROM people p
-    JOIN data_types d ON d.name = ANY(p_metrics)
-    JOIN readings_hot r ON r.person_no = p.person_no AND r.metric_no = d.code
-    JOIN sources s ON s.person_id = p.id AND s.source_no = r.source_no
-    LEFT JOIN readings_hot_extra x ON x.person_no = r.person_no AND x.metric_no = r.metric_no AND x.time = r.time
-                                  AND x.source_no = r.source_no AND x.time >= p_from AND x.time < p_to
-   CROSS JOIN LATERAL (SELECT r.value::text::float8 AS value) v
-   WHERE p.id = p_person AND r.time >= p_from AND r.time < p_to
+  SELECT r.time, r.metric, r.value, r.value, r.value, 1, r.value2, r.details, r.source, r.utc_offset_min,
+         r.received_at, r.record_id, false
+    FROM readings r
+   WHERE r.person_id = p_person AND r.metric = ANY(p_metrics) AND r.time >= p_from AND r.time < p_to
   UNION ALL
   SELECT t.at, p.metric, m.total / m.n, coalesce(m.lo, m.total / m.n), coalesce(m.hi, m.total / m.n), m.n, NULL, NULL, p.source, m.off, p.received_at, NULL, true
     FROM readings_packed p
