@@ -43,11 +43,15 @@ ALTER TABLE sources ALTER COLUMN source_no SET NOT NULL;
 CREATE UNIQUE INDEX sources_number ON sources (person_id, source_no);
 
 -- A new source takes the person's next number. Two transactions adding a person's first readings from two new
--- sources at once would pick the same one: the person's numbering is serialised by a transaction lock (only
--- when a source is new, which is rare).
+-- sources at once would pick the same one: the person's numbering is serialised by a transaction lock, taken
+-- only when the source is new (an upsert of a known source keeps its number and takes no lock).
 CREATE FUNCTION sources_number() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.source_no IS NULL THEN
+    SELECT source_no INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id AND source = NEW.source;
+    IF FOUND THEN
+      RETURN NEW;  -- the upsert's conflict path: the stored row keeps its number
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
     SELECT coalesce(max(source_no), 0) + 1 INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id;
     IF NEW.source_no > 32767 THEN

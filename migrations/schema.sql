@@ -306,6 +306,10 @@ CREATE FUNCTION public.sources_number() RETURNS trigger
     AS $$
 BEGIN
   IF NEW.source_no IS NULL THEN
+    SELECT source_no INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id AND source = NEW.source;
+    IF FOUND THEN
+      RETURN NEW;  -- the upsert's conflict path: the stored row keeps its number
+    END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
     SELECT coalesce(max(source_no), 0) + 1 INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id;
     IF NEW.source_no > 32767 THEN
