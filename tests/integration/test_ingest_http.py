@@ -227,3 +227,21 @@ def test_a_decimal_value_reads_back_exactly_as_sent_in_every_view(service, tenan
                                    "to": (NOW + timedelta(minutes=1)).isoformat()})
     assert chart.status_code == 200, chart.text
     assert {(p["avg"], p["min"], p["max"]) for p in chart.json()["points"]} == {(v, v, v) for v in values}
+
+
+def test_new_sources_sent_at_once_for_one_person_are_all_stored(service, tenant, alice):
+    """Sources are numbered per person as they first appear; concurrent first readings never collide."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(i: int) -> dict:
+        return alice.post("/v1/readings", json={"readings": [hr(40 + i, 70, f"band-{i}"), hr(40 + i, 71, "watch-1")]}
+                          ).json()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(8)))
+    assert [a["accepted"] for a in answers] == [2] * 8
+    rows = stored(service, tenant, "alice")
+    assert {s for *_, s, _ in rows} >= {f"band-{i}" for i in range(8)} | {"watch-1"}
+    with service.admin_conn() as conn:
+        numbers = conn.execute("""SELECT s.source_no FROM sources s JOIN people p ON p.id = s.person_id
+                                   WHERE p.tenant_id = %s AND p.external_id = 'alice'""", (tenant.id,)).fetchall()
+    assert sorted(n for (n,) in numbers) == list(range(1, len(numbers) + 1))
