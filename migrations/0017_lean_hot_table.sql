@@ -1,6 +1,6 @@
 -- A lean hot table: raw readings in the hot window at about half the bytes.
 --
--- `readings` stored two uuids and two texts per row and in its one index (284 bytes a reading on disk). The
+-- `readings` stored two uuids and two texts per row and in its one index (201–284 bytes a reading on disk). The
 -- hot tier now keeps small numbers instead: a tenant number, a person number, a data type code and a source
 -- number per person, a float4 value. Eight fixed-width NOT NULL columns, in an order with no alignment padding,
 -- make a 56-byte tuple (no NULL bitmap); the unique index (person_no, metric_no, time, source_no) is 32 bytes
@@ -9,7 +9,8 @@
 --
 -- `readings` stays, as a view with the old column names, for every reader that wants whole rows (export,
 -- tests, ad-hoc queries); it also takes INSERT and DELETE (a trigger per row), for the odd writer that is not
--- on a hot path. The service's writers and the span functions use the lean tables directly.
+-- on a hot path. The service's writers use the lean tables directly; beidou_readings_span (0016) reads the
+-- view, whose per-person plan walks the lean index.
 
 -- Numbers assigned once and never reused (an identity: a deleted tenant's or person's number stays gone).
 ALTER TABLE tenants ADD COLUMN tenant_no smallint GENERATED ALWAYS AS IDENTITY UNIQUE;
@@ -46,6 +47,7 @@ CREATE UNIQUE INDEX sources_number ON sources (person_id, source_no);
 -- sources at once would pick the same one: the person's numbering is serialised by a transaction lock, taken
 -- only when the source is new (an upsert of a known source keeps its number and takes no lock).
 CREATE FUNCTION sources_number() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE next_no integer;
 BEGIN
   IF NEW.source_no IS NULL THEN
     SELECT source_no INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id AND source = NEW.source;
@@ -53,10 +55,11 @@ BEGIN
       RETURN NEW;  -- the upsert's conflict path: the stored row keeps its number
     END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
-    SELECT coalesce(max(source_no), 0) + 1 INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id;
-    IF NEW.source_no > 32767 THEN
+    SELECT coalesce(max(source_no), 0) + 1 INTO next_no FROM sources WHERE person_id = NEW.person_id;
+    IF next_no > 32767 THEN
       RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'program_limit_exceeded';
     END IF;
+    NEW.source_no := next_no;
   END IF;
   RETURN NEW;
 END $$;

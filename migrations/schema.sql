@@ -304,6 +304,7 @@ END $$;
 CREATE FUNCTION public.sources_number() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE next_no integer;
 BEGIN
   IF NEW.source_no IS NULL THEN
     SELECT source_no INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id AND source = NEW.source;
@@ -311,10 +312,11 @@ BEGIN
       RETURN NEW;  -- the upsert's conflict path: the stored row keeps its number
     END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
-    SELECT coalesce(max(source_no), 0) + 1 INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id;
-    IF NEW.source_no > 32767 THEN
+    SELECT coalesce(max(source_no), 0) + 1 INTO next_no FROM sources WHERE person_id = NEW.person_id;
+    IF next_no > 32767 THEN
       RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'program_limit_exceeded';
     END IF;
+    NEW.source_no := next_no;
   END IF;
   RETURN NEW;
 END $$;
