@@ -20,10 +20,10 @@ ALTER TABLE data_types ADD COLUMN code smallint GENERATED ALWAYS AS IDENTITY UNI
 -- A person number is what every hot reading of the person points at: it never changes.
 CREATE FUNCTION refuse_renumbering() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE EXCEPTION '%.person_no never changes', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+  RAISE EXCEPTION '%.% never changes', TG_TABLE_NAME, TG_ARGV[0] USING ERRCODE = 'insufficient_privilege';
 END $$;
 CREATE TRIGGER people_person_no_fixed BEFORE UPDATE OF person_no ON people
-  FOR EACH ROW WHEN (NEW.person_no IS DISTINCT FROM OLD.person_no) EXECUTE FUNCTION refuse_renumbering();
+  FOR EACH ROW WHEN (NEW.person_no IS DISTINCT FROM OLD.person_no) EXECUTE FUNCTION refuse_renumbering('person_no');
 
 -- Sources are numbered per person (1, 2, …), so a source is a smallint in the hot table and its names stay
 -- behind the tenant's wall (a lookup shared by all tenants would show one insurer another's device names).
@@ -57,7 +57,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
     SELECT coalesce(max(source_no), 0) + 1 INTO next_no FROM sources WHERE person_id = NEW.person_id;
     IF next_no > 32767 THEN
-      RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'program_limit_exceeded';
+      RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'check_violation';
     END IF;
     NEW.source_no := next_no;
   END IF;
@@ -65,7 +65,7 @@ BEGIN
 END $$;
 CREATE TRIGGER sources_number BEFORE INSERT ON sources FOR EACH ROW EXECUTE FUNCTION sources_number();
 CREATE TRIGGER sources_number_fixed BEFORE UPDATE OF source_no ON sources
-  FOR EACH ROW WHEN (NEW.source_no IS DISTINCT FROM OLD.source_no) EXECUTE FUNCTION refuse_renumbering();
+  FOR EACH ROW WHEN (NEW.source_no IS DISTINCT FROM OLD.source_no) EXECUTE FUNCTION refuse_renumbering('source_no');
 
 -- The transaction's tenant and person as numbers. Policies call them as `(SELECT …)`: an InitPlan evaluated
 -- once per statement, not a lookup per row.

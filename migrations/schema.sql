@@ -298,7 +298,7 @@ CREATE FUNCTION public.refuse_renumbering() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-  RAISE EXCEPTION '%.person_no never changes', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+  RAISE EXCEPTION '%.% never changes', TG_TABLE_NAME, TG_ARGV[0] USING ERRCODE = 'insufficient_privilege';
 END $$;
 
 CREATE FUNCTION public.sources_number() RETURNS trigger
@@ -314,7 +314,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
     SELECT coalesce(max(source_no), 0) + 1 INTO next_no FROM sources WHERE person_id = NEW.person_id;
     IF next_no > 32767 THEN
-      RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'program_limit_exceeded';
+      RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'check_violation';
     END IF;
     NEW.source_no := next_no;
   END IF;
@@ -1104,13 +1104,13 @@ CREATE TRIGGER data_types_refresh AFTER INSERT ON public.data_types FOR EACH STA
 
 CREATE TRIGGER notification_deliveries_summary AFTER INSERT ON public.notification_deliveries FOR EACH ROW EXECUTE FUNCTION public.notification_deliveries_summary();
 
-CREATE TRIGGER people_person_no_fixed BEFORE UPDATE OF person_no ON public.people FOR EACH ROW WHEN ((new.person_no IS DISTINCT FROM old.person_no)) EXECUTE FUNCTION public.refuse_renumbering();
+CREATE TRIGGER people_person_no_fixed BEFORE UPDATE OF person_no ON public.people FOR EACH ROW WHEN ((new.person_no IS DISTINCT FROM old.person_no)) EXECUTE FUNCTION public.refuse_renumbering('person_no');
 
 CREATE TRIGGER readings_write INSTEAD OF INSERT OR DELETE ON public.readings FOR EACH ROW EXECUTE FUNCTION public.readings_view_write();
 
 CREATE TRIGGER sources_number BEFORE INSERT ON public.sources FOR EACH ROW EXECUTE FUNCTION public.sources_number();
 
-CREATE TRIGGER sources_number_fixed BEFORE UPDATE OF source_no ON public.sources FOR EACH ROW WHEN ((new.source_no IS DISTINCT FROM old.source_no)) EXECUTE FUNCTION public.refuse_renumbering();
+CREATE TRIGGER sources_number_fixed BEFORE UPDATE OF source_no ON public.sources FOR EACH ROW WHEN ((new.source_no IS DISTINCT FROM old.source_no)) EXECUTE FUNCTION public.refuse_renumbering('source_no');
 
 CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.readings_hot FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
 

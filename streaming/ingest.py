@@ -20,7 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from app.core.db import Database
-from app.core.errors import DatabaseUnavailable
+from app.core.errors import DatabaseUnavailable, TooManySources
 from app.core.observability import INGEST_COMMIT_SECONDS, INGEST_GROUP_ROWS
 from consent import repository as consent_repo
 from consent.catalog import MONITORING
@@ -160,6 +160,16 @@ class IngestWriter:
                 log.warning("ingest.deadlock_retry attempt=%s", attempt)
                 if attempt == 2:
                     return _fail(jobs, DatabaseUnavailable("write conflict, please retry"))
+            except psycopg.errors.CheckViolation as exc:
+                if "sources" not in str(exc):
+                    log.exception("ingest.group_failed tenant=%s", tenant_id)
+                    return _fail(jobs, exc)
+                # A person past the sources limit: the group is written again job by job, so only theirs fails.
+                if len(jobs) == 1:
+                    return _fail(jobs, TooManySources())
+                for job in jobs:
+                    await self._commit_group(tenant_id, [job])
+                return None
             except DatabaseUnavailable as exc:
                 return _fail(jobs, exc)
             except Exception as exc:  # keep the writer alive; the callers see the error

@@ -245,3 +245,21 @@ def test_new_sources_sent_at_once_for_one_person_are_all_stored(service, tenant,
         numbers = conn.execute("""SELECT s.source_no FROM sources s JOIN people p ON p.id = s.person_id
                                    WHERE p.tenant_id = %s AND p.external_id = 'alice'""", (tenant.id,)).fetchall()
     assert sorted(n for (n,) in numbers) == list(range(1, len(numbers) + 1))
+
+
+def test_a_person_past_the_sources_limit_gets_a_clear_answer_and_others_are_unaffected(service, tenant, alice):
+    bob = tenant.client(tenant.person_token("bob-sources"))
+    assert bob.put("/v1/me/consents/heart_rate").status_code == 200
+    assert alice.post("/v1/readings", json={"readings": [hr(50)]}).json()["accepted"] == 1
+    with service.admin_conn() as conn:  # as if alice had sent from 32,767 sources already
+        conn.execute("""INSERT INTO sources (tenant_id, person_id, source, source_no)
+                        SELECT tenant_id, id, 'band-32767', 32767 FROM people
+                         WHERE tenant_id = %s AND external_id = 'alice'""", (tenant.id,))
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        over = pool.submit(alice.post, "/v1/readings", json={"readings": [hr(49, 70, "one-more-band")]})
+        fine = pool.submit(bob.post, "/v1/readings", json={"readings": [hr(49)]})
+        over, fine = over.result(), fine.result()
+    assert over.status_code == 422 and over.json()["code"] == "too_many_sources", over.text
+    assert fine.status_code == 200 and fine.json()["accepted"] == 1
+    assert alice.post("/v1/readings", json={"readings": [hr(48)]}).json()["accepted"] == 1  # a known source
