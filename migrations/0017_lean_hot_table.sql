@@ -207,26 +207,25 @@ GRANT EXECUTE ON FUNCTION beidou_erase_hot_readings(uuid) TO beidou_app;
 CREATE OR REPLACE FUNCTION beidou_packable_chunks(hot_days integer, p_limit integer)
 RETURNS TABLE (range_start timestamptz, range_end timestamptz, tenant_id uuid) LANGUAGE sql STABLE
 SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS $$
-  SELECT c.range_start, c.range_end, tn.id
-    FROM (SELECT ch.range_start, ch.range_end FROM timescaledb_information.chunks ch
-           WHERE ch.hypertable_name = 'readings_hot'
-             AND ch.range_end <= now() - make_interval(days => greatest(hot_days, 1))
-           ORDER BY ch.range_start LIMIT p_limit) c
-    LEFT JOIN LATERAL (SELECT DISTINCT r.tenant_no FROM readings_hot r
-                        WHERE r.time >= c.range_start AND r.time < c.range_end) t ON true
+  WITH old AS (SELECT ch.range_start AS lo, ch.range_end AS hi FROM timescaledb_information.chunks ch
+                WHERE ch.hypertable_name = 'readings_hot'
+                  AND ch.range_end <= now() - make_interval(days => greatest(hot_days, 1))
+                ORDER BY ch.range_start LIMIT p_limit)
+  SELECT old.lo, old.hi, tn.id
+    FROM old
+    LEFT JOIN LATERAL (SELECT DISTINCT r.tenant_no FROM readings_hot r WHERE r.time >= old.lo AND r.time < old.hi) t
+      ON true
     LEFT JOIN tenants tn ON tn.tenant_no = t.tenant_no
-   ORDER BY c.range_start, tn.id
+   ORDER BY old.lo, tn.id
 $$;
 
 -- Drops a hot chunk once every tenant's rows in it were packed (and deleted; their extras went with them).
 CREATE OR REPLACE FUNCTION beidou_drop_packed_chunk(p_start timestamptz, p_end timestamptz) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET row_security = off AS $$
-DECLARE left_over bigint; dropped integer;
+DECLARE left_over bigint := (SELECT count(*) FROM readings_hot WHERE time >= p_start AND time < p_end);
 BEGIN
-  SELECT count(*) INTO left_over FROM readings_hot WHERE time >= p_start AND time < p_end;
   IF left_over > 0 THEN
     RAISE EXCEPTION 'chunk % – % still holds % readings: not dropped', p_start, p_end, left_over;
   END IF;
-  SELECT count(*) INTO dropped FROM drop_chunks('readings_hot', older_than => p_end, newer_than => p_start);
-  RETURN dropped;
+  RETURN (SELECT count(*) FROM drop_chunks('readings_hot', older_than => p_end, newer_than => p_start));
 END $$;
