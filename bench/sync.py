@@ -111,9 +111,9 @@ def main() -> None:
         results = {}
         for name, path, bodies in (("/v1/readings", "/v1/readings", plain_bodies),
                                    ("/v1/sync/health-connect", "/v1/sync/health-connect", sync_bodies)):
-            before = cpu_seconds(svc.process.pid), postgres_cpu()
+            before = cpu_seconds(svc.process.pid), postgres_cpu(admin)
             result = asyncio.run(drive(svc.base_url, tokens, path, bodies, args.seconds))
-            api_cpu, pg_cpu = (a - b for a, b in zip((cpu_seconds(svc.process.pid), postgres_cpu()), before))
+            api_cpu, pg_cpu = (a - b for a, b in zip((cpu_seconds(svc.process.pid), postgres_cpu(admin)), before))
             results[name] = rate = result["readings"] / result["elapsed"]
             lat = result["latencies"]
             print(f"{name:<26} {rate:>10,.0f} readings/s  ack p50 {pct(lat, .5) * 1000:.0f} ms, p99 "
