@@ -164,8 +164,9 @@ async def evidence(conn: psycopg.AsyncConnection, alert_id: UUID) -> list[dict]:
                   (EXISTS (SELECT FROM records d
                             WHERE d.person_id = e.person_id AND d.metric = e.metric AND d.state = 'deleted'
                               AND d.start_time <= e.end_time AND d.end_time >= e.start_time)
-                   AND NOT EXISTS (SELECT FROM readings r
-                                    WHERE r.person_id = e.person_id AND r.metric = e.metric
+                   AND NOT EXISTS (SELECT FROM readings_hot r JOIN people p ON p.person_no = r.person_no
+                                      JOIN data_types t ON t.code = r.metric_no
+                                    WHERE p.id = e.person_id AND t.name = e.metric
                                       AND r.time >= e.start_time AND r.time <= e.end_time)) AS withdrawn
              FROM alert_evidence v JOIN anomaly_events e ON e.id = v.anomaly_event_id
             WHERE v.alert_id = %s ORDER BY e.id""",

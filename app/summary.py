@@ -47,7 +47,7 @@ def summarise(url: str, tenant_id: UUID) -> Summary:
         people, streaming = one("""SELECT count(*), count(*) FILTER (WHERE last_seen > now() - interval '5 minutes')
                                      FROM (SELECT person_id, max(last_seen) AS last_seen FROM sources
                                            GROUP BY person_id) s""")
-        stored = one("SELECT count(*) FROM readings")[0]
+        stored = one("SELECT count(*) FROM readings_hot")[0]
         too_late = one("SELECT coalesce(sum(late_readings), 0) FROM detector_state")[0]
         opened, resolved, still_open = one("""SELECT count(*), count(*) FILTER (WHERE status = 'resolved'),
                                                      count(*) FILTER (WHERE status <> 'resolved') FROM alerts""")

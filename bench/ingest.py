@@ -18,6 +18,7 @@ stream (VmRSS growth).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import os
 import struct
@@ -43,45 +44,46 @@ from tests.support import TestDatabase  # noqa: E402
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
-def copy_payload(start: datetime, n: int, tenant: uuid.UUID, person: uuid.UUID) -> bytes:
-    """``n`` heart-rate rows one second apart in PostgreSQL's binary COPY format (time, tenant, person, metric,
-    value, source, utc_offset_min), made with struct so the limit measures PostgreSQL, not the client."""
+def copy_payload(start: datetime, n: int, tenant_no: int, person_no: int) -> bytes:
+    """``n`` heart-rate rows one second apart in PostgreSQL's binary COPY format for the lean hot table (time,
+    tenant_no, person_no, metric_no, value, source_no, utc_offset_min), made with struct so the limit measures
+    PostgreSQL, not the client."""
     t0 = int((start - _PG_EPOCH).total_seconds() * 1_000_000)
-    head = struct.pack("!hi", 7, 8)
-    ids = struct.pack("!i16si16s", 16, tenant.bytes, 16, person.bytes)
-    metric, source = b"heart_rate", b"watch"
-    tail = struct.pack(f"!i{len(metric)}s", len(metric), metric)
-    after = struct.pack(f"!i{len(source)}sih", len(source), source, 2, 0)
+    head = struct.pack("!h", 7)
+    ids = struct.pack("!ihiiih", 2, tenant_no, 4, person_no, 2, 1)  # metric_no 1: heart_rate
+    after = struct.pack("!ihih", 2, 1, 2, 0)                           # source_no 1, offset 0
     parts = [b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)]
     for i in range(n):
-        parts.append(head + struct.pack("!q", t0 + i * 1_000_000) + ids + tail
-                     + struct.pack("!id", 8, float(60 + i % 30)) + after)
+        parts.append(head + struct.pack("!iq", 8, t0 + i * 1_000_000) + ids
+                     + struct.pack("!if", 4, float(60 + i % 30)) + after)
     parts.append(struct.pack("!h", -1))
     return b"".join(parts)
 
 
 def storage_limit(admin_url: str, seconds: float, writers: int, batch: int) -> tuple[float, float]:
-    """Rows/s that binary COPY writes into a fresh copy of the schema's `readings`, ``writers`` at once, and
+    """Rows/s that binary COPY writes into a fresh copy of the schema's hot table, ``writers`` at once, and
     PostgreSQL's CPU µs per row meanwhile."""
     from app.core import migrate
     db = TestDatabase.create(admin_url, f"beidou_limit_{uuid.uuid4().hex[:8]}")
     try:
         migrate.upgrade(db.admin_url)
-        tenant, placeholder = uuid.uuid4(), uuid.uuid4()
+        placeholder = 0x7FFFFFF0  # a person number no run reaches (and a NaN as a float4 value: never a reading)
+        field = struct.pack("!ii", 4, placeholder)
         base = datetime.now(timezone.utc) - timedelta(days=400)
         # One payload per writer; each transaction gives it a new person (a plain bytes replace), so every row
         # is a new key and the client spends next to nothing.
-        templates = [copy_payload(base + timedelta(seconds=w * batch), batch, tenant, placeholder)
+        templates = [copy_payload(base + timedelta(seconds=w * batch), batch, 1, placeholder)
                      for w in range(writers)]
         done = [0] * writers
+        people = itertools.count(1)
         stop_at = time.monotonic() + seconds
 
         def write(w: int) -> None:
             with psycopg.connect(db.admin_url, autocommit=True) as conn:
                 while time.monotonic() < stop_at:
-                    payload = templates[w].replace(placeholder.bytes, uuid.uuid4().bytes)
+                    payload = templates[w].replace(field, struct.pack("!ii", 4, next(people)))
                     with conn.transaction(), conn.cursor() as cur:
-                        with cur.copy("COPY readings (time, tenant_id, person_id, metric, value, source, "
+                        with cur.copy("COPY readings_hot (time, tenant_no, person_no, metric_no, value, source_no, "
                                       "utc_offset_min) FROM STDIN (FORMAT BINARY)") as copy:
                             copy.write(payload)
                     done[w] += batch
@@ -357,7 +359,7 @@ def main() -> None:
                   f"{grown * 1024 / max(1, result['streams']):.1f} KiB per idle stream")
         with psycopg.connect(db.admin_url) as conn:
             stored, distinct = conn.execute(
-                "SELECT count(*), count(DISTINCT (person_id, metric, source, time)) FROM readings").fetchone()
+                "SELECT count(*), count(DISTINCT (person_no, metric_no, source_no, time)) FROM readings_hot").fetchone()
         ok = stored == distinct == total_acked
         print(f"\nacknowledged {total_acked:,}, stored {stored:,} ({distinct:,} distinct): "
               f"{'OK, each acknowledged reading stored exactly once' if ok else 'MISMATCH'}")

@@ -235,7 +235,7 @@ def main() -> None:
             summary = summarise(db.app_url, tenant.id)
             by_group = alert_latency_by_group(db.admin_url, tenant.id)
             with psycopg.connect(db.admin_url) as conn:
-                stored = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+                stored = conn.execute("SELECT count(*) FROM readings_hot").fetchone()[0]
             report(args, result, summary, by_group, stored, cpu0, cpu1, emulator)
         finally:
             stop_process(worker)

@@ -61,24 +61,31 @@ def copy_dev(conn: psycopg.Connection, tenant_id, person_id, rows, real_days: in
     """The real days repeated back in time until ``cover_days`` days ending at ``end`` are covered."""
     start = end - timedelta(days=cover_days)
     n = 0
-    with conn.cursor().copy("COPY readings (time, tenant_id, person_id, metric, value, source, utc_offset_min) "
-                            "FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["timestamptz", "uuid", "uuid", "text", "float8", "text", "int2"])
+    # Straight into the lean hot table (migration 0017), with the person's, tenant's, type's and source's numbers.
+    conn.execute("INSERT INTO sources (tenant_id, person_id, source) VALUES (%s, %s, 'fitbit')", (tenant_id, person_id))
+    person_no, tenant_no, source_no = conn.execute(
+        """SELECT p.person_no, t.tenant_no, s.source_no FROM people p JOIN tenants t ON t.id = p.tenant_id
+             JOIN sources s ON s.person_id = p.id AND s.source = 'fitbit' WHERE p.id = %s""", (person_id,)).fetchone()
+    code = dict(conn.execute("SELECT name, code FROM data_types").fetchall())
+    with conn.cursor().copy("COPY readings_hot (time, tenant_no, person_no, metric_no, value, source_no, "
+                            "utc_offset_min) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["timestamptz", "int2", "int4", "int2", "float4", "int2", "int2"])
         for k in range(0, cover_days, real_days):
             base = start + timedelta(days=k)
             for seconds, metric, value in rows:
                 at = base + timedelta(seconds=seconds)
                 if at >= end or seconds >= (cover_days - k) * 86400:
                     continue
-                copy.write_row((at, tenant_id, person_id, metric, value, "fitbit", 0))
+                copy.write_row((at, tenant_no, person_no, code[metric], value, source_no, 0))
                 n += 1
     return n
 
 
 def hot_bytes_per_reading(conn: psycopg.Connection) -> tuple[float, int]:
-    conn.execute("VACUUM ANALYZE readings")
-    rows = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
-    size = conn.execute("SELECT hypertable_size('readings')").fetchone()[0]
+    conn.execute("VACUUM ANALYZE readings_hot, readings_hot_extra")
+    rows = conn.execute("SELECT count(*) FROM readings_hot").fetchone()[0]
+    size = conn.execute("SELECT coalesce(hypertable_size('readings_hot'), 0) "
+                        "+ pg_total_relation_size('readings_hot_extra')").fetchone()[0]
     return size / max(rows, 1), rows
 
 
@@ -168,18 +175,26 @@ def main() -> None:
                 started = time.perf_counter()
                 conn.execute(
                     """WITH p AS (INSERT INTO people (tenant_id, external_id)
-                                  SELECT %s, 'syn-' || i FROM generate_series(1, %s) i RETURNING id)
-                       INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
-                       SELECT t, %s, p.id, 'heart_rate', 55 + (extract(epoch FROM t)::bigint / %s) %% 37, 'watch', 480
+                                  SELECT %s, 'syn-' || i FROM generate_series(1, %s) i RETURNING id, person_no),
+                       s AS (INSERT INTO sources (tenant_id, person_id, source, source_no)
+                             SELECT %s, p.id, src, no FROM p, (VALUES ('watch', 1), ('phone', 2)) v(src, no))
+                       INSERT INTO readings_hot (time, tenant_no, person_no, metric_no, value, source_no,
+                                                 utc_offset_min)
+                       SELECT t, (SELECT tenant_no FROM tenants WHERE id = %s), p.person_no,
+                              (SELECT code FROM data_types WHERE name = 'heart_rate'),
+                              55 + (extract(epoch FROM t)::bigint / %s) %% 37, 1, 480
                          FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s,
                                                  make_interval(secs => %s)) t
                        UNION ALL
-                       SELECT t, %s, p.id, 'steps', (extract(epoch FROM t)::bigint / 60) %% 90, 'phone', 480
+                       SELECT t, (SELECT tenant_no FROM tenants WHERE id = %s), p.person_no,
+                              (SELECT code FROM data_types WHERE name = 'steps'),
+                              (extract(epoch FROM t)::bigint / 60) %% 90, 2, 480
                          FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s, interval '1 minute') t
                         WHERE extract(hour FROM t) BETWEEN 7 AND 21""",
-                    (tenant_id, args.people, tenant_id, args.interval_s, end, args.days, end, args.interval_s,
-                     tenant_id, end, args.days, end))
-                loaded = conn.execute("SELECT count(*) FROM readings WHERE person_id <> %s", (dev,)).fetchone()[0]
+                    (tenant_id, args.people, tenant_id, tenant_id, args.interval_s, end, args.days, end,
+                     args.interval_s, tenant_id, end, args.days, end))
+                loaded = conn.execute("SELECT count(*) FROM readings_hot WHERE person_no <> "
+                                      "(SELECT person_no FROM people WHERE id = %s)", (dev,)).fetchone()[0]
                 print(f"synthetic: {args.people} people x {args.days} days, {loaded:,} readings in "
                       f"{time.perf_counter() - started:.1f} s")
                 before = packed_bytes(conn)

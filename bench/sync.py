@@ -110,8 +110,8 @@ def main() -> None:
         ratio = results["/v1/sync/health-connect"] / results["/v1/readings"]
         print(f"native sync / plain ingest: {ratio:.2f}")
         with psycopg.connect(db.admin_url) as conn:
-            stored = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
-            owned = conn.execute("SELECT count(*) FROM readings WHERE record_id IS NOT NULL").fetchone()[0]
+            stored = conn.execute("SELECT count(*) FROM readings_hot").fetchone()[0]
+            owned = conn.execute("SELECT count(*) FROM readings_hot_extra WHERE record_id IS NOT NULL").fetchone()[0]
         print(f"stored {stored:,} readings, {owned:,} of them owned by records")
     finally:
         svc.stop()

@@ -36,6 +36,7 @@ class PersonalTable:
     erase: bool = True        # False: kept by law, restricted with the tombstone
     order_by: str = "1"       # export order
     key: str | None = None    # name in exports; defaults to the table name
+    erase_with: str | None = None  # a SQL function (person id -> rows deleted) that erases instead of DELETE
 
     @property
     def name(self) -> str:
@@ -43,23 +44,18 @@ class PersonalTable:
 
 
 # Children before parents, so each count is exact and no foreign-key cascade runs ahead of us.
-# A table that does not exist in this deployment is skipped.
+# A table that does not exist in this deployment is skipped. First the tables whose `person_id` names the person
+# (table: export order), then the rest.
+_BY_PERSON_ID = {
+    "notification_deliveries": "id", "notifications": "created_at, id", "devices": "created_at, id",
+    "alert_timeline": "id", "alert_evidence": "alert_id, anomaly_event_id", "alerts": "opened_at, id",
+    "detector_feedback": "id", "anomaly_events": "id", "detector_state": "1", "detector_checkpoints": "window_end",
+    "detection_work": "id", "sources": "source", "source_priority": "metric", "records": "start_time, id",
+}
 PERSONAL_DATA: tuple[PersonalTable, ...] = (
-    PersonalTable("notification_deliveries", "person_id", order_by="id"),
-    PersonalTable("notifications", "person_id", order_by="created_at, id"),
-    PersonalTable("devices", "person_id", order_by="created_at, id"),
-    PersonalTable("alert_timeline", "person_id", order_by="id"),
-    PersonalTable("alert_evidence", "person_id", order_by="alert_id, anomaly_event_id"),
-    PersonalTable("alerts", "person_id", order_by="opened_at, id"),
-    PersonalTable("detector_feedback", "person_id", order_by="id"),
-    PersonalTable("anomaly_events", "person_id", order_by="id"),
-    PersonalTable("detector_state", "person_id"),
-    PersonalTable("detector_checkpoints", "person_id", order_by="window_end"),
-    PersonalTable("detection_work", "person_id", order_by="id"),
-    PersonalTable("sources", "person_id", order_by="source"),
-    PersonalTable("source_priority", "person_id", order_by="metric"),
-    PersonalTable("records", "person_id", order_by="start_time, id"),
-    PersonalTable("readings", "person_id", order_by="time, metric, source"),
+    *(PersonalTable(table, "person_id", order_by=order) for table, order in _BY_PERSON_ID.items()),
+    # A view over the lean hot tables (migration 0017): exported as whole readings, erased table by table.
+    PersonalTable("readings", "person_id", order_by="time, metric, source", erase_with="beidou_erase_hot_readings"),
     PersonalTable("readings_packed", "person_id", order_by="day, metric, source"),
     PersonalTable("guardianships", "guardian_id", order_by="created_at", key="guardianships_as_guardian"),
     PersonalTable("guardianships", "minor_id", order_by="created_at", key="guardianships_as_minor"),
@@ -134,6 +130,11 @@ async def erase_person(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person
     erased: dict[str, int] = {}
     for entry in PERSONAL_DATA:
         if entry.erase and entry.table in present:
+            if entry.erase_with:
+                cur = await conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(entry.erase_with)),
+                                         (person_id,))
+                erased[entry.name] = (await cur.fetchone())[0]
+                continue
             cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(
                 sql.Identifier(entry.table), sql.Identifier(entry.person_column)), (person_id,))
             erased[entry.name] = cur.rowcount

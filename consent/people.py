@@ -149,7 +149,8 @@ async def guardianships(conn: psycopg.AsyncConnection, *, guardian_id: UUID | No
 
 # What a tombstone keeps of the people row; every other column (profile, preferences, and whatever later
 # migrations add) goes back to its default, or NULL.
-TOMBSTONE_COLUMNS = ("id", "tenant_id", "external_id", "created_at", "erased_at")
+# person_no: the number the hot readings used (migration 0017) is never renumbered or given to anyone else.
+TOMBSTONE_COLUMNS = ("id", "tenant_id", "external_id", "created_at", "erased_at", "person_no")
 
 
 async def mark_erased(conn: psycopg.AsyncConnection, person_id: UUID) -> datetime:

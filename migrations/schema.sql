@@ -39,15 +39,22 @@ CREATE FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone
     SET search_path TO 'public', 'pg_temp'
     SET row_security TO 'off'
     AS $$
-DECLARE left_over bigint; dropped integer;
+DECLARE left_over bigint := (SELECT count(*) FROM readings_hot WHERE time >= p_start AND time < p_end);
 BEGIN
-  SELECT count(*) INTO left_over FROM readings WHERE time >= p_start AND time < p_end;
   IF left_over > 0 THEN
     RAISE EXCEPTION 'chunk % – % still holds % readings: not dropped', p_start, p_end, left_over;
   END IF;
-  SELECT count(*) INTO dropped FROM drop_chunks('readings', older_than => p_end, newer_than => p_start);
-  RETURN dropped;
+  RETURN (SELECT count(*) FROM drop_chunks('readings_hot', older_than => p_end, newer_than => p_start));
 END $$;
+
+CREATE FUNCTION public.beidou_erase_hot_readings(p_person uuid) RETURNS bigint
+    LANGUAGE sql
+    AS $$
+  DELETE FROM readings_hot_extra WHERE person_no = (SELECT person_no FROM people WHERE id = p_person);
+  WITH gone AS (DELETE FROM readings_hot WHERE person_no = (SELECT person_no FROM people WHERE id = p_person)
+                RETURNING 1)
+  SELECT count(*) FROM gone;
+$$;
 
 CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -58,14 +65,16 @@ CREATE FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer)
     SET search_path TO 'public', 'pg_temp'
     SET row_security TO 'off'
     AS $$
-  SELECT c.range_start, c.range_end, t.tenant_id
-    FROM (SELECT ch.range_start, ch.range_end FROM timescaledb_information.chunks ch
-           WHERE ch.hypertable_name = 'readings'
-             AND ch.range_end <= now() - make_interval(days => greatest(hot_days, 1))
-           ORDER BY ch.range_start LIMIT p_limit) c
-    LEFT JOIN LATERAL (SELECT DISTINCT r.tenant_id FROM readings r
-                        WHERE r.time >= c.range_start AND r.time < c.range_end) t ON true
-   ORDER BY c.range_start, t.tenant_id
+  WITH old AS (SELECT ch.range_start AS lo, ch.range_end AS hi FROM timescaledb_information.chunks ch
+                WHERE ch.hypertable_name = 'readings_hot'
+                  AND ch.range_end <= now() - make_interval(days => greatest(hot_days, 1))
+                ORDER BY ch.range_start LIMIT p_limit)
+  SELECT old.lo, old.hi, tn.id
+    FROM old
+    LEFT JOIN LATERAL (SELECT DISTINCT r.tenant_no FROM readings_hot r WHERE r.time >= old.lo AND r.time < old.hi) t
+      ON true
+    LEFT JOIN tenants tn ON tn.tenant_no = t.tenant_no
+   ORDER BY old.lo, tn.id
 $$;
 
 CREATE FUNCTION public.beidou_packs_by_minute(p_metric text) RETURNS boolean
@@ -77,6 +86,10 @@ $$;
 CREATE FUNCTION public.beidou_person() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT nullif(current_setting('beidou.person_id', true), '')::uuid $$;
+
+CREATE FUNCTION public.beidou_person_no() RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT person_no FROM people WHERE id = beidou_person() $$;
 
 CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, metric text, value double precision, lo double precision, hi double precision, n integer, value2 double precision, details jsonb, source text, utc_offset_min smallint, received_at timestamp with time zone, record_id bigint, packed boolean)
     LANGUAGE sql STABLE
@@ -144,6 +157,10 @@ CREATE FUNCTION public.beidou_tenant_ids() RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$ SELECT id FROM tenants ORDER BY id $$;
+
+CREATE FUNCTION public.beidou_tenant_no() RETURNS smallint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT tenant_no FROM tenants WHERE id = beidou_tenant() $$;
 
 CREATE FUNCTION public.consent_due_expiries(max_rows integer) RETURNS TABLE(tenant_id uuid, person_id uuid, data_type text, purpose text, event_id bigint)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -233,11 +250,74 @@ BEGIN
   RETURN NULL;
 END $$;
 
+CREATE FUNCTION public.readings_view_write() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE t_no smallint; p_no integer; m_no smallint; s_no smallint;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    SELECT code INTO m_no FROM data_types WHERE name = NEW.metric;
+    IF m_no IS NULL THEN
+      RAISE EXCEPTION 'unknown data type %', NEW.metric USING ERRCODE = 'check_violation';
+    END IF;
+    SELECT t.tenant_no, p.person_no INTO t_no, p_no
+      FROM people p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = NEW.person_id AND p.tenant_id = NEW.tenant_id;
+    IF p_no IS NULL THEN
+      RAISE EXCEPTION 'new row violates row-level security policy for table "readings"'
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO sources AS s (tenant_id, person_id, source) VALUES (NEW.tenant_id, NEW.person_id, NEW.source)
+      ON CONFLICT (person_id, source) DO NOTHING;
+    SELECT source_no INTO s_no FROM sources WHERE person_id = NEW.person_id AND source = NEW.source;
+    INSERT INTO readings_hot (time, received_at, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
+    VALUES (NEW.time, coalesce(NEW.received_at, now()), p_no, NEW.value, t_no, m_no, s_no, NEW.utc_offset_min);
+    IF NEW.value2 IS NOT NULL OR NEW.details IS NOT NULL OR NEW.record_id IS NOT NULL THEN
+      INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details, record_id)
+      VALUES (NEW.time, p_no, t_no, m_no, s_no, NEW.value2, NEW.details, NEW.record_id);
+    END IF;
+    RETURN NEW;
+  END IF;
+  SELECT p.person_no, d.code, s.source_no INTO p_no, m_no, s_no
+    FROM people p, data_types d, sources s
+   WHERE p.id = OLD.person_id AND d.name = OLD.metric AND s.person_id = OLD.person_id AND s.source = OLD.source;
+  DELETE FROM readings_hot_extra
+   WHERE person_no = p_no AND metric_no = m_no AND time = OLD.time AND source_no = s_no;
+  DELETE FROM readings_hot WHERE person_no = p_no AND metric_no = m_no AND time = OLD.time AND source_no = s_no;
+  RETURN OLD;
+END $$;
+
 CREATE FUNCTION public.refuse_change() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
   RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+CREATE FUNCTION public.refuse_renumbering() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  RAISE EXCEPTION '%.% never changes', TG_TABLE_NAME, TG_ARGV[0] USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+CREATE FUNCTION public.sources_number() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE next_no integer;
+BEGIN
+  IF NEW.source_no IS NULL THEN
+    SELECT source_no INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id AND source = NEW.source;
+    IF FOUND THEN
+      RETURN NEW;  -- the upsert's conflict path: the stored row keeps its number
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
+    SELECT coalesce(max(source_no), 0) + 1 INTO next_no FROM sources WHERE person_id = NEW.person_id;
+    IF next_no > 32767 THEN
+      RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'check_violation';
+    END IF;
+    NEW.source_no := next_no;
+  END IF;
+  RETURN NEW;
 END $$;
 
 CREATE TABLE public.alert_evidence (
@@ -417,10 +497,20 @@ ALTER TABLE ONLY public.consent_state FORCE ROW LEVEL SECURITY;
 CREATE TABLE public.data_types (
     name text NOT NULL,
     unit text NOT NULL,
+    code smallint NOT NULL,
     CONSTRAINT data_types_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,62}$'::text))
 );
 
 ALTER TABLE ONLY public.data_types FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.data_types ALTER COLUMN code ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.data_types_code_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 CREATE TABLE public.detection_work (
     id bigint NOT NULL,
@@ -615,27 +705,75 @@ CREATE TABLE public.people (
     erased_at timestamp with time zone,
     quiet_start time without time zone DEFAULT '22:00:00'::time without time zone NOT NULL,
     quiet_end time without time zone DEFAULT '08:00:00'::time without time zone NOT NULL,
+    person_no integer NOT NULL,
     CONSTRAINT people_external_id_check CHECK (((length(external_id) >= 1) AND (length(external_id) <= 200)))
 );
 
 ALTER TABLE ONLY public.people FORCE ROW LEVEL SECURITY;
 
-CREATE TABLE public.readings (
-    "time" timestamp with time zone NOT NULL,
-    tenant_id uuid NOT NULL,
-    person_id uuid NOT NULL,
-    metric text NOT NULL,
-    value double precision NOT NULL,
-    value2 double precision,
-    details jsonb,
-    source text NOT NULL,
-    utc_offset_min smallint NOT NULL,
-    received_at timestamp with time zone DEFAULT now() NOT NULL,
-    record_id bigint,
-    CONSTRAINT readings_metric_known CHECK (public.beidou_known_data_type(metric))
+ALTER TABLE public.people ALTER COLUMN person_no ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.people_person_no_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
-ALTER TABLE ONLY public.readings FORCE ROW LEVEL SECURITY;
+CREATE TABLE public.readings_hot (
+    "time" timestamp with time zone NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    person_no integer NOT NULL,
+    value real NOT NULL,
+    tenant_no smallint NOT NULL,
+    metric_no smallint NOT NULL,
+    source_no smallint NOT NULL,
+    utc_offset_min smallint NOT NULL
+);
+
+ALTER TABLE ONLY public.readings_hot FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.readings_hot_extra (
+    "time" timestamp with time zone NOT NULL,
+    person_no integer NOT NULL,
+    tenant_no smallint NOT NULL,
+    metric_no smallint NOT NULL,
+    source_no smallint NOT NULL,
+    value2 double precision,
+    details jsonb,
+    record_id bigint
+);
+
+ALTER TABLE ONLY public.readings_hot_extra FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.sources (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    source text NOT NULL,
+    first_seen timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen timestamp with time zone DEFAULT now() NOT NULL,
+    source_no smallint NOT NULL
+);
+
+ALTER TABLE ONLY public.sources FORCE ROW LEVEL SECURITY;
+
+CREATE VIEW public.readings WITH (security_invoker='true') AS
+ SELECT h."time",
+    p.tenant_id,
+    p.id AS person_id,
+    d.name AS metric,
+    ((h.value)::text)::double precision AS value,
+    x.value2,
+    x.details,
+    s.source,
+    h.utc_offset_min,
+    h.received_at,
+    x.record_id
+   FROM ((((public.readings_hot h
+     JOIN public.people p ON ((p.person_no = h.person_no)))
+     JOIN public.data_types d ON ((d.code = h.metric_no)))
+     JOIN public.sources s ON (((s.person_id = p.id) AND (s.source_no = h.source_no))))
+     LEFT JOIN public.readings_hot_extra x ON (((x.person_no = h.person_no) AND (x.metric_no = h.metric_no) AND (x."time" = h."time") AND (x.source_no = h.source_no))));
 
 CREATE TABLE public.readings_packed (
     tenant_id uuid NOT NULL,
@@ -713,16 +851,6 @@ CREATE TABLE public.source_priority (
 
 ALTER TABLE ONLY public.source_priority FORCE ROW LEVEL SECURITY;
 
-CREATE TABLE public.sources (
-    tenant_id uuid NOT NULL,
-    person_id uuid NOT NULL,
-    source text NOT NULL,
-    first_seen timestamp with time zone DEFAULT now() NOT NULL,
-    last_seen timestamp with time zone DEFAULT now() NOT NULL
-);
-
-ALTER TABLE ONLY public.sources FORCE ROW LEVEL SECURITY;
-
 CREATE TABLE public.staff (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     tenant_id uuid NOT NULL,
@@ -753,10 +881,20 @@ CREATE TABLE public.tenants (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     access_log_names_staff boolean DEFAULT false NOT NULL,
     time_zone text DEFAULT 'UTC'::text NOT NULL,
+    tenant_no smallint NOT NULL,
     CONSTRAINT tenants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
 );
 
 ALTER TABLE ONLY public.tenants FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.tenants ALTER COLUMN tenant_no ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.tenants_tenant_no_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 CREATE TABLE public.webhook_endpoints (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -804,6 +942,9 @@ ALTER TABLE ONLY public.consent_state
     ADD CONSTRAINT consent_state_pkey PRIMARY KEY (person_id, data_type, purpose);
 
 ALTER TABLE ONLY public.data_types
+    ADD CONSTRAINT data_types_code_key UNIQUE (code);
+
+ALTER TABLE ONLY public.data_types
     ADD CONSTRAINT data_types_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY public.detection_work
@@ -837,6 +978,9 @@ ALTER TABLE ONLY public.notifications
     ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.people
+    ADD CONSTRAINT people_person_no_key UNIQUE (person_no);
+
+ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.people
@@ -868,6 +1012,9 @@ ALTER TABLE ONLY public.tenants
 
 ALTER TABLE ONLY public.tenants
     ADD CONSTRAINT tenants_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.tenants
+    ADD CONSTRAINT tenants_tenant_no_key UNIQUE (tenant_no);
 
 ALTER TABLE ONLY public.webhook_endpoints
     ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (id);
@@ -916,13 +1063,17 @@ CREATE INDEX notifications_tenant_created ON public.notifications USING btree (t
 
 CREATE INDEX notifications_webhook_order ON public.notifications USING btree (endpoint_id, order_key, seq) WHERE (status = ANY (ARRAY['queued'::text, 'held'::text, 'sending'::text]));
 
-CREATE UNIQUE INDEX readings_natural_key ON public.readings USING btree (person_id, metric, "time", source);
+CREATE UNIQUE INDEX readings_hot_extra_key ON public.readings_hot_extra USING btree (person_no, metric_no, "time", source_no);
+
+CREATE UNIQUE INDEX readings_hot_key ON public.readings_hot USING btree (person_no, metric_no, "time", source_no);
 
 CREATE INDEX records_alias ON public.records USING btree (person_id, platform, alias_id) WHERE (alias_id IS NOT NULL);
 
 CREATE UNIQUE INDEX records_identity ON public.records USING btree (person_id, platform, native_id, source_app);
 
 CREATE INDEX records_window ON public.records USING btree (person_id, platform, source_app, metric, start_time);
+
+CREATE UNIQUE INDEX sources_number ON public.sources USING btree (person_id, source_no);
 
 CREATE INDEX webhook_endpoints_tenant ON public.webhook_endpoints USING btree (tenant_id);
 
@@ -952,7 +1103,15 @@ CREATE TRIGGER data_types_refresh AFTER INSERT ON public.data_types FOR EACH STA
 
 CREATE TRIGGER notification_deliveries_summary AFTER INSERT ON public.notification_deliveries FOR EACH ROW EXECUTE FUNCTION public.notification_deliveries_summary();
 
-CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.readings FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
+CREATE TRIGGER people_person_no_fixed BEFORE UPDATE OF person_no ON public.people FOR EACH ROW WHEN ((new.person_no IS DISTINCT FROM old.person_no)) EXECUTE FUNCTION public.refuse_renumbering('person_no');
+
+CREATE TRIGGER readings_write INSTEAD OF INSERT OR DELETE ON public.readings FOR EACH ROW EXECUTE FUNCTION public.readings_view_write();
+
+CREATE TRIGGER sources_number BEFORE INSERT ON public.sources FOR EACH ROW EXECUTE FUNCTION public.sources_number();
+
+CREATE TRIGGER sources_number_fixed BEFORE UPDATE OF source_no ON public.sources FOR EACH ROW WHEN ((new.source_no IS DISTINCT FROM old.source_no)) EXECUTE FUNCTION public.refuse_renumbering('source_no');
+
+CREATE TRIGGER ts_insert_blocker BEFORE INSERT ON public.readings_hot FOR EACH ROW EXECUTE FUNCTION _timescaledb_functions.insert_blocker();
 
 ALTER TABLE ONLY public.alert_evidence
     ADD CONSTRAINT alert_evidence_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES public.alerts(id) ON DELETE CASCADE;
@@ -1158,7 +1317,9 @@ CREATE POLICY isolation ON public.notifications TO beidou_app USING (((tenant_id
 
 CREATE POLICY isolation ON public.people TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (id = public.beidou_person()))));
 
-CREATE POLICY isolation ON public.readings TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+CREATE POLICY isolation ON public.readings_hot TO beidou_app USING (((tenant_no = ( SELECT public.beidou_tenant_no() AS beidou_tenant_no)) AND ((public.beidou_person() IS NULL) OR (person_no = ( SELECT public.beidou_person_no() AS beidou_person_no))))) WITH CHECK (((tenant_no = ( SELECT public.beidou_tenant_no() AS beidou_tenant_no)) AND ((public.beidou_person() IS NULL) OR (person_no = ( SELECT public.beidou_person_no() AS beidou_person_no)))));
+
+CREATE POLICY isolation ON public.readings_hot_extra TO beidou_app USING (((tenant_no = ( SELECT public.beidou_tenant_no() AS beidou_tenant_no)) AND ((public.beidou_person() IS NULL) OR (person_no = ( SELECT public.beidou_person_no() AS beidou_person_no))))) WITH CHECK (((tenant_no = ( SELECT public.beidou_tenant_no() AS beidou_tenant_no)) AND ((public.beidou_person() IS NULL) OR (person_no = ( SELECT public.beidou_person_no() AS beidou_person_no)))));
 
 CREATE POLICY isolation ON public.readings_packed TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
@@ -1192,7 +1353,9 @@ ALTER TABLE public.people ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY readable ON public.data_types TO beidou_app USING (true);
 
-ALTER TABLE public.readings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.readings_hot ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.readings_hot_extra ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.readings_packed ENABLE ROW LEVEL SECURITY;
 
@@ -1220,6 +1383,9 @@ GRANT ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text
 
 REVOKE ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_erase_hot_readings(p_person uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_erase_hot_readings(p_person uuid) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) TO beidou_app;
@@ -1275,6 +1441,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.notifications TO beidou_app;
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.people TO beidou_app;
 
+GRANT SELECT,INSERT,DELETE ON TABLE public.readings_hot TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.readings_hot_extra TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sources TO beidou_app;
+
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings_packed TO beidou_app;
@@ -1282,8 +1454,6 @@ GRANT SELECT,INSERT,DELETE ON TABLE public.readings_packed TO beidou_app;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.records TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.source_priority TO beidou_app;
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sources TO beidou_app;
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.staff TO beidou_app;
 

@@ -20,7 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from app.core.db import Database
-from app.core.errors import DatabaseUnavailable
+from app.core.errors import DatabaseUnavailable, TooManySources
 from app.core.observability import INGEST_COMMIT_SECONDS, INGEST_GROUP_ROWS
 from consent import repository as consent_repo
 from consent.catalog import MONITORING
@@ -37,20 +37,35 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
 _COPY = ("COPY ingest_stage (idx, time, tenant_id, person_id, metric, value, value2, details, source, "
          "utc_offset_min) FROM STDIN (FORMAT BINARY)")
 _COPY_TYPES = ["int4", "timestamptz", "uuid", "uuid", "text", "float8", "float8", "jsonb", "text", "int2"]
+# The stage's rows with the lean table's numbers (people.person_no, data_types.code, sources.source_no: the
+# sources are noted before the insert). Outer joins: a row without its numbers fails the insert loudly (NOT NULL)
+# instead of vanishing from it.
+_CODED = """ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
+            LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source"""
 # The common case inserts plainly (under the tenant's row-level security like every write): `ON CONFLICT DO
 # NOTHING` costs PostgreSQL about 40 % more per row (a speculative insertion). It runs inside a savepoint; only
 # a commit that meets a stored key (a resend) rolls back to it and takes the conflict-tolerant path.
-_INSERT_NEW = """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source,
-                                     utc_offset_min)
-                 SELECT time, tenant_id, person_id, metric, value, value2, details, source, utc_offset_min
-                   FROM ingest_stage"""
+_INSERT_NEW = f"""INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
+                  SELECT s.time, p.person_no, s.value, (SELECT beidou_tenant_no()), d.code, so.source_no,
+                         s.utc_offset_min
+                    FROM {_CODED}"""
 _INSERT = _INSERT_NEW + " ON CONFLICT DO NOTHING"
+# A diastolic or sleep stages go beside the reading, for the rows this transaction stored.
+_INSERT_EXTRA = f"""INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details)
+                    SELECT DISTINCT ON (r.person_no, r.metric_no, r.time, r.source_no)
+                           r.time, r.person_no, r.tenant_no, r.metric_no, r.source_no, s.value2, s.details
+                      FROM {_CODED} JOIN readings_hot r ON r.person_no = p.person_no AND r.metric_no = d.code
+                                     AND r.time = s.time AND r.source_no = so.source_no
+                     WHERE (s.value2 IS NOT NULL OR s.details IS NOT NULL) AND r.received_at = now()
+                       AND r.time BETWEEN %s AND %s
+                     ORDER BY r.person_no, r.metric_no, r.time, r.source_no, s.idx"""
 # Below this many rows the savepoint's two statements cost the API more than the plain insert saves PostgreSQL.
 _PLAIN_FROM = 256
 # Rows inserted by this transaction carry received_at = now(); anything else was there before us.
-_DUPLICATES = """SELECT s.idx FROM ingest_stage s JOIN readings r
-                   ON r.person_id = s.person_id AND r.metric = s.metric AND r.source = s.source AND r.time = s.time
-                  WHERE r.time BETWEEN %s AND %s AND r.received_at <> now()"""
+_DUPLICATES = f"""SELECT s.idx FROM {_CODED} JOIN readings_hot r
+                    ON r.person_no = p.person_no AND r.metric_no = d.code AND r.source_no = so.source_no
+                   AND r.time = s.time
+                 WHERE r.time BETWEEN %s AND %s AND r.received_at <> now()"""
 # Days past the hot window are packed (readings_packed): a resend of a reading packed there would otherwise be
 # stored again. A dense signal's minute already holding a reading from that source, or a sparse reading's exact
 # time, is a repeat; anything else for a packed day is new (late) data and goes to the hot table to be merged.
@@ -145,6 +160,16 @@ class IngestWriter:
                 log.warning("ingest.deadlock_retry attempt=%s", attempt)
                 if attempt == 2:
                     return _fail(jobs, DatabaseUnavailable("write conflict, please retry"))
+            except psycopg.errors.CheckViolation as exc:
+                if "sources" not in str(exc):
+                    log.exception("ingest.group_failed tenant=%s", tenant_id)
+                    return _fail(jobs, exc)
+                # A person past the sources limit: the group is written again job by job, so only theirs fails.
+                if len(jobs) == 1:
+                    return _fail(jobs, TooManySources())
+                for job in jobs:
+                    await self._commit_group(tenant_id, [job])
+                return None
             except DatabaseUnavailable as exc:
                 return _fail(jobs, exc)
             except Exception as exc:  # keep the writer alive; the callers see the error
@@ -194,6 +219,8 @@ class IngestWriter:
                 await conn.execute(_STAGE)
                 staged_now = conn
             async with conn.cursor() as cur:
+                pairs = sorted(sources)  # noted first: the insert takes their numbers
+                await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
                 async with cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
                     for row in rows:
@@ -213,8 +240,8 @@ class IngestWriter:
                 for idx in duplicates:
                     j, i = where[idx]
                     outcomes[j][i] = DUPLICATE
-                pairs = sorted(sources)
-                await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
+                if len(duplicates) < len(rows) and any(r[6] is not None or r[7] is not None for r in rows):
+                    await cur.execute(_INSERT_EXTRA, (min(r[1] for r in rows), max(r[1] for r in rows)))
                 earliest = _earliest_per_person(rows, duplicates)
                 if earliest:  # a batch that was all repeats changes nothing the detector has seen
                     people_now = sorted(earliest)
@@ -226,7 +253,7 @@ class IngestWriter:
 
 
 async def _insert(conn: psycopg.AsyncConnection, cur: psycopg.AsyncCursor, staged: int) -> bool:
-    """Move the staged rows into `readings`; True if some were not inserted (already stored, or repeated)."""
+    """Move the staged rows into `readings_hot`; True if some were not inserted (already stored, or repeated)."""
     if staged >= _PLAIN_FROM:
         try:
             async with conn.transaction():

@@ -134,13 +134,13 @@ async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: 
     """The newest reading time of each of the person's streams (metric × source) among ``metrics`` that has
     a reading at or after ``since`` (bounding it lets the hypertable skip old chunks)."""
     cur = await conn.execute(
-        """SELECT m.metric, s.source, h.head
-             FROM unnest(%s::text[]) AS m(metric) CROSS JOIN sources s
-             CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings r
-                                  WHERE r.person_id = s.person_id AND r.metric = m.metric AND r.source = s.source
-                                    AND (%s::timestamptz IS NULL OR r.time >= %s)) h
-            WHERE s.person_id = %s AND h.head IS NOT NULL""",
-        (metrics, since, since, person_id),
+        """SELECT d.name, s.source, h.head
+             FROM data_types d CROSS JOIN sources s JOIN people p ON p.id = s.person_id
+             CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings_hot r
+                                  WHERE r.person_no = p.person_no AND r.metric_no = d.code
+                                    AND r.source_no = s.source_no AND (%s::timestamptz IS NULL OR r.time >= %s)) h
+            WHERE d.name = ANY(%s::text[]) AND s.person_id = %s AND h.head IS NOT NULL""",
+        (since, since, metrics, person_id),
     )
     return await cur.fetchall()
 
@@ -191,8 +191,9 @@ async def count_received(conn: psycopg.AsyncConnection, person_id: UUID, metrics
                          since: datetime, before: datetime, received_at: list[datetime]) -> int:
     """Readings in ``[since, before)`` stored by the commits at ``received_at`` (too late to be scored)."""
     cur = await conn.execute(
-        """SELECT count(*) FROM readings WHERE person_id = %s AND metric = ANY(%s) AND time >= %s AND time < %s
-              AND received_at = ANY(%s)""",
+        """SELECT count(*) FROM readings_hot r JOIN people p ON p.person_no = r.person_no
+             JOIN data_types d ON d.code = r.metric_no
+            WHERE p.id = %s AND d.name = ANY(%s) AND r.time >= %s AND r.time < %s AND r.received_at = ANY(%s)""",
         (person_id, metrics, since, before, received_at))
     return (await cur.fetchone())[0]
 

@@ -22,7 +22,7 @@ from app.api.problems import http_exception_response, problem_response, validati
 from app.auth import TokenVerifier
 from app.core import channels
 from app.core.db import Database, ReadDatabase
-from app.core.errors import BeidouError, UnstorableText
+from app.core.errors import BeidouError, TooManySources, UnstorableText
 from app.core.listen import listen_forever
 from app.core.settings import Settings, get_settings
 from consent import expiry
@@ -130,6 +130,12 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
         if not _unstorable_text(exc):
             raise exc
         return problem_response(UnstorableText())
+
+    @app.exception_handler(psycopg.errors.CheckViolation)
+    async def _limit(_: Request, exc: psycopg.errors.CheckViolation) -> JSONResponse:
+        if "sources" not in str(exc):
+            raise exc
+        return problem_response(TooManySources())
 
     @app.exception_handler(UnicodeEncodeError)
     async def _unencodable(_: Request, exc: UnicodeEncodeError) -> JSONResponse:

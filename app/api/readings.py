@@ -38,7 +38,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         "**after** the commit: an `accepted` item is in the database. Re-sending a batch is safe: items already "
         "stored come back as `duplicate` (natural key: person, metric, source, time). Nothing of a rejected item is "
         "stored. Malformed JSON → 422 with the location of the fault; a body over BEIDOU_MAX_BODY_BYTES or more "
-        "than BEIDOU_MAX_BATCH_READINGS items → 413; database unavailable → 503 with Retry-After (nothing stored)."
+        "than BEIDOU_MAX_BATCH_READINGS items → 413; a new source past 32,767 distinct sources of one person → 422 "
+        "`too_many_sources` (nothing stored); database unavailable → 503 with Retry-After (nothing stored)."
     ),
     response_model=BatchResult,
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {

@@ -42,6 +42,14 @@ class UnstorableText(Invalid, code="invalid_text"):
         super().__init__(detail)
 
 
+class TooManySources(Invalid, code="too_many_sources"):
+    """A person's sources are numbered in the hot table (a smallint, migration 0017): at most 32,767 distinct
+    source names per person. The transaction rolled back: nothing was stored."""
+
+    def __init__(self, detail: str = "at most 32,767 distinct sources per person; nothing was stored") -> None:
+        super().__init__(detail)
+
+
 class Unauthorized(BeidouError, status=401, code="unauthorized"):
     """No valid credentials (answered with ``WWW-Authenticate: Bearer``)."""
 

@@ -14,16 +14,28 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS pack_points (
     lo double precision, hi double precision, n integer, value2 double precision, details jsonb, off smallint,
     record bigint, received_at timestamptz, by_minute boolean) ON COMMIT DELETE ROWS"""
 
-# 1. the hot readings of the batch leave the hot table (into the stage)
+# 1. the hot readings of the batch leave the hot tables (into the stage), with their names back
 _TAKE_HOT = """
-WITH gone AS (
-  DELETE FROM readings WHERE person_id = ANY(%(people)s) AND time >= %(start)s AND time < %(end)s
-  RETURNING tenant_id, person_id, metric, source, time, value, value2, details, utc_offset_min, record_id, received_at)
+WITH who AS (SELECT id, person_no FROM people WHERE id = ANY(%(people)s)),
+extra AS (
+  DELETE FROM readings_hot_extra WHERE person_no IN (SELECT person_no FROM who)
+     AND time >= %(start)s AND time < %(end)s
+  RETURNING person_no, metric_no, time, source_no, value2, details, record_id),
+gone AS (
+  DELETE FROM readings_hot WHERE person_no IN (SELECT person_no FROM who) AND time >= %(start)s AND time < %(end)s
+  RETURNING tenant_no, person_no, metric_no, source_no, time, value::text::float8 AS value, utc_offset_min,
+            received_at),
+staged AS (
 INSERT INTO pack_points
-SELECT tenant_id, person_id, metric, (time AT TIME ZONE 'UTC')::date, source, time, value, value, value, 1, value2,
-       details, utc_offset_min, record_id, received_at,
-       beidou_packs_by_minute(metric) AND value2 IS NULL AND details IS NULL AND record_id IS NULL
-  FROM gone"""
+SELECT p.tenant_id, p.id, d.name, (g.time AT TIME ZONE 'UTC')::date, s.source, g.time, g.value, g.value, g.value, 1,
+       x.value2, x.details, g.utc_offset_min, x.record_id, g.received_at,
+       beidou_packs_by_minute(d.name) AND x.value2 IS NULL AND x.details IS NULL AND x.record_id IS NULL
+  FROM gone g JOIN people p ON p.person_no = g.person_no JOIN data_types d ON d.code = g.metric_no
+  JOIN sources s ON s.person_id = p.id AND s.source_no = g.source_no
+  LEFT JOIN extra x ON x.person_no = g.person_no AND x.metric_no = g.metric_no AND x.time = g.time
+                   AND x.source_no = g.source_no
+  RETURNING 1)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM staged)"""
 
 # 2. the days' packed rows (a late reading's day packed before) join them, unpacked
 _TAKE_PACKED = """
@@ -113,9 +125,11 @@ async def people_in(conn: psycopg.AsyncConnection, start: datetime, end: datetim
                     limit: int) -> list[UUID]:
     """The next ``limit`` of the tenant's people (by id, after ``after``) with hot readings in [start, end)."""
     cur = await conn.execute(
-        """SELECT DISTINCT person_id FROM readings
-            WHERE time >= %s AND time < %s AND (%s::uuid IS NULL OR person_id > %s) ORDER BY 1 LIMIT %s""",
-        (start, end, after, after, limit))
+        """SELECT p.id FROM people p
+            WHERE (%s::uuid IS NULL OR p.id > %s)
+              AND EXISTS (SELECT FROM readings_hot r WHERE r.person_no = p.person_no AND r.time >= %s AND r.time < %s)
+            ORDER BY 1 LIMIT %s""",
+        (after, after, start, end, limit))
     return [row[0] for row in await cur.fetchall()]
 
 
@@ -127,7 +141,9 @@ async def pack(conn: psycopg.AsyncConnection, people: list[UUID], start: datetim
     await _clear_stage(conn)
     params = {"people": people, "start": start, "end": end}
     cur = await conn.execute(_TAKE_HOT, params)
-    hot = cur.rowcount
+    hot, staged = await cur.fetchone()
+    if hot != staged:
+        raise RuntimeError(f"packing found {hot - staged} hot readings without their person, type or source")
     cur = await conn.execute("SELECT array_agg(DISTINCT day), array_agg(DISTINCT metric) FROM pack_points")
     days, metrics = await cur.fetchone()
     if not days:

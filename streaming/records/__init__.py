@@ -331,7 +331,6 @@ async def _apply_once(db: Database, *, tenant_id: UUID, person_id: UUID, operati
             pending = {ids.get(key, key): value for key, value in pending.items()}
         if any(rows for _, rows in pending.values()):
             await repo.insert_readings(conn, tenant_id, person_id, pending)
-            await repo.note_sources(conn, tenant_id, person_id, sorted({src for src, _ in pending.values()}))
         if nights:
             touched += await _sleep_sessions(conn, tenant_id, person_id, nights, person_zone=person_zone, now=now,
                                              limits=limits)
@@ -384,7 +383,6 @@ async def _sleep_sessions(conn, tenant_id: UUID, person_id: UUID, nights: set[tu
             record_id = (await repo.insert_records(conn, tenant_id, person_id, list(created.values())))[record_id]
         if record_id is not None:
             await repo.insert_readings(conn, tenant_id, person_id, {record_id: (prepared.source, prepared.rows)})
-            await repo.note_sources(conn, tenant_id, person_id, [prepared.source])
             touched.append(prepared.start)
         if earliest is not None:
             touched.append(earliest)

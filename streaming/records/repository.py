@@ -121,9 +121,17 @@ async def delete_readings(conn: psycopg.AsyncConnection, person_id: UUID, record
     """Remove the readings a record owns (bounded by its time range, so only its chunks are visited), in the
     hot table and in packed history (a packed day is repacked without them)."""
     cur = await conn.execute(
-        """DELETE FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time <= %s
-              AND record_id = %s""",
-        (person_id, record.metric, record.start_time, record.end_time, record.id))
+        """WITH owned AS (
+             DELETE FROM readings_hot_extra
+              WHERE person_no = (SELECT person_no FROM people WHERE id = %(person)s)
+                AND metric_no = (SELECT code FROM data_types WHERE name = %(metric)s)
+                AND time >= %(start)s AND time <= %(end)s AND record_id = %(record)s
+             RETURNING person_no, metric_no, time, source_no)
+           DELETE FROM readings_hot r USING owned o
+            WHERE r.person_no = o.person_no AND r.metric_no = o.metric_no AND r.time = o.time
+              AND r.source_no = o.source_no AND r.time >= %(start)s AND r.time <= %(end)s""",
+        {"person": person_id, "metric": record.metric, "start": record.start_time, "end": record.end_time,
+         "record": record.id})
     return cur.rowcount + await history_repo.delete_packed_record(conn, person_id, record.metric, record.id,
                                                                    record.start_time, record.end_time)
 
@@ -179,6 +187,7 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
 
     A reading whose natural key another live record of the same app already holds is kept once. Readings for a
     day already packed into compact history are packed into it in the same transaction."""
+    await note_sources(conn, tenant_id, person_id, sorted({source for source, _ in pending.values()}))
     await conn.execute(_STAGE)
     async with conn.cursor() as cur:
         async with cur.copy(_COPY) as copy:
@@ -187,12 +196,28 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
                 for time, metric, value, value2, detail, offset in rows:
                     await copy.write_row((time, metric, value, value2, None if detail is None else Jsonb(detail),
                                           source, offset, record_id))
+        # One row per natural key (two records of the app holding the same key: the older record keeps it), with
+        # its numbers; the extras (record, diastolic, stages) go beside the rows stored now.
         await cur.execute(
-            """INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source,
-                                     utc_offset_min, record_id)
-               SELECT time, %s, %s, metric, value, value2, details, source, utc_offset_min, record_id
-                 FROM record_stage ON CONFLICT DO NOTHING""", (tenant_id, person_id))
-        stored = cur.rowcount
+            """WITH staged AS (
+                 SELECT DISTINCT ON (d.code, r.time, so.source_no) r.*, p.person_no, d.code AS metric_no, so.source_no
+                   FROM record_stage r CROSS JOIN (SELECT person_no FROM people WHERE id = %(person)s) p
+                   LEFT JOIN data_types d ON d.name = r.metric
+                   LEFT JOIN sources so ON so.person_id = %(person)s AND so.source = r.source
+                  ORDER BY d.code, r.time, so.source_no, r.record_id),
+               stored AS (
+                 INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
+                 SELECT time, person_no, value, (SELECT beidou_tenant_no()), metric_no, source_no, utc_offset_min
+                   FROM staged ON CONFLICT DO NOTHING
+                 RETURNING person_no, tenant_no, metric_no, time, source_no),
+               extra AS (
+                 INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details,
+                                                 record_id)
+                 SELECT s.time, s.person_no, s.tenant_no, s.metric_no, s.source_no, g.value2, g.details, g.record_id
+                   FROM stored s JOIN staged g ON g.metric_no = s.metric_no AND g.time = s.time
+                                              AND g.source_no = s.source_no)
+               SELECT count(*) FROM stored""", {"person": person_id})
+        stored = (await cur.fetchone())[0]
         # Days already packed (past the hot window) take their new readings in at once.
         await cur.execute("SELECT array_agg(DISTINCT (time AT TIME ZONE 'UTC')::date) FROM record_stage")
         days = (await cur.fetchone())[0] or []

@@ -145,14 +145,15 @@ def leftovers(service, pid) -> dict[str, int]:
 
 
 def chunk_rows(service, pid) -> tuple[int, int]:
-    """(rows of this person, rows of anyone) read from every readings chunk directly, as the admin."""
+    """(rows of this person, rows of anyone) read from every hot readings chunk directly, as the admin."""
     with service.admin_conn() as conn:
         chunks = conn.execute("""SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks
-                                  WHERE hypertable_name = 'readings'""").fetchall()
+                                  WHERE hypertable_name = 'readings_hot'""").fetchall()
         mine = total = 0
         for (chunk,) in chunks:
             assert chunk.startswith("beidou_chunks.")
-            mine += conn.execute(f"SELECT count(*) FROM {chunk} WHERE person_id = %s", (pid,)).fetchone()[0]
+            mine += conn.execute(f"SELECT count(*) FROM {chunk} WHERE person_no = "
+                                 "(SELECT person_no FROM people WHERE id = %s)", (pid,)).fetchone()[0]
             total += conn.execute(f"SELECT count(*) FROM {chunk}").fetchone()[0]
         return mine, total
 
@@ -171,7 +172,8 @@ def test_erasure_leaves_nothing_of_the_person_in_any_table_but_what_the_law_keep
     assert response.status_code == 200, response.text
     receipt = response.json()
     assert receipt["erased"]["readings"] == BULK + len(ONE_OF_EACH)
-    assert receipt["erased"]["sources"] == sources_before == 5 and receipt["erased"]["guardianships_as_guardian"] == 1
+    # five sources sent with ONE_OF_EACH, and the bulk rows' 'watch-bulk' (a stored reading's source is noted)
+    assert receipt["erased"]["sources"] == sources_before == 6 and receipt["erased"]["guardianships_as_guardian"] == 1
     assert receipt["consents_withdrawn"] == 11 and receipt["receipt_id"].startswith("er-")
     assert "consent_events" in receipt["kept"] and receipt["requested_by"] == "person:sam"
 
@@ -180,6 +182,11 @@ def test_erasure_leaves_nothing_of_the_person_in_any_table_but_what_the_law_keep
     assert remaining["people.id"] == 1 and remaining["consent_events.person_id"] == events_before + 11
     mine, total = chunk_rows(service, pid)
     assert mine == 0 and total >= BULK + len(ONE_OF_EACH)  # tom's rows are still in the same chunks
+    with service.admin_conn() as conn:  # sam's diastolic and sleep stages went too, tom's stay
+        extras = conn.execute("""SELECT count(*) FILTER (WHERE p.id = %s), count(*) FILTER (WHERE p.id = %s)
+                                   FROM readings_hot_extra x JOIN people p ON p.person_no = x.person_no""",
+                              (pid, tom_id)).fetchone()
+    assert extras == (0, 2)
     with service.admin_conn() as conn:
         assert conn.execute("SELECT count(*) FROM readings WHERE person_id = %s", (pid,)).fetchone()[0] == 0
         tomb = conn.execute("SELECT external_id, erased_at IS NOT NULL, birth_date, time_zone FROM people "

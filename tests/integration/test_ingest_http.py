@@ -201,3 +201,65 @@ def test_an_oversized_body_is_refused_before_anything_reads_it_even_without_a_to
                          headers={"content-type": "application/json"})
     assert chunked.status_code == 413
     assert httpx.get(service.base_url + "/healthz").status_code == 200
+
+
+def test_a_decimal_value_reads_back_exactly_as_sent_in_every_view(service, tenant, alice):
+    """Hot values are stored as float4: 36.6 must still be 36.6 (not 36.599998...) wherever it is shown."""
+    sent = [{"metric": "body_temperature", "time": (NOW - timedelta(minutes=m)).isoformat(), "value": v,
+             "source": "thermometer"} for m, v in ((30, 36.6), (20, 37.3), (10, 38.1))]
+    sent.append({"metric": "blood_pressure", "time": NOW.isoformat(), "systolic": 121.7, "diastolic": 79.3})
+    assert alice.post("/v1/readings", json={"readings": sent}).json()["accepted"] == 4
+    values = {36.6, 37.3, 38.1}
+
+    mine = alice.get("/v1/me/readings", params={"metric": "body_temperature"}).json()["readings"]
+    assert {r["value"] for r in mine} == values
+    exported = alice.get("/v1/me/export").json()["data"]["readings"]
+    assert {r["value"] for r in exported if r["metric"] == "body_temperature"} == values
+    assert [(r["value"], r["value2"]) for r in exported if r["metric"] == "blood_pressure"] == [(121.7, 79.3)]
+    fhir = alice.get("/v1/me/export", params={"format": "fhir"}).json()["entry"]
+    temperatures = [e["resource"]["valueQuantity"]["value"] for e in fhir
+                    if e["resource"]["resourceType"] == "Observation" and "valueQuantity" in e["resource"]]
+    assert set(temperatures) == values
+    supervisor = tenant.client(tenant.staff_token("sup-decimal", role="care_supervisor"))
+    chart = supervisor.get("/v1/care/people/alice/readings",
+                           params={"metric": "body_temperature", "bucket": "1m", "reason": "checking a fever call",
+                                   "from": (NOW - timedelta(hours=1)).isoformat(),
+                                   "to": (NOW + timedelta(minutes=1)).isoformat()})
+    assert chart.status_code == 200, chart.text
+    assert {(p["avg"], p["min"], p["max"]) for p in chart.json()["points"]} == {(v, v, v) for v in values}
+
+
+def test_new_sources_sent_at_once_for_one_person_are_all_stored(service, tenant, alice):
+    """Sources are numbered per person as they first appear; concurrent first readings never collide."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(i: int) -> dict:
+        return alice.post("/v1/readings", json={"readings": [hr(40 + i, 70, f"band-{i}"), hr(40 + i, 71, "watch-1")]}
+                          ).json()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(8)))
+    assert [a["accepted"] for a in answers] == [2] * 8
+    rows = stored(service, tenant, "alice")
+    assert {s for *_, s, _ in rows} >= {f"band-{i}" for i in range(8)} | {"watch-1"}
+    with service.admin_conn() as conn:
+        numbers = conn.execute("""SELECT s.source_no FROM sources s JOIN people p ON p.id = s.person_id
+                                   WHERE p.tenant_id = %s AND p.external_id = 'alice'""", (tenant.id,)).fetchall()
+    assert sorted(n for (n,) in numbers) == list(range(1, len(numbers) + 1))
+
+
+def test_a_person_past_the_sources_limit_gets_a_clear_answer_and_others_are_unaffected(service, tenant, alice):
+    bob = tenant.client(tenant.person_token("bob-sources"))
+    assert bob.put("/v1/me/consents/heart_rate").status_code == 200
+    assert alice.post("/v1/readings", json={"readings": [hr(50)]}).json()["accepted"] == 1
+    with service.admin_conn() as conn:  # as if alice had sent from 32,767 sources already
+        conn.execute("""INSERT INTO sources (tenant_id, person_id, source, source_no)
+                        SELECT tenant_id, id, 'band-32767', 32767 FROM people
+                         WHERE tenant_id = %s AND external_id = 'alice'""", (tenant.id,))
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        over = pool.submit(alice.post, "/v1/readings", json={"readings": [hr(49, 70, "one-more-band")]})
+        fine = pool.submit(bob.post, "/v1/readings", json={"readings": [hr(49)]})
+        over, fine = over.result(), fine.result()
+    assert over.status_code == 422 and over.json()["code"] == "too_many_sources", over.text
+    assert fine.status_code == 200 and fine.json()["accepted"] == 1
+    assert alice.post("/v1/readings", json={"readings": [hr(48)]}).json()["accepted"] == 1  # a known source

@@ -134,3 +134,39 @@ def test_chunks_are_created_where_the_service_role_cannot_read_them(fresh_db):
     with psycopg.connect(fresh_db.app_url) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"SELECT * FROM {chunk}")
+
+
+def test_upgrading_to_the_lean_hot_table_moves_every_reading_unchanged(empty_db):
+    """Migration 0017 moves the readings of an installation into the lean tables; `readings` shows them as they
+    were, value for value (a float4 reads back as the value sent), with their diastolic, stages and record."""
+    with cluster_wide(empty_db.server_admin_url):
+        migrate.upgrade(empty_db.admin_url, target=16)
+    with psycopg.connect(empty_db.admin_url, autocommit=True) as conn:
+        tid = conn.execute("INSERT INTO tenants (name) VALUES ('x') RETURNING id").fetchone()[0]
+        pids = [conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, %s) RETURNING id",
+                             (tid, name)).fetchone()[0] for name in ("a", "b")]
+        conn.execute("INSERT INTO sources (tenant_id, person_id, source) VALUES (%s, %s, 'watch')", (tid, pids[0]))
+        rid = conn.execute(
+            """INSERT INTO records (tenant_id, person_id, platform, source_app, native_id, record_type, metric,
+                                    content_hash, state, start_time, end_time, utc_offset_min, offset_inferred)
+               VALUES (%s, %s, 'health_connect', 'app', 'r1', 'HeartRateRecord', 'heart_rate', 'h', 'live', now(),
+                       now(), 480, false) RETURNING id""", (tid, pids[1])).fetchone()[0]
+        rows = [("2026-11-30 08:00+00", pids[0], "body_temperature", 36.6, None, None, "watch", None),
+                ("2026-11-30 08:00+00", pids[0], "blood_pressure", 121.0, 79.5, None, "cuff", None),
+                ("2026-11-30 01:00+00", pids[0], "sleep", 420.0, None, '{"stages": {"deep": 90}}', "watch", None),
+                ("2026-11-30 08:00+00", pids[1], "heart_rate", 61.0, None, None, "health-connect:app", rid)]
+        for at, pid, metric, value, value2, details, source, record in rows:
+            conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source,
+                                                  utc_offset_min, record_id)
+                            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 480, %s)""",
+                         (at, tid, pid, metric, value, value2, details, source, record))
+        before = conn.execute("SELECT * FROM readings ORDER BY person_id, time, metric").fetchall()
+    with cluster_wide(empty_db.server_admin_url):
+        assert [m.version for m in migrate.upgrade(empty_db.admin_url, target=17)] == [17]
+    with psycopg.connect(empty_db.admin_url) as conn:
+        assert conn.execute("SELECT * FROM readings ORDER BY person_id, time, metric").fetchall() == before
+        assert conn.execute("SELECT count(*), count(*) FILTER (WHERE record_id IS NOT NULL) FROM readings_hot_extra"
+                            ).fetchone() == (3, 1)
+        assert conn.execute("SELECT person_id, source, source_no FROM sources ORDER BY person_id, source_no"
+                            ).fetchall() == sorted([(pids[0], "watch", 1), (pids[0], "cuff", 2),
+                                                    (pids[1], "health-connect:app", 1)], key=lambda r: (r[0], r[2]))
