@@ -14,28 +14,49 @@ from typing import Protocol
 
 class Gathered(Protocol):
     def start_store(self) -> None:
-        """Hand the frames waiting on this stream to the writer now (without awaiting the commit)."""
+        """Hand the frames waiting on this stream to the writer now (without awaiting the commit); the stream
+        calls :meth:`FrameGathering.stored` once that store has ended."""
 
 
 class FrameGathering:
-    """Streams with frames ready to store, started together every ``wait_s`` seconds (one timer per process)."""
+    """Streams with frames ready to store, started together (one timer per process).
 
-    __slots__ = ("wait_s", "_ready", "_timer")
+    A gathering window closes ``wait_s`` after its first frame, or when the previous group has committed,
+    whichever is later: under load the groups grow to what arrives during one commit (the writer commits
+    fewer, larger transactions instead of queueing more of them), and a light load waits only ``wait_s``."""
+
+    __slots__ = ("wait_s", "_ready", "_timer", "_in_flight", "_due")
 
     def __init__(self, wait_s: float = 0.02) -> None:
         self.wait_s = wait_s
         self._ready: list[Gathered] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._in_flight = 0  # stores of the group started last that have not ended
+        self._due = False  # the window has closed; the group starts when the previous one has committed
 
     def join(self, stream: Gathered) -> None:
-        """``stream`` has frames to store: start it with the others at the end of this gathering window."""
+        """``stream`` has frames to store: start it with the others when this gathering window closes."""
         self._ready.append(stream)
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.wait_s, self._start_all)
+        if self._timer is None and not self._due:
+            self._timer = asyncio.get_running_loop().call_later(self.wait_s, self._window_closed)
+
+    def stored(self) -> None:
+        """One store of the group in flight has ended (committed or failed)."""
+        self._in_flight -= 1
+        if self._in_flight <= 0 and self._due:
+            self._start_all()
+
+    def _window_closed(self) -> None:
+        self._timer = None
+        if self._in_flight > 0:
+            self._due = True
+        else:
+            self._start_all()
 
     def _start_all(self) -> None:
         # Every store's first step (validate, enqueue its job) runs before the writer wakes, so the writer
         # takes all of them at once: one transaction per tenant.
-        ready, self._ready, self._timer = self._ready, [], None
+        ready, self._ready, self._due = self._ready, [], False
+        self._in_flight = len(ready)
         for stream in ready:
             stream.start_store()

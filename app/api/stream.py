@@ -290,9 +290,10 @@ class _Stream:
 
     async def _store(self, frames: list) -> None:
         try:
-            await _store_frames(self.svc, self.who, frames, self)
+            answers = await _store_frames(self.svc, self.who, frames)
         finally:
             self.storing, self.task = 0, None
+            self.svc.gathering.stored()  # before sending: a client slow to read must not hold up the next group
             if self.waiting:
                 self.svc.gathering.join(self)
             else:
@@ -300,36 +301,40 @@ class _Stream:
             if self.ended is not None:
                 self.ended.set_result(None)
                 self.ended = None
+        if self.dead:
+            return
+        self.out.extend(answers)
+        if self.sender is None:  # send from this task rather than start another one per ack
+            self.sender = asyncio.current_task()
+            await self._send_out()
 
     async def drain(self) -> None:
         while self.busy:
             await self.store_ended()
 
 
-async def _store_frames(svc: Services, who, frames: list, conn: _Stream) -> None:
+async def _store_frames(svc: Services, who, frames: list) -> list[str | dict]:
+    """Store a stream's frames as one job; the answer to each frame (ack or error), in order, after the commit."""
     items = frames[0].readings if len(frames) == 1 else [item for f in frames for item in f.readings]
     try:
         results = await receive(svc.ingest, tenant_id=who.tenant_id, person_id=who.person_id,
                                 items=items, limits=svc.limits)
     except DatabaseUnavailable as exc:
-        for frame in frames:
-            conn.put_nowait(error_frame(exc, frame.seq))
-        return
+        return [error_frame(exc, frame.seq) for frame in frames]
     except Exception:
         log.exception("stream.frames_failed seqs=%s", [f.seq for f in frames])
-        for frame in frames:
-            conn.put_nowait(error_frame(Internal("not stored: internal error, please resend"), frame.seq))
-        return
+        return [error_frame(Internal("not stored: internal error, please resend"), frame.seq) for frame in frames]
     if len(frames) == 1:
-        conn.put_nowait(summary_json(results, type="ack", seq=frames[0].seq).decode())
-        return
+        return [summary_json(results, type="ack", seq=frames[0].seq).decode()]
     everything = all(r["status"] == "accepted" for r in results)
+    answers: list[str | dict] = []
     start = 0
     for frame in frames:
         end = start + len(frame.readings)
         part = all_accepted(end - start) if everything else [dict(r, index=i) for i, r in enumerate(results[start:end])]
-        conn.put_nowait(summary_json(part, type="ack", seq=frame.seq).decode())
+        answers.append(summary_json(part, type="ack", seq=frame.seq).decode())
         start = end
+    return answers
 
 
 _SLOW_DOWN = msgspec.json.encode({
