@@ -159,3 +159,33 @@ def test_frames_from_many_streams_are_committed_together(service, tenant):
         total = conn.execute("SELECT count(*) FROM readings WHERE tenant_id = %s", (tenant.id,)).fetchone()[0]
     assert total == 200 * 6
     assert group_commits() - before < 600
+
+
+def test_frames_trickling_in_from_many_streams_share_transactions(service, tenant):
+    """Frames a few ms apart on different streams are committed together (group commit across streams),
+    each still acknowledged on its own after the commit."""
+    import httpx
+
+    def group_commits() -> float:
+        text = httpx.get(service.base_url + "/metrics").text
+        return float(next(line.split()[-1] for line in text.splitlines()
+                          if line.startswith("beidou_ingest_group_rows_count")))
+
+    tokens = [tenant.person_token(f"trickle{i}") for i in range(20)]
+    for t in tokens:
+        assert tenant.client(t).put("/v1/me/consents/heart_rate").status_code == 200
+    streams = [open_stream(service, t) for t in tokens]
+    try:
+        before = group_commits()
+        for seq in range(2):
+            for i, ws in enumerate(streams):  # one frame every ~5 ms: each alone would find the writer idle
+                ws.send(frame(seq, 60 + i, start=1000 + seq * 10))
+                time.sleep(0.005)
+        acks = [receive_until(ws, lambda m: m["type"] == "ack" and m["seq"] == seq)
+                for ws in streams for seq in range(2)]
+    finally:
+        for ws in streams:
+            ws.close()
+    assert [a["accepted"] for a in acks] == [1] * 40
+    # 40 frames over ~0.25 s: each frame alone would be one transaction; gathered, about one per 20 ms window.
+    assert group_commits() - before <= 14
