@@ -39,6 +39,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable
 
 import msgspec
 from fastapi import APIRouter, WebSocket
@@ -104,17 +105,18 @@ class StreamFirst:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: it hands over the one it picks, so no frame of its own stays under a stream.
         if scope["type"] == "websocket" and scope["path"] == PATH:
-            return await serve_stream(scope, receive, send)
-        return await self.app(scope, receive, send)
+            return serve_stream(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 class _Endpoint:
     """The route's ASGI app (an object, so the router hands it the raw ASGI calls)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await serve_stream(scope, receive, send)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return serve_stream(scope, receive, send)
 
 
 router = APIRouter(tags=["readings"])
@@ -122,64 +124,72 @@ router.routes.append(WebSocketRoute(PATH, _Endpoint(), name="stream"))
 
 
 async def serve_stream(scope: Scope, receive: Receive, send: Send) -> None:
-    ws = WebSocket(scope, receive, send)
-    if (caller := await websocket_caller(ws, staff=False, refusal="streaming is for policyholders")) is None:
+    if (conn := await _open(scope, receive, send)) is None:
         return
-    svc, who, until = caller
-    await ws.accept()
-    del ws  # from here on the ASGI calls themselves: one layer less per frame and per ack
+    svc, until = conn.svc, conn.until
+    rate = FrameRate(svc.settings.ws_max_frames_per_s, svc.settings.ws_frame_burst)
     WS_CONNECTIONS.inc()
-    conn = _Stream(svc, who, send, until)
-    svc.streams.add(who.person_id, conn)
+    svc.streams.add(conn.who.person_id, conn)
     try:
-        await _read_frames(conn, receive, until)
+        while True:
+            while len(conn.out) > _MAX_OUTBOX and conn.sender is not None:  # a client not reading its answers
+                await asyncio.sleep(0.01)
+            while conn.full():
+                await conn.store_ended()  # back-pressure: stop reading while too many frames await commit
+            message = await receive()
+            if message["type"] != "websocket.receive":  # websocket.disconnect
+                return
+            if time.time() >= until:  # nothing more is taken on an expired token
+                await conn.close_expired()
+                return
+            if (frame := _frame_of(message, conn, rate)) is not None:
+                conn.add(frame)
     finally:
-        svc.streams.remove(who.person_id, conn)
+        svc.streams.remove(conn.who.person_id, conn)
         # Frames already taken still commit; their acks just have nowhere to go.
         await conn.drain()
         conn.stop()
         WS_CONNECTIONS.dec()
 
 
-async def _read_frames(conn: _Stream, receive: Receive, until: float) -> None:
-    svc = conn.svc
-    rate = FrameRate(svc.settings.ws_max_frames_per_s, svc.settings.ws_frame_burst)
-    max_frame = svc.settings.max_frame_bytes
-    max_items = svc.settings.max_batch_readings
-    while True:
-        while len(conn.out) > _MAX_OUTBOX and conn.sender is not None:  # a client not reading its answers
-            await asyncio.sleep(0.01)
-        while conn.full():
-            await conn.store_ended()  # back-pressure: stop reading while too many frames await commit
-        message = await receive()
-        if message["type"] != "websocket.receive":  # websocket.disconnect
-            return
-        if time.time() >= until:  # nothing more is taken on an expired token
-            await conn.close_expired()
-            return
-        data = message.get("text")
-        if data is None:
-            data = message.get("bytes") or b""
-        if len(data) > max_frame:
-            conn.put_nowait(error_frame(TooLarge(
-                f"frame larger than {max_frame} bytes; nothing stored", code="frame_too_large")))
-            continue
-        wait = rate.take()
-        if wait:
-            conn.put_nowait(error_frame(RateLimited(
-                f"more than {svc.settings.ws_max_frames_per_s:g} frames per second on this connection; nothing "
-                "stored, resend after retry_after seconds"), _seq_of(data), retry_after=math.ceil(wait * 10) / 10))
-            continue
-        try:
-            frame = validation.decode_frame(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            conn.put_nowait(error_frame(Invalid(f"{exc}; nothing stored", code="malformed_frame")))
-            continue
-        if len(frame.readings) > max_items:
-            conn.put_nowait(error_frame(TooLarge(f"at most {max_items} readings per frame", code="batch_too_large"),
-                                        frame.seq))
-            continue
-        conn.add(frame)
+async def _open(scope: Scope, receive: Receive, send: Send) -> _Stream | None:
+    """Authenticate and accept (or refuse) the handshake: the open stream, or None. Its own coroutine, so
+    the handshake's objects are gone once the stream is open."""
+    ws = WebSocket(scope, receive, send)
+    if (caller := await websocket_caller(ws, staff=False, refusal="streaming is for policyholders")) is None:
+        return None
+    svc, who, until = caller
+    await ws.accept()
+    # From here on the ASGI calls themselves: one layer less per frame and per ack.
+    return _Stream(svc, who, send, until)
+
+
+def _frame_of(message: dict, conn: _Stream, rate: FrameRate):
+    """A message's decoded frame, or None once its error frame is queued (nothing of it is stored)."""
+    settings = conn.svc.settings
+    data = message.get("text")
+    if data is None:
+        data = message.get("bytes") or b""
+    if len(data) > settings.max_frame_bytes:
+        conn.put_nowait(error_frame(TooLarge(
+            f"frame larger than {settings.max_frame_bytes} bytes; nothing stored", code="frame_too_large")))
+        return None
+    wait = rate.take()
+    if wait:
+        conn.put_nowait(error_frame(RateLimited(
+            f"more than {settings.ws_max_frames_per_s:g} frames per second on this connection; nothing stored, "
+            "resend after retry_after seconds"), _seq_of(data), retry_after=math.ceil(wait * 10) / 10))
+        return None
+    try:
+        frame = validation.decode_frame(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        conn.put_nowait(error_frame(Invalid(f"{exc}; nothing stored", code="malformed_frame")))
+        return None
+    if len(frame.readings) > settings.max_batch_readings:
+        conn.put_nowait(error_frame(TooLarge(f"at most {settings.max_batch_readings} readings per frame",
+                                             code="batch_too_large"), frame.seq))
+        return None
+    return frame
 
 
 class _Stream:
@@ -195,11 +205,11 @@ class _Stream:
     Answers (acks, errors, consent changes) are sent in order by a task that exists only while some wait; the
     token's expiry is a timer, not a sleeping task. Slots, not a dict: ten thousand idle streams add up."""
 
-    __slots__ = ("svc", "who", "send", "out", "sender", "dead", "waiting", "storing", "busy", "task", "ended",
+    __slots__ = ("svc", "who", "send", "until", "out", "sender", "dead", "waiting", "storing", "busy", "task", "ended",
                  "told", "limit", "expiry", "closer", "closed")
 
     def __init__(self, svc: Services, who, send: Send, until: float):
-        self.svc, self.who, self.send = svc, who, send
+        self.svc, self.who, self.send, self.until = svc, who, send, until
         self.out: list = []  # answers not yet sent: str (pre-encoded) or dict
         self.sender: asyncio.Task | None = None
         self.dead = False  # the client went away: answers are dropped

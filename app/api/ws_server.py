@@ -1,4 +1,4 @@
-"""The server side of a WebSocket connection: uvicorn's sans-I/O protocol (``websockets-sansio``), leaner per connection.
+"""The server side of a WebSocket connection: uvicorn's sans-I/O protocol (``websockets-sansio``), leaner.
 
 Ten thousand open streams, most of them idle, are the normal load of the ingest API, so what one connection
 keeps matters. This protocol behaves as uvicorn's and keeps less:
