@@ -3,8 +3,9 @@ stream of this process, are handed to the ingest writer at the same moment, so t
 
 Without it each frame reached the writer as it arrived and an idle writer committed it nearly alone: at a
 thousand streams that was ~10 SQL statements per 1.4 frames, and the API spent most of its CPU on statement
-round trips rather than on readings. Waiting ``wait_s`` (20 ms) before handing over lets a hundred streams'
-frames share those statements; the wait is far below the ack latency a client can notice.
+round trips rather than on readings. Waiting ``wait_s`` (20 ms), and for the previous group's commit, before
+handing over lets a hundred streams' frames share those statements; the wait is far below the ack latency a
+client can notice.
 """
 from __future__ import annotations
 

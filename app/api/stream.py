@@ -25,8 +25,9 @@ Protocol (JSON text frames):
 
 Frames that arrive while a connection's previous frames are being committed are validated and stored together
 (one job for the writer), each still acknowledged on its own; so a slow database slows the client instead of
-growing memory or latency. Frames of all the process's streams that arrive within 20 ms of each other are handed
-to the writer together (:mod:`app.api.gathering`) and share one transaction.
+growing memory or latency. Frames of all the process's streams are handed to the writer in groups
+(:mod:`app.api.gathering`: a group starts 20 ms after its first frame, or once the previous group has
+committed, whichever is later) and each group shares one transaction.
 
 An idle stream holds no task and no queue of its own: answers go out through a sender task that exists only
 while there is something to send, and the token's expiry is a timer. The stream is served before the routing
