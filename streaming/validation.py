@@ -91,18 +91,12 @@ def decode_batch(body: bytes) -> list[Item]:
         return _batch_decoder.decode(body).readings
 
 
-class DecodedFrame(NamedTuple):
-    seq: int
-    readings: list[Item]
-
-
-def decode_frame(data: bytes | str) -> DecodedFrame:
-    """A WebSocket frame, with the same fast path as :func:`decode_batch`."""
+def decode_frame(data: bytes | str) -> Frame | _TypedFrame:
+    """A WebSocket frame (its ``seq`` and ``readings``), with the same fast path as :func:`decode_batch`."""
     try:
-        frame = _typed_frame_decoder.decode(data)
+        return _typed_frame_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
-        frame = _frame_decoder.decode(data)
-    return DecodedFrame(frame.seq, frame.readings)
+        return _frame_decoder.decode(data)
 
 
 @dataclass(frozen=True, slots=True)

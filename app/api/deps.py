@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app import directory
 from app.api.fanout import CareFeed, StreamRegistry
+from app.api.gathering import FrameGathering
 from app.auth import AuthError, Claims, TokenVerifier
 from app.core.db import Database, ReadDatabase
 from app.api.problems import refuse_handshake
@@ -36,6 +37,8 @@ class Services:
     limits: Limits
     streams: StreamRegistry = field(default_factory=StreamRegistry)
     """Open ingest streams per person (consent changes reach them)."""
+    gathering: FrameGathering = field(default_factory=FrameGathering)
+    """Streams with frames to store, handed to the writer together (group commit across streams)."""
     care_feed: CareFeed = field(default_factory=CareFeed)
     """Open care-page live feeds per tenant (alert changes reach them)."""
 

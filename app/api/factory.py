@@ -109,6 +109,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 
     app = FastAPI(title="Health Beidou", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(stream.StreamFirst)  # outermost of ours: the stream skips the routing layers
     for module in (readings, sync, fhir_in, stream, consents, me, me_page, care, care_live, outreach, outcomes, webhooks,
                    tenant, datatypes, health, web):
         app.include_router(module.router)

@@ -31,7 +31,8 @@ class Subscribers:
 
 
 class StreamRegistry(Subscribers):
-    """Open ingest streams per person, so a consent change reaches every one of them at once."""
+    """Open ingest streams per person, so a consent change reaches every one of them at once (a stream is
+    anything with ``put_nowait``: the stream's own outbox)."""
 
     def consent_changed(self, change: ConsentChange) -> None:
         message = {"type": "consent", "data_type": change.data_type, "purpose": change.purpose,

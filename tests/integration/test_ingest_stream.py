@@ -1,11 +1,13 @@
 """WebSocket streaming ingest, driven from outside with a real WebSocket client."""
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -29,6 +31,13 @@ def count(service, tenant, person: str) -> int:
     with service.admin_conn() as conn:
         return conn.execute("""SELECT count(*) FROM readings r JOIN people p ON p.id = r.person_id
                                WHERE p.tenant_id = %s AND p.external_id = %s""", (tenant.id, person)).fetchone()[0]
+
+
+def group_commits(service) -> float:
+    """Transactions the API process's ingest writer has committed so far (its metrics)."""
+    text = httpx.get(service.base_url + "/metrics").text
+    return float(next(line.split()[-1] for line in text.splitlines()
+                      if line.startswith("beidou_ingest_group_rows_count")))
 
 
 @pytest.fixture
@@ -124,17 +133,10 @@ def test_the_token_may_come_as_a_query_parameter_for_browsers(service, tenant, c
 
 def test_frames_from_many_streams_are_committed_together(service, tenant):
     """200 concurrent streams each send frames; all are stored once, in fewer commits than frames."""
-    import httpx
-
-    def group_commits() -> float:
-        text = httpx.get(service.base_url + "/metrics").text
-        return float(next(line.split()[-1] for line in text.splitlines()
-                          if line.startswith("beidou_ingest_group_rows_count")))
-
     tokens = [tenant.person_token(f"p{i}") for i in range(200)]
     for t in tokens:
         tenant.client(t).put("/v1/me/consents/heart_rate")
-    before = group_commits()
+    before = group_commits(service)
     errors = []
     barrier = threading.Barrier(len(tokens))
 
@@ -158,4 +160,24 @@ def test_frames_from_many_streams_are_committed_together(service, tenant):
     with service.admin_conn() as conn:
         total = conn.execute("SELECT count(*) FROM readings WHERE tenant_id = %s", (tenant.id,)).fetchone()[0]
     assert total == 200 * 6
-    assert group_commits() - before < 600
+    assert group_commits(service) - before < 600
+
+
+def test_frames_trickling_in_from_many_streams_share_transactions(service, tenant):
+    """Frames a few ms apart on different streams are committed together (group commit across streams),
+    each still acknowledged on its own after the commit."""
+    tokens = [tenant.person_token(f"trickle{i}") for i in range(20)]
+    for t in tokens:
+        assert tenant.client(t).put("/v1/me/consents/heart_rate").status_code == 200
+    with contextlib.ExitStack() as opened:
+        streams = [opened.enter_context(open_stream(service, t)) for t in tokens]
+        before = group_commits(service)
+        for seq in range(2):
+            for i, ws in enumerate(streams):  # one frame every ~5 ms: each alone would find the writer idle
+                ws.send(frame(seq, 60 + i, start=1000 + seq * 10))
+                time.sleep(0.005)
+        acks = [receive_until(ws, lambda m: m["type"] == "ack" and m["seq"] == seq)
+                for ws in streams for seq in range(2)]
+    assert [a["accepted"] for a in acks] == [1] * 40
+    # 40 frames over ~0.25 s: each frame alone would be one transaction; gathered, about one per 20 ms window.
+    assert group_commits(service) - before <= 14
