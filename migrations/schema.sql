@@ -49,6 +49,32 @@ BEGIN
   RETURN dropped;
 END $$;
 
+CREATE FUNCTION public.beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(hour timestamp with time zone, metric text, source text, total double precision, lo double precision, hi double precision, n bigint)
+    LANGUAGE sql STABLE
+    AS $$
+  WITH state AS (
+    SELECT coalesce(max(s.rolled_from), 'infinity') AS rolled_from, coalesce(max(s.rolled_to), 'infinity') AS rolled_to
+      FROM people p JOIN readings_hourly_state s ON s.tenant_id = p.tenant_id WHERE p.id = p_person),
+  first AS (   -- the first whole hour the roll-up may answer (the window's end if none)
+    SELECT least(p_to, greatest(date_trunc('hour', p_from - interval '1 microsecond', 'UTC') + interval '1 hour',
+                                state.rolled_from)) AS lo_h, state.rolled_to FROM state),
+  w AS (SELECT lo_h, greatest(lo_h, least(date_trunc('hour', p_to, 'UTC'), rolled_to)) AS hi_h FROM first),
+  dirty AS (
+    SELECT d.metric, d.hour FROM w JOIN readings_hourly_dirty d
+        ON d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= w.lo_h AND d.hour < w.hi_h)
+  SELECT h.hour, h.metric, h.source, h.total, h.lo, h.hi, h.n::bigint
+    FROM w JOIN readings_hourly h
+      ON h.person_id = p_person AND h.metric = ANY(p_metrics) AND h.hour >= w.lo_h AND h.hour < w.hi_h
+   WHERE NOT EXISTS (SELECT 1 FROM dirty d WHERE d.metric = h.metric AND d.hour = h.hour)
+  UNION ALL
+  SELECT r.* FROM w CROSS JOIN LATERAL beidou_raw_hours(p_person, p_metrics, p_from, w.lo_h) r
+  UNION ALL
+  SELECT r.* FROM w CROSS JOIN LATERAL beidou_raw_hours(p_person, p_metrics, w.hi_h, p_to) r
+  UNION ALL
+  SELECT r.* FROM dirty d
+   CROSS JOIN LATERAL beidou_raw_hours(p_person, ARRAY[d.metric], d.hour, d.hour + interval '1 hour') r
+$$;
+
 CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$SELECT $1 = ANY ('{blood_pressure,body_temperature,glucose,heart_rate,hrv_rmssd,hrv_sdnn,respiratory_rate,resting_heart_rate,sleep,spo2,steps}'::text[])$_$;
@@ -78,6 +104,14 @@ CREATE FUNCTION public.beidou_person() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT nullif(current_setting('beidou.person_id', true), '')::uuid $$;
 
+CREATE FUNCTION public.beidou_raw_hours(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(hour timestamp with time zone, metric text, source text, total double precision, lo double precision, hi double precision, n bigint)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT date_trunc('hour', s.time, 'UTC'), s.metric, s.source, sum(s.value * s.n), min(s.lo), max(s.hi), sum(s.n)
+    FROM beidou_readings_span(p_person, p_metrics, p_from, p_to) s
+   GROUP BY 1, 2, 3
+$$;
+
 CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, metric text, value double precision, lo double precision, hi double precision, n integer, value2 double precision, details jsonb, source text, utc_offset_min smallint, received_at timestamp with time zone, record_id bigint, packed boolean)
     LANGUAGE sql STABLE
     AS $$
@@ -103,6 +137,18 @@ CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_f
    WHERE p.person_id = p_person AND p.metric = ANY(p_metrics)
      AND p.day >= (p_from AT TIME ZONE 'UTC')::date AND p.day <= (p_to AT TIME ZONE 'UTC')::date
      AND t.at >= p_from AND t.at < p_to
+$$;
+
+CREATE FUNCTION public.beidou_steps_hourly(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(hour timestamp with time zone, total double precision, lo double precision, hi double precision, n bigint, source text)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT k.hour, k.total, k.lo, k.hi, k.n, k.source
+    FROM (SELECT h.*, row_number() OVER (PARTITION BY h.hour
+                                         ORDER BY coalesce(array_position(sp.sources, h.source), 2147483647),
+                                                  h.total DESC, h.source) AS k
+            FROM beidou_hourly_span(p_person, ARRAY['steps'], p_from, p_to) h
+            LEFT JOIN source_priority sp ON sp.person_id = p_person AND sp.metric = 'steps') k
+   WHERE k.k = 1
 $$;
 
 CREATE FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, value double precision, source text)
@@ -637,6 +683,41 @@ CREATE TABLE public.readings (
 
 ALTER TABLE ONLY public.readings FORCE ROW LEVEL SECURITY;
 
+CREATE TABLE public.readings_hourly (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    metric text NOT NULL,
+    hour timestamp with time zone NOT NULL,
+    source text NOT NULL,
+    total double precision NOT NULL,
+    lo double precision NOT NULL,
+    hi double precision NOT NULL,
+    n integer NOT NULL,
+    CONSTRAINT readings_hourly_n_check CHECK ((n > 0))
+);
+
+ALTER TABLE ONLY public.readings_hourly FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.readings_hourly_dirty (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    metric text NOT NULL,
+    hour timestamp with time zone NOT NULL,
+    marked_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.readings_hourly_dirty FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.readings_hourly_state (
+    tenant_id uuid NOT NULL,
+    rolled_from timestamp with time zone NOT NULL,
+    rolled_to timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT readings_hourly_state_check CHECK ((rolled_from <= rolled_to))
+);
+
+ALTER TABLE ONLY public.readings_hourly_state FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.readings_packed (
     tenant_id uuid NOT NULL,
     person_id uuid NOT NULL,
@@ -841,6 +922,15 @@ ALTER TABLE ONLY public.people
 
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_external_id_key UNIQUE (tenant_id, external_id);
+
+ALTER TABLE ONLY public.readings_hourly_dirty
+    ADD CONSTRAINT readings_hourly_dirty_pkey PRIMARY KEY (person_id, metric, hour);
+
+ALTER TABLE ONLY public.readings_hourly
+    ADD CONSTRAINT readings_hourly_pkey PRIMARY KEY (person_id, metric, hour, source);
+
+ALTER TABLE ONLY public.readings_hourly_state
+    ADD CONSTRAINT readings_hourly_state_pkey PRIMARY KEY (tenant_id);
 
 ALTER TABLE ONLY public.readings_packed
     ADD CONSTRAINT readings_packed_pkey PRIMARY KEY (person_id, metric, day, source);
@@ -1056,6 +1146,15 @@ ALTER TABLE ONLY public.notifications
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
 
+ALTER TABLE ONLY public.readings_hourly_dirty
+    ADD CONSTRAINT readings_hourly_dirty_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.readings_hourly
+    ADD CONSTRAINT readings_hourly_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.readings_hourly_state
+    ADD CONSTRAINT readings_hourly_state_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.readings_packed
     ADD CONSTRAINT readings_packed_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
 
@@ -1160,6 +1259,12 @@ CREATE POLICY isolation ON public.people TO beidou_app USING (((tenant_id = publ
 
 CREATE POLICY isolation ON public.readings TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
+CREATE POLICY isolation ON public.readings_hourly TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.readings_hourly_dirty TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.readings_hourly_state TO beidou_app USING ((tenant_id = public.beidou_tenant())) WITH CHECK (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL)));
+
 CREATE POLICY isolation ON public.readings_packed TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
 CREATE POLICY isolation ON public.records TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
@@ -1194,6 +1299,12 @@ CREATE POLICY readable ON public.data_types TO beidou_app USING (true);
 
 ALTER TABLE public.readings ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.readings_hourly ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.readings_hourly_dirty ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.readings_hourly_state ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.readings_packed ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.records ENABLE ROW LEVEL SECURITY;
@@ -1221,11 +1332,20 @@ GRANT ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text
 REVOKE ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) TO beidou_app;
 
+REVOKE ALL ON FUNCTION public.beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
+
 REVOKE ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) TO beidou_app;
 
+REVOKE ALL ON FUNCTION public.beidou_raw_hours(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_raw_hours(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
+
 REVOKE ALL ON FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_steps_hourly(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_steps_hourly(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
@@ -1276,6 +1396,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.notifications TO beidou_app;
 GRANT SELECT,INSERT,UPDATE ON TABLE public.people TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.readings_hourly TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.readings_hourly_dirty TO beidou_app;
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.readings_hourly_state TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings_packed TO beidou_app;
 

@@ -25,6 +25,7 @@ from app.core.observability import INGEST_COMMIT_SECONDS, INGEST_GROUP_ROWS
 from consent import repository as consent_repo
 from consent.catalog import MONITORING
 from streaming.repository import INGEST_CHANNEL
+from streaming.rollup import repository as rollup_repo
 from streaming.validation import Reading
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,8 @@ class IngestWriter:
                 for idx in duplicates:
                     j, i = where[idx]
                     outcomes[j][i] = DUPLICATE
+                # Hours the chart roll-up may hold are taken again (no statement unless a reading is before this hour).
+                await rollup_repo.mark_past_hours(conn, ((r[3], r[4], r[1]) for r in rows))
                 pairs = sorted(sources)
                 await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
                 earliest = _earliest_per_person(rows, duplicates)

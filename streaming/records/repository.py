@@ -11,6 +11,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from streaming.history import repository as history_repo
+from streaming.rollup import repository as rollup_repo
 
 if TYPE_CHECKING:
     from streaming.records import _Prepared
@@ -121,11 +122,14 @@ async def delete_readings(conn: psycopg.AsyncConnection, person_id: UUID, record
     """Remove the readings a record owns (bounded by its time range, so only its chunks are visited), in the
     hot table and in packed history (a packed day is repacked without them)."""
     cur = await conn.execute(
-        """DELETE FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time <= %s
-              AND record_id = %s""",
+        """WITH gone AS (DELETE FROM readings WHERE person_id = %s AND metric = %s AND time >= %s AND time <= %s
+                                                AND record_id = %s RETURNING time)
+           SELECT count(*), array_agg(DISTINCT date_trunc('hour', time, 'UTC')) FROM gone""",
         (person_id, record.metric, record.start_time, record.end_time, record.id))
-    return cur.rowcount + await history_repo.delete_packed_record(conn, person_id, record.metric, record.id,
-                                                                   record.start_time, record.end_time)
+    removed, hours = await cur.fetchone()
+    await rollup_repo.mark_past_hours(conn, ((person_id, record.metric, h) for h in hours or ()))
+    return removed + await history_repo.delete_packed_record(conn, person_id, record.metric, record.id,
+                                                              record.start_time, record.end_time)
 
 
 async def withdraw(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> None:
@@ -193,6 +197,8 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
                SELECT time, %s, %s, metric, value, value2, details, source, utc_offset_min, record_id
                  FROM record_stage ON CONFLICT DO NOTHING""", (tenant_id, person_id))
         stored = cur.rowcount
+        await rollup_repo.mark_past_hours(conn, ((person_id, metric, time) for _, rows in pending.values()
+                                                 for time, metric, *_ in rows))
         # Days already packed (past the hot window) take their new readings in at once.
         await cur.execute("SELECT array_agg(DISTINCT (time AT TIME ZONE 'UTC')::date) FROM record_stage")
         days = (await cur.fetchone())[0] or []

@@ -1,0 +1,123 @@
+-- Chart roll-up: per person × metric × UTC hour × source, the sum, lowest, highest and count of the readings of
+-- both tiers, so a chart of weeks or a year reads one row an hour instead of every reading and packed minute.
+-- The source is kept so steps can still be shown one source per person and hour (0016's beidou_steps_span).
+--
+-- The scheduler rolls up closed hours (streaming.rollup): a tenant's roll-up covers [rolled_from, rolled_to),
+-- and inside that range an hour is answered from the roll-up unless it is marked dirty: every writer that
+-- changes readings of an hour before the current one (a late reading, a record's replacement or deletion, a
+-- repacked day) marks it in the same transaction, and the scheduler rolls marked hours up again. Readers
+-- (beidou_hourly_span) take every other hour — dirty, outside the range, the window's partial first and last
+-- hour — from beidou_readings_span, so what a chart shows never depends on how far the scheduler got.
+
+CREATE TABLE readings_hourly (
+  tenant_id  uuid NOT NULL,
+  person_id  uuid NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+  metric     text NOT NULL,
+  hour       timestamptz NOT NULL,                  -- the UTC hour's start
+  source     text NOT NULL,
+  total      double precision NOT NULL,             -- sum of the values (a packed minute: its mean times n)
+  lo         double precision NOT NULL,
+  hi         double precision NOT NULL,
+  n          integer NOT NULL CHECK (n > 0),        -- readings
+  PRIMARY KEY (person_id, metric, hour, source)
+);
+
+-- Hours whose readings changed after they may have been rolled up.
+CREATE TABLE readings_hourly_dirty (
+  tenant_id  uuid NOT NULL,
+  person_id  uuid NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+  metric     text NOT NULL,
+  hour       timestamptz NOT NULL,
+  marked_at  timestamptz NOT NULL DEFAULT now(),    -- updated by each mark: the update's row lock makes the
+                                                    -- scheduler wait for the writer's commit (see streaming.rollup)
+  PRIMARY KEY (person_id, metric, hour)
+);
+
+-- How far each tenant's roll-up reaches: every hour in [rolled_from, rolled_to) was rolled up.
+CREATE TABLE readings_hourly_state (
+  tenant_id    uuid PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+  rolled_from  timestamptz NOT NULL,
+  rolled_to    timestamptz NOT NULL,
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  CHECK (rolled_from <= rolled_to)
+);
+
+ALTER TABLE readings_hourly ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY isolation ON readings_hourly TO beidou_app
+  USING (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()))
+  WITH CHECK (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()));
+ALTER TABLE readings_hourly_dirty ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY isolation ON readings_hourly_dirty TO beidou_app
+  USING (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()))
+  WITH CHECK (tenant_id = beidou_tenant() AND (beidou_person() IS NULL OR person_id = beidou_person()));
+ALTER TABLE readings_hourly_state ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY isolation ON readings_hourly_state TO beidou_app
+  USING (tenant_id = beidou_tenant()) WITH CHECK (tenant_id = beidou_tenant() AND beidou_person() IS NULL);
+
+-- Rolling up (scheduler), erasure; marks by every writer of readings.
+GRANT SELECT, INSERT, DELETE ON readings_hourly TO beidou_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON readings_hourly_dirty TO beidou_app;
+GRANT SELECT, INSERT, UPDATE ON readings_hourly_state TO beidou_app;
+
+-- A person's readings of ``p_metrics`` in [p_from, p_to), both tiers, as one row per UTC hour × metric × source
+-- (what the roll-up stores). Runs as the caller: row-level security applies.
+CREATE FUNCTION beidou_raw_hours(p_person uuid, p_metrics text[], p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (hour timestamptz, metric text, source text, total double precision, lo double precision,
+               hi double precision, n bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT date_trunc('hour', s.time, 'UTC'), s.metric, s.source, sum(s.value * s.n), min(s.lo), max(s.hi), sum(s.n)
+    FROM beidou_readings_span(p_person, p_metrics, p_from, p_to) s
+   GROUP BY 1, 2, 3
+$$;
+REVOKE ALL ON FUNCTION beidou_raw_hours(uuid, text[], timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION beidou_raw_hours(uuid, text[], timestamptz, timestamptz) TO beidou_app;
+
+-- The same rows, for charts: clean rolled-up hours from the roll-up, every other hour (dirty, outside the
+-- tenant's rolled range, the partial first and last hour of the window) from beidou_raw_hours. Weighted by n,
+-- any bucket of whole UTC hours gives the average, lowest, highest and count that beidou_readings_span gives.
+CREATE FUNCTION beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (hour timestamptz, metric text, source text, total double precision, lo double precision,
+               hi double precision, n bigint)
+LANGUAGE sql STABLE AS $$
+  WITH state AS (
+    SELECT coalesce(max(s.rolled_from), 'infinity') AS rolled_from, coalesce(max(s.rolled_to), 'infinity') AS rolled_to
+      FROM people p JOIN readings_hourly_state s ON s.tenant_id = p.tenant_id WHERE p.id = p_person),
+  first AS (   -- the first whole hour the roll-up may answer (the window's end if none)
+    SELECT least(p_to, greatest(date_trunc('hour', p_from - interval '1 microsecond', 'UTC') + interval '1 hour',
+                                state.rolled_from)) AS lo_h, state.rolled_to FROM state),
+  w AS (SELECT lo_h, greatest(lo_h, least(date_trunc('hour', p_to, 'UTC'), rolled_to)) AS hi_h FROM first),
+  dirty AS (
+    SELECT d.metric, d.hour FROM w JOIN readings_hourly_dirty d
+        ON d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= w.lo_h AND d.hour < w.hi_h)
+  SELECT h.hour, h.metric, h.source, h.total, h.lo, h.hi, h.n::bigint
+    FROM w JOIN readings_hourly h
+      ON h.person_id = p_person AND h.metric = ANY(p_metrics) AND h.hour >= w.lo_h AND h.hour < w.hi_h
+   WHERE NOT EXISTS (SELECT 1 FROM dirty d WHERE d.metric = h.metric AND d.hour = h.hour)
+  UNION ALL
+  SELECT r.* FROM w CROSS JOIN LATERAL beidou_raw_hours(p_person, p_metrics, p_from, w.lo_h) r
+  UNION ALL
+  SELECT r.* FROM w CROSS JOIN LATERAL beidou_raw_hours(p_person, p_metrics, w.hi_h, p_to) r
+  UNION ALL
+  SELECT r.* FROM dirty d
+   CROSS JOIN LATERAL beidou_raw_hours(p_person, ARRAY[d.metric], d.hour, d.hour + interval '1 hour') r
+$$;
+REVOKE ALL ON FUNCTION beidou_hourly_span(uuid, text[], timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION beidou_hourly_span(uuid, text[], timestamptz, timestamptz) TO beidou_app;
+
+-- Steps by the hour as readers must see them: 0016's rule (beidou_steps_span) on hourly rows — per person and
+-- hour one source, the first of the person's ranked sources with steps in that hour, else the one that
+-- counted the most.
+CREATE FUNCTION beidou_steps_hourly(p_person uuid, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (hour timestamptz, total double precision, lo double precision, hi double precision, n bigint,
+               source text)
+LANGUAGE sql STABLE AS $$
+  SELECT k.hour, k.total, k.lo, k.hi, k.n, k.source
+    FROM (SELECT h.*, row_number() OVER (PARTITION BY h.hour
+                                         ORDER BY coalesce(array_position(sp.sources, h.source), 2147483647),
+                                                  h.total DESC, h.source) AS k
+            FROM beidou_hourly_span(p_person, ARRAY['steps'], p_from, p_to) h
+            LEFT JOIN source_priority sp ON sp.person_id = p_person AND sp.metric = 'steps') k
+   WHERE k.k = 1
+$$;
+REVOKE ALL ON FUNCTION beidou_steps_hourly(uuid, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION beidou_steps_hourly(uuid, timestamptz, timestamptz) TO beidou_app;
