@@ -289,3 +289,33 @@ def test_another_insurer_sees_nothing_of_the_roll_up(service, tenant):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("""INSERT INTO readings_hourly (tenant_id, person_id, metric, hour, source, total, lo, hi, n)
                             VALUES (%s, %s, 'heart_rate', %s, 'x', 1, 1, 1, 1)""", (tenant.id, pid, TODAY))
+
+
+def test_the_scheduler_rolls_up_closed_hours_once_at_a_time(fresh_db):
+    from app.scheduler import Scheduler, _lock_key
+    with psycopg.connect(fresh_db.admin_url, autocommit=True) as conn:
+        tid = conn.execute("INSERT INTO tenants (name) VALUES ('s') RETURNING id").fetchone()[0]
+        pid = conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, 'p') RETURNING id",
+                           (tid,)).fetchone()[0]
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        SELECT %s - make_interval(mins => i), %s, %s, 'heart_rate', 60 + i %% 30, 'watch', 0
+                          FROM generate_series(90, 300) i""", (NOW, tid, pid))
+
+    async def run(hold_lock: bool) -> int:
+        db = Database(fresh_db.app_url, min_size=1, max_size=2)
+        await db.open()
+        try:
+            scheduler = Scheduler(db, fresh_db.app_url)
+            async with await psycopg.AsyncConnection.connect(fresh_db.app_url, autocommit=True) as other:
+                if hold_lock:   # another scheduler is rolling up right now
+                    await other.execute("SELECT pg_advisory_lock(%s)", (_lock_key("roll_up"),))
+                await scheduler._guarded("roll_up", scheduler.run_roll_up)()
+        finally:
+            await db.close()
+        with psycopg.connect(fresh_db.admin_url) as conn:
+            return conn.execute("SELECT coalesce(sum(n), 0) FROM readings_hourly").fetchone()[0]
+
+    assert asyncio.run(run(hold_lock=True)) == 0
+    rolled = asyncio.run(run(hold_lock=False))
+    # every reading (all of hours that closed over ten minutes ago), each once, however often it runs
+    assert rolled == 211 and asyncio.run(run(hold_lock=False)) == 211
