@@ -75,32 +75,44 @@ GRANT EXECUTE ON FUNCTION beidou_raw_hours(uuid, text[], timestamptz, timestampt
 -- The same rows, for charts: clean rolled-up hours from the roll-up, every other hour (dirty, outside the
 -- tenant's rolled range, the partial first and last hour of the window) from beidou_raw_hours. Weighted by n,
 -- any bucket of whole UTC hours gives the average, lowest, highest and count that beidou_readings_span gives.
+-- PL/pgSQL rather than one SQL statement: each part is planned with its own bounds (so the hot table's chunks
+-- outside them are left out at planning), a part with nothing to read is skipped, and plans are cached per
+-- session. As a STABLE function every statement reads the calling query's snapshot: the state, the marks and
+-- the rows agree.
 CREATE FUNCTION beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamptz, p_to timestamptz)
 RETURNS TABLE (hour timestamptz, metric text, source text, total double precision, lo double precision,
                hi double precision, n bigint)
-LANGUAGE sql STABLE AS $$
-  WITH state AS (
-    SELECT coalesce(max(s.rolled_from), 'infinity') AS rolled_from, coalesce(max(s.rolled_to), 'infinity') AS rolled_to
-      FROM people p JOIN readings_hourly_state s ON s.tenant_id = p.tenant_id WHERE p.id = p_person),
-  first AS (   -- the first whole hour the roll-up may answer (the window's end if none)
-    SELECT least(p_to, greatest(date_trunc('hour', p_from - interval '1 microsecond', 'UTC') + interval '1 hour',
-                                state.rolled_from)) AS lo_h, state.rolled_to FROM state),
-  w AS (SELECT lo_h, greatest(lo_h, least(date_trunc('hour', p_to, 'UTC'), rolled_to)) AS hi_h FROM first),
-  dirty AS (
-    SELECT d.metric, d.hour FROM w JOIN readings_hourly_dirty d
-        ON d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= w.lo_h AND d.hour < w.hi_h)
-  SELECT h.hour, h.metric, h.source, h.total, h.lo, h.hi, h.n::bigint
-    FROM w JOIN readings_hourly h
-      ON h.person_id = p_person AND h.metric = ANY(p_metrics) AND h.hour >= w.lo_h AND h.hour < w.hi_h
-   WHERE NOT EXISTS (SELECT 1 FROM dirty d WHERE d.metric = h.metric AND d.hour = h.hour)
-  UNION ALL
-  SELECT r.* FROM w CROSS JOIN LATERAL beidou_raw_hours(p_person, p_metrics, p_from, w.lo_h) r
-  UNION ALL
-  SELECT r.* FROM w CROSS JOIN LATERAL beidou_raw_hours(p_person, p_metrics, w.hi_h, p_to) r
-  UNION ALL
-  SELECT r.* FROM dirty d
-   CROSS JOIN LATERAL beidou_raw_hours(p_person, ARRAY[d.metric], d.hour, d.hour + interval '1 hour') r
-$$;
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+  v_from timestamptz; v_to timestamptz;   -- the tenant's rolled range
+  v_lo timestamptz; v_hi timestamptz;     -- the whole hours of the window inside it
+  v_metrics text[]; v_hours timestamptz[];  -- marked hours among them
+BEGIN
+  SELECT s.rolled_from, s.rolled_to INTO v_from, v_to
+    FROM people p JOIN readings_hourly_state s ON s.tenant_id = p.tenant_id WHERE p.id = p_person;
+  v_lo := least(p_to, greatest(date_trunc('hour', p_from - interval '1 microsecond', 'UTC') + interval '1 hour',
+                               coalesce(v_from, 'infinity')));
+  v_hi := greatest(v_lo, least(date_trunc('hour', p_to, 'UTC'), coalesce(v_to, 'infinity')));
+  IF v_lo < v_hi THEN
+    SELECT array_agg(d.metric), array_agg(d.hour) INTO v_metrics, v_hours FROM readings_hourly_dirty d
+     WHERE d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= v_lo AND d.hour < v_hi;
+    RETURN QUERY
+      SELECT h.hour, h.metric, h.source, h.total, h.lo, h.hi, h.n::bigint FROM readings_hourly h
+       WHERE h.person_id = p_person AND h.metric = ANY(p_metrics) AND h.hour >= v_lo AND h.hour < v_hi
+         AND (v_hours IS NULL OR (h.metric, h.hour) NOT IN (SELECT * FROM unnest(v_metrics, v_hours)));
+  END IF;
+  IF p_from < v_lo THEN
+    RETURN QUERY SELECT * FROM beidou_raw_hours(p_person, p_metrics, p_from, v_lo);
+  END IF;
+  IF v_hi < p_to THEN
+    RETURN QUERY SELECT * FROM beidou_raw_hours(p_person, p_metrics, v_hi, p_to);
+  END IF;
+  IF v_hours IS NOT NULL THEN
+    RETURN QUERY SELECT r.* FROM unnest(v_metrics, v_hours) AS d(m, h)
+                  CROSS JOIN LATERAL beidou_raw_hours(p_person, ARRAY[d.m], d.h, d.h + interval '1 hour') r;
+  END IF;
+END $$;
 REVOKE ALL ON FUNCTION beidou_hourly_span(uuid, text[], timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION beidou_hourly_span(uuid, text[], timestamptz, timestamptz) TO beidou_app;
 
