@@ -292,14 +292,14 @@ def test_another_insurer_sees_nothing_of_the_roll_up(service, tenant):
 
 
 def test_the_scheduler_rolls_up_closed_hours_once_at_a_time(fresh_db):
+    from app import directory
     from app.scheduler import Scheduler, _lock_key
-    with psycopg.connect(fresh_db.admin_url, autocommit=True) as conn:
-        tid = conn.execute("INSERT INTO tenants (name) VALUES ('s') RETURNING id").fetchone()[0]
-        pid = conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, 'p') RETURNING id",
-                           (tid,)).fetchone()[0]
-        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
-                        SELECT %s - make_interval(mins => i), %s, %s, 'heart_rate', 60 + i %% 30, 'watch', 0
-                          FROM generate_series(90, 300) i""", (NOW, tid, pid))
+    tid = directory.add_tenant(fresh_db.admin_url, "scheduled")
+    with psycopg.connect(fresh_db.admin_url, autocommit=True) as conn:   # 211 readings, 1.5–5 hours old
+        conn.execute("""WITH p AS (INSERT INTO people (tenant_id, external_id) VALUES (%(t)s, 'p') RETURNING id)
+                        INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        SELECT %(now)s - make_interval(mins => i), %(t)s, p.id, 'heart_rate', 60 + i %% 30, 'watch', 0
+                          FROM p, generate_series(90, 300) i""", {"now": NOW, "t": tid})
 
     async def run(hold_lock: bool) -> int:
         db = Database(fresh_db.app_url, min_size=1, max_size=2)
