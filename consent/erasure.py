@@ -61,7 +61,7 @@ PERSONAL_DATA: tuple[PersonalTable, ...] = (
     PersonalTable("records", "person_id", order_by="start_time, id"),
     PersonalTable("readings", "person_id", order_by="time, metric, source"),
     PersonalTable("readings_packed", "person_id", order_by="day, metric, source"),
-    PersonalTable("readings_hourly", "person_id", order_by="hour, metric, source"),
+    PersonalTable("readings_hourly", "person_id", order_by="day, metric, source"),
     PersonalTable("readings_hourly_dirty", "person_id", order_by="hour, metric"),
     PersonalTable("guardianships", "guardian_id", order_by="created_at", key="guardianships_as_guardian"),
     PersonalTable("guardianships", "minor_id", order_by="created_at", key="guardianships_as_minor"),

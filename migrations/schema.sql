@@ -28,6 +28,20 @@ CREATE FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purp
     WHERE s.person_id = $1 AND s.data_type = $2 AND s.purpose IN ($3, 'monitoring')
       AND s.granted AND (s.valid_until IS NULL OR s.valid_until > now()) AND p.erased_at IS NULL $_$;
 
+CREATE FUNCTION public.beidou_day_slots(p_slot integer[], p_value anycompatiblearray, p_empty anycompatible) RETURNS anycompatiblearray
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT array_agg(coalesce(v.value, p_empty) ORDER BY s.i)
+    FROM generate_series(0, 23) s(i) LEFT JOIN unnest(p_slot, p_value) v(slot, value) ON v.slot = s.i
+$$;
+
+CREATE FUNCTION public.beidou_day_slots_merge(p_new_n integer[], p_new anycompatiblearray, p_old anycompatiblearray) RETURNS anycompatiblearray
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT array_agg(CASE WHEN u.k > 0 THEN u.new ELSE u.old END ORDER BY u.i)
+    FROM unnest(p_new_n, p_new, p_old) WITH ORDINALITY u(k, new, old, i)
+$$;
+
 CREATE FUNCTION public.beidou_dependants() RETURNS SETOF uuid
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
@@ -67,9 +81,14 @@ BEGIN
     SELECT array_agg(d.metric), array_agg(d.hour) INTO v_metrics, v_hours FROM readings_hourly_dirty d
      WHERE d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= v_lo AND d.hour < v_hi;
     RETURN QUERY
-      SELECT h.hour, h.metric, h.source, h.total, h.lo, h.hi, h.n::bigint FROM readings_hourly h
-       WHERE h.person_id = p_person AND h.metric = ANY(p_metrics) AND h.hour >= v_lo AND h.hour < v_hi
-         AND (v_hours IS NULL OR (h.metric, h.hour) NOT IN (SELECT * FROM unnest(v_metrics, v_hours)));
+      SELECT x.hour, h.metric, h.source, u.total, u.lo, u.hi, u.n::bigint
+        FROM readings_hourly h
+       CROSS JOIN LATERAL unnest(h.total, h.lo, h.hi, h.n) WITH ORDINALITY u(total, lo, hi, n, i)
+       CROSS JOIN LATERAL (SELECT h.day::timestamp AT TIME ZONE 'UTC' + (u.i - 1) * interval '1 hour' AS hour) x
+       WHERE h.person_id = p_person AND h.metric = ANY(p_metrics)
+         AND h.day >= (v_lo AT TIME ZONE 'UTC')::date AND h.day <= ((v_hi - interval '1 hour') AT TIME ZONE 'UTC')::date
+         AND u.n > 0 AND x.hour >= v_lo AND x.hour < v_hi
+         AND (v_hours IS NULL OR (h.metric, x.hour) NOT IN (SELECT * FROM unnest(v_metrics, v_hours)));
   END IF;
   IF p_from < v_lo THEN
     RETURN QUERY SELECT * FROM beidou_raw_hours(p_person, p_metrics, p_from, v_lo);
@@ -694,15 +713,23 @@ ALTER TABLE ONLY public.readings FORCE ROW LEVEL SECURITY;
 CREATE TABLE public.readings_hourly (
     tenant_id uuid NOT NULL,
     person_id uuid NOT NULL,
+    day date NOT NULL,
     metric text NOT NULL,
-    hour timestamp with time zone NOT NULL,
     source text NOT NULL,
-    total double precision NOT NULL,
-    lo double precision NOT NULL,
-    hi double precision NOT NULL,
-    n integer NOT NULL,
-    CONSTRAINT readings_hourly_n_check CHECK ((n > 0))
-);
+    total double precision[] NOT NULL,
+    lo double precision[] NOT NULL,
+    hi double precision[] NOT NULL,
+    n integer[] NOT NULL,
+    CONSTRAINT readings_hourly_hi_check CHECK ((cardinality(hi) = 24)),
+    CONSTRAINT readings_hourly_lo_check CHECK ((cardinality(lo) = 24)),
+    CONSTRAINT readings_hourly_n_check CHECK ((cardinality(n) = 24)),
+    CONSTRAINT readings_hourly_total_check CHECK ((cardinality(total) = 24))
+)
+WITH (toast_tuple_target='128');
+ALTER TABLE ONLY public.readings_hourly ALTER COLUMN total SET COMPRESSION lz4;
+ALTER TABLE ONLY public.readings_hourly ALTER COLUMN lo SET COMPRESSION lz4;
+ALTER TABLE ONLY public.readings_hourly ALTER COLUMN hi SET COMPRESSION lz4;
+ALTER TABLE ONLY public.readings_hourly ALTER COLUMN n SET COMPRESSION lz4;
 
 ALTER TABLE ONLY public.readings_hourly FORCE ROW LEVEL SECURITY;
 
@@ -935,7 +962,7 @@ ALTER TABLE ONLY public.readings_hourly_dirty
     ADD CONSTRAINT readings_hourly_dirty_pkey PRIMARY KEY (person_id, metric, hour);
 
 ALTER TABLE ONLY public.readings_hourly
-    ADD CONSTRAINT readings_hourly_pkey PRIMARY KEY (person_id, metric, hour, source);
+    ADD CONSTRAINT readings_hourly_pkey PRIMARY KEY (person_id, metric, day, source);
 
 ALTER TABLE ONLY public.readings_hourly_state
     ADD CONSTRAINT readings_hourly_state_pkey PRIMARY KEY (tenant_id);
@@ -1405,7 +1432,7 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.people TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings TO beidou_app;
 
-GRANT SELECT,INSERT,DELETE ON TABLE public.readings_hourly TO beidou_app;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.readings_hourly TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.readings_hourly_dirty TO beidou_app;
 

@@ -1,4 +1,5 @@
-"""SQL of the chart roll-up (migration 0018): hourly rows per person × metric × source, and dirty hours.
+"""SQL of the chart roll-up (migration 0018): day rows of 24 hourly slots per person × metric × source, and
+dirty hours.
 
 Every function runs in a transaction scoped to one tenant (row-level security narrows each statement to it).
 """
@@ -91,31 +92,51 @@ async def oldest_hour(conn: psycopg.AsyncConnection, hot_start: datetime) -> dat
     return (await cur.fetchone())[0]
 
 
+# The hours beidou_raw_hours gives for (person, metrics, from, to) tuples ``c``, written into their day rows: a
+# new row, or the empty slots of an existing one (slots outside the rolled range are empty, see migration 0018).
+_PUT = """INSERT INTO readings_hourly AS h (tenant_id, person_id, day, metric, source, total, lo, hi, n)
+          SELECT beidou_tenant(), c.p, (r.hour AT TIME ZONE 'UTC')::date, r.metric, r.source,
+                 beidou_day_slots(array_agg(s.slot), array_agg(r.total), 0::float8),
+                 beidou_day_slots(array_agg(s.slot), array_agg(r.lo), 0::float8),
+                 beidou_day_slots(array_agg(s.slot), array_agg(r.hi), 0::float8),
+                 beidou_day_slots(array_agg(s.slot), array_agg(r.n::integer), 0)
+            FROM {tuples}
+           CROSS JOIN LATERAL beidou_raw_hours(c.p, c.m, c.f, c.t) r
+           CROSS JOIN LATERAL (SELECT extract(hour FROM r.hour AT TIME ZONE 'UTC')::integer AS slot) s
+           GROUP BY 2, 3, 4, 5
+          ON CONFLICT (person_id, metric, day, source) DO UPDATE SET
+             total = beidou_day_slots_merge(excluded.n, excluded.total, h.total),
+             lo = beidou_day_slots_merge(excluded.n, excluded.lo, h.lo),
+             hi = beidou_day_slots_merge(excluded.n, excluded.hi, h.hi),
+             n = beidou_day_slots_merge(excluded.n, excluded.n, h.n)"""
+
+
 async def roll_range(conn: psycopg.AsyncConnection, metrics: list[str], start: datetime, end: datetime) -> int:
-    """Roll up every person's hours in [start, end), outside the rolled range until now (so no row of them
-    exists): marks in it are claimed first. Returns roll-up rows written."""
+    """Roll every person's hours in [start, end) into their day rows (hours outside the rolled range until now,
+    so their slots are empty): marks in it are claimed first. Returns day rows written."""
     await conn.execute(_CLAIM, (start, end, 2**31 - 1))
-    cur = await conn.execute(
-        """INSERT INTO readings_hourly (tenant_id, person_id, metric, hour, source, total, lo, hi, n)
-           SELECT p.tenant_id, p.id, r.metric, r.hour, r.source, r.total, r.lo, r.hi, r.n
-             FROM people p CROSS JOIN LATERAL beidou_raw_hours(p.id, %s, %s, %s) r
-            WHERE p.erased_at IS NULL""", (metrics, start, end))
+    cur = await conn.execute(_PUT.format(tuples="""(SELECT id AS p, %s::text[] AS m, %s::timestamptz AS f,
+                                                           %s::timestamptz AS t
+                                                      FROM people WHERE erased_at IS NULL) c"""),
+                             (metrics, start, end))
     return cur.rowcount
 
 
 async def roll_dirty(conn: psycopg.AsyncConnection, start: datetime, end: datetime, limit: int) -> int:
-    """Roll up again (at most ``limit``) marked hours in [start, end). Returns the hours taken."""
+    """Roll up again (at most ``limit``) marked hours in [start, end): each one's whole day row, every source,
+    within [start, end). Returns the hours taken."""
     cur = await conn.execute(_CLAIM, (start, end, limit))
     claimed = await cur.fetchall()
     if not claimed:
         return 0
-    keys = ([p for p, _, _ in claimed], [m for _, m, _ in claimed], [h for _, _, h in claimed])
+    days = sorted({(p, m, h.astimezone(timezone.utc).date()) for p, m, h in claimed})
+    keys = ([p for p, _, _ in days], [m for _, m, _ in days], [d for _, _, d in days])
     await conn.execute(
-        """DELETE FROM readings_hourly h USING unnest(%s::uuid[], %s::text[], %s::timestamptz[]) AS c(p, m, hour)
-            WHERE h.person_id = c.p AND h.metric = c.m AND h.hour = c.hour""", keys)
-    await conn.execute(
-        """INSERT INTO readings_hourly (tenant_id, person_id, metric, hour, source, total, lo, hi, n)
-           SELECT beidou_tenant(), c.p, r.metric, r.hour, r.source, r.total, r.lo, r.hi, r.n
-             FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[]) AS c(p, m, hour)
-            CROSS JOIN LATERAL beidou_raw_hours(c.p, ARRAY[c.m], c.hour, c.hour + interval '1 hour') r""", keys)
+        """DELETE FROM readings_hourly h USING unnest(%s::uuid[], %s::text[], %s::date[]) AS c(p, m, day)
+            WHERE h.person_id = c.p AND h.metric = c.m AND h.day = c.day""", keys)
+    await conn.execute(_PUT.format(tuples="""(SELECT u.p, ARRAY[u.m] AS m,
+                                                     greatest(u.day::timestamp AT TIME ZONE 'UTC', %s) AS f,
+                                                     least((u.day + 1)::timestamp AT TIME ZONE 'UTC', %s) AS t
+                                                FROM unnest(%s::uuid[], %s::text[], %s::date[]) AS u(p, m, day)) c"""),
+                       (start, end, *keys))
     return len(claimed)

@@ -287,8 +287,9 @@ def test_another_insurer_sees_nothing_of_the_roll_up(service, tenant):
         assert conn.execute("SELECT count(*) FROM beidou_hourly_span(%s, ARRAY['heart_rate'], %s, %s)",
                             (pid, TODAY - 3 * DAY, NOW)).fetchone()[0] == 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("""INSERT INTO readings_hourly (tenant_id, person_id, metric, hour, source, total, lo, hi, n)
-                            VALUES (%s, %s, 'heart_rate', %s, 'x', 1, 1, 1, 1)""", (tenant.id, pid, TODAY))
+            conn.execute("""INSERT INTO readings_hourly (tenant_id, person_id, metric, day, source, total, lo, hi, n)
+                            SELECT %s, %s, 'heart_rate', %s, 'x', a, a, a, array_fill(1, ARRAY[24])
+                              FROM array_fill(1.0::float8, ARRAY[24]) a""", (tenant.id, pid, TODAY.date()))
 
 
 def test_the_scheduler_rolls_up_closed_hours_once_at_a_time(fresh_db):
@@ -313,7 +314,7 @@ def test_the_scheduler_rolls_up_closed_hours_once_at_a_time(fresh_db):
         finally:
             await db.close()
         with psycopg.connect(fresh_db.admin_url) as conn:
-            return conn.execute("SELECT coalesce(sum(n), 0) FROM readings_hourly").fetchone()[0]
+            return conn.execute("SELECT coalesce(sum(k), 0) FROM readings_hourly, unnest(n) k").fetchone()[0]
 
     assert asyncio.run(run(hold_lock=True)) == 0
     rolled = asyncio.run(run(hold_lock=False))
