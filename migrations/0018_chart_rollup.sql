@@ -13,8 +13,10 @@
 -- only fills empty slots.
 
 -- One row a day rather than an hour: the row's header and keys are paid once for 24 hours (about a fifth of
--- the bytes). Compressed in line (lz4, from rows past 128 bytes): slots of empty hours and whole-number sums
--- compress well.
+-- the bytes). The lowest and highest are kept in single precision, as packed history keeps them, and read back
+-- through their shortest text, as the hot table's single-precision values are read (0017): 36.6 stays 36.6.
+-- A row (~650 bytes) stays below the size at which PostgreSQL would compress it (~2 KB), so its slots are fixed
+-- width and plain.
 CREATE TABLE readings_hourly (
   tenant_id  uuid NOT NULL,
   person_id  uuid NOT NULL REFERENCES people(id) ON DELETE CASCADE,
@@ -23,13 +25,11 @@ CREATE TABLE readings_hourly (
   source     text NOT NULL,
   total      double precision[] NOT NULL CHECK (cardinality(total) = 24),  -- sum of the values (a packed
                                                                          -- minute: its mean times n)
-  lo         double precision[] NOT NULL CHECK (cardinality(lo) = 24),     -- 0 where n is 0
-  hi         double precision[] NOT NULL CHECK (cardinality(hi) = 24),
+  lo         real[] NOT NULL CHECK (cardinality(lo) = 24),                 -- 0 where n is 0
+  hi         real[] NOT NULL CHECK (cardinality(hi) = 24),
   n          integer[] NOT NULL CHECK (cardinality(n) = 24),               -- readings; 0: nothing that hour
   PRIMARY KEY (person_id, metric, day, source)
-) WITH (toast_tuple_target = 128);
-ALTER TABLE readings_hourly ALTER COLUMN total SET COMPRESSION lz4, ALTER COLUMN lo SET COMPRESSION lz4,
-  ALTER COLUMN hi SET COMPRESSION lz4, ALTER COLUMN n SET COMPRESSION lz4;
+);
 
 -- Hours whose readings changed after they may have been rolled up.
 CREATE TABLE readings_hourly_dirty (
@@ -121,7 +121,7 @@ BEGIN
     SELECT array_agg(d.metric), array_agg(d.hour) INTO v_metrics, v_hours FROM readings_hourly_dirty d
      WHERE d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= v_lo AND d.hour < v_hi;
     RETURN QUERY
-      SELECT x.hour, h.metric, h.source, u.total, u.lo, u.hi, u.n::bigint
+      SELECT x.hour, h.metric, h.source, u.total, u.lo::text::float8, u.hi::text::float8, u.n::bigint
         FROM readings_hourly h
        CROSS JOIN LATERAL unnest(h.total, h.lo, h.hi, h.n) WITH ORDINALITY u(total, lo, hi, n, i)
        CROSS JOIN LATERAL (SELECT h.day::timestamp AT TIME ZONE 'UTC' + (u.i - 1) * interval '1 hour' AS hour) x

@@ -81,7 +81,7 @@ BEGIN
     SELECT array_agg(d.metric), array_agg(d.hour) INTO v_metrics, v_hours FROM readings_hourly_dirty d
      WHERE d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= v_lo AND d.hour < v_hi;
     RETURN QUERY
-      SELECT x.hour, h.metric, h.source, u.total, u.lo, u.hi, u.n::bigint
+      SELECT x.hour, h.metric, h.source, u.total, u.lo::text::float8, u.hi::text::float8, u.n::bigint
         FROM readings_hourly h
        CROSS JOIN LATERAL unnest(h.total, h.lo, h.hi, h.n) WITH ORDINALITY u(total, lo, hi, n, i)
        CROSS JOIN LATERAL (SELECT h.day::timestamp AT TIME ZONE 'UTC' + (u.i - 1) * interval '1 hour' AS hour) x
@@ -717,19 +717,14 @@ CREATE TABLE public.readings_hourly (
     metric text NOT NULL,
     source text NOT NULL,
     total double precision[] NOT NULL,
-    lo double precision[] NOT NULL,
-    hi double precision[] NOT NULL,
+    lo real[] NOT NULL,
+    hi real[] NOT NULL,
     n integer[] NOT NULL,
     CONSTRAINT readings_hourly_hi_check CHECK ((cardinality(hi) = 24)),
     CONSTRAINT readings_hourly_lo_check CHECK ((cardinality(lo) = 24)),
     CONSTRAINT readings_hourly_n_check CHECK ((cardinality(n) = 24)),
     CONSTRAINT readings_hourly_total_check CHECK ((cardinality(total) = 24))
-)
-WITH (toast_tuple_target='128');
-ALTER TABLE ONLY public.readings_hourly ALTER COLUMN total SET COMPRESSION lz4;
-ALTER TABLE ONLY public.readings_hourly ALTER COLUMN lo SET COMPRESSION lz4;
-ALTER TABLE ONLY public.readings_hourly ALTER COLUMN hi SET COMPRESSION lz4;
-ALTER TABLE ONLY public.readings_hourly ALTER COLUMN n SET COMPRESSION lz4;
+);
 
 ALTER TABLE ONLY public.readings_hourly FORCE ROW LEVEL SECURITY;
 

@@ -97,8 +97,8 @@ async def oldest_hour(conn: psycopg.AsyncConnection, hot_start: datetime) -> dat
 _PUT = """INSERT INTO readings_hourly AS h (tenant_id, person_id, day, metric, source, total, lo, hi, n)
           SELECT beidou_tenant(), c.p, (r.hour AT TIME ZONE 'UTC')::date, r.metric, r.source,
                  beidou_day_slots(array_agg(s.slot), array_agg(r.total), 0::float8),
-                 beidou_day_slots(array_agg(s.slot), array_agg(r.lo), 0::float8),
-                 beidou_day_slots(array_agg(s.slot), array_agg(r.hi), 0::float8),
+                 beidou_day_slots(array_agg(s.slot), array_agg(r.lo::real), 0::real),
+                 beidou_day_slots(array_agg(s.slot), array_agg(r.hi::real), 0::real),
                  beidou_day_slots(array_agg(s.slot), array_agg(r.n::integer), 0)
             FROM {tuples}
            CROSS JOIN LATERAL beidou_raw_hours(c.p, c.m, c.f, c.t) r

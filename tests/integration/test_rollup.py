@@ -93,9 +93,9 @@ async def _with_db(service, job):
         await db.close()
 
 
-def _roll(service, tenant, max_days: int = 400) -> rollup.RollupResult:
+def _roll(service, tenant, max_days: int = 400, grace: timedelta = timedelta(0)) -> rollup.RollupResult:
     return asyncio.run(_with_db(service, lambda db: rollup.roll_up(
-        db, [tenant.id], hot_days=30, grace=timedelta(0), max_days=max_days)))
+        db, [tenant.id], hot_days=30, grace=grace, max_days=max_days)))
 
 
 def _pack(service) -> None:
@@ -270,6 +270,72 @@ def test_a_roll_up_that_stops_part_way_leaves_every_chart_right_and_carries_on(s
         _same(chart, raw)
     assert ranges == sorted(ranges, reverse=True) and len(set(ranges)) > 3
     assert ranges[-1] <= TODAY - 33 * DAY
+
+
+def _day_rows(service, pid) -> dict:
+    """(metric, day, source) → the hours of the day row that hold readings."""
+    with service.admin_conn() as conn:
+        return {(m, d, src): hours for m, d, src, hours in conn.execute(
+            """SELECT metric, day, source, array_agg(i - 1 ORDER BY i) FILTER (WHERE k > 0)
+                 FROM readings_hourly, unnest(n) WITH ORDINALITY u(k, i) WHERE person_id = %s
+                GROUP BY 1, 2, 3""", (pid, )).fetchall()}
+
+
+def test_a_day_row_takes_hours_as_they_close_and_one_changed_hour_takes_its_day_again(service, tenant):
+    client, pid = _person(service, tenant, "zhao")
+    _load(service, tenant, pid, [TODAY - 3 * DAY, TODAY - 2 * DAY])
+    day = TODAY - 2 * DAY
+    cases = [(m, b, TODAY - 3 * DAY, NOW) for m in METRICS for b in ("1 hour", "1 day")]
+    _, raw = _series(service, tenant, pid, cases)
+
+    # Up to the middle of a day, then the rest of it: the same day rows take the later hours.
+    _roll(service, tenant, grace=NOW - (day + timedelta(hours=11, minutes=30)))
+    half = _day_rows(service, pid)
+    assert half[("heart_rate", day.date(), "watch")][-1] == 10
+    chart, _ = _series(service, tenant, pid, cases)
+    _same(chart, raw)
+    _roll(service, tenant)
+    rows = _day_rows(service, pid)
+    assert rows.keys() == half.keys() and rows[("heart_rate", day.date(), "watch")][-1] == 23
+    assert rows[("steps", day.date(), "phone")] == list(range(24))
+    chart, _ = _series(service, tenant, pid, cases)
+    _same(chart, raw)
+
+    # One hour of a rolled day changes: that hour reads raw at once, every other hour of the day stays rolled
+    # up, and the next run takes the whole day again.
+    supervisor = tenant.client(tenant.staff_token("sup-day", role="care_supervisor"))
+    first = _chart(supervisor, "zhao", "heart_rate", day, day + DAY)
+    late = client.post("/v1/readings", json={"readings": [
+        {"time": (day + timedelta(hours=7, minutes=1)).isoformat(), "metric": "heart_rate", "value": 203.7,
+         "source": "strap"}]})
+    assert late.status_code == 200 and late.json()["results"][0]["status"] == "accepted", late.text
+    seven = (day + 7 * HOUR).isoformat().replace("+00:00", "Z")
+    expected = dict(first, **{seven: (first[seven][0] + 1, first[seven][1], 203.7)})
+    assert _chart(supervisor, "zhao", "heart_rate", day, day + DAY) == expected
+    _roll(service, tenant)
+    assert _chart(supervisor, "zhao", "heart_rate", day, day + DAY) == expected
+    assert _day_rows(service, pid)[("heart_rate", day.date(), "strap")] == [7]
+    assert _rows(service, pid, "readings_hourly_dirty") == 0
+
+    # A source's only readings of a day are deleted: its day row goes, the others stay.
+    answer = client.post("/v1/sync/health-connect", json={"changes": [{"upsertionChange": {"record": {
+        "recordType": "StepsRecord", "count": 90,
+        "metadata": {"id": "walk", "dataOrigin": {"packageName": "com.example.ring"},
+                     "lastModifiedTime": (day + 20 * HOUR).isoformat(), "clientRecordVersion": 1},
+        "startTime": (day + timedelta(hours=19, minutes=10)).isoformat(),
+        "endTime": (day + timedelta(hours=19, minutes=40)).isoformat(),
+        "startZoneOffset": "+08:00", "endZoneOffset": "+08:00"}}}]})
+    assert answer.status_code == 200, answer.text
+    _roll(service, tenant)
+    with_ring = _day_rows(service, pid)
+    assert [key for key in with_ring if key not in rows and key[0] == "steps"] == \
+        [("steps", day.date(), "health-connect:com.example.ring")]
+    answer = client.post("/v1/sync/health-connect", json={"changes": [{"deletionChange": {"recordId": "walk"}}]})
+    assert answer.status_code == 200, answer.text
+    _roll(service, tenant)
+    assert ("steps", day.date(), "health-connect:com.example.ring") not in _day_rows(service, pid)
+    chart, raw = _series(service, tenant, pid, cases)
+    _same(chart, raw)
 
 
 def test_another_insurer_sees_nothing_of_the_roll_up(service, tenant):
