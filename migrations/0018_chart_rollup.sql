@@ -14,7 +14,7 @@
 
 -- One row a day rather than an hour: the row's header and keys are paid once for 24 hours (about a fifth of
 -- the bytes). The lowest and highest are kept in single precision, as packed history keeps them, and read back
--- through their shortest text, as the hot table's single-precision values are read (0017): 36.6 stays 36.6.
+-- through their shortest text: 36.6 stays 36.6, as sent.
 -- A row (~650 bytes) stays below the size at which PostgreSQL would compress it (~2 KB), so its slots are fixed
 -- width and plain.
 CREATE TABLE readings_hourly (
@@ -82,6 +82,12 @@ RETURNS anycompatiblearray LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM unnest(p_new_n, p_new, p_old) WITH ORDINALITY u(k, new, old, i)
 $$;
 
+-- A single-precision value as double precision through its shortest text (36.6 reads 36.6, not 36.599998),
+-- what a device sent; whole numbers, most values, skip the text. Inlined into its callers.
+CREATE FUNCTION beidou_real_as_sent(p real) RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN p = trunc(p) THEN p::float8 ELSE p::text::float8 END
+$$;
+
 -- A person's readings of ``p_metrics`` in [p_from, p_to), both tiers, as one row per UTC hour × metric × source
 -- (what the roll-up stores). Runs as the caller: row-level security applies.
 CREATE FUNCTION beidou_raw_hours(p_person uuid, p_metrics text[], p_from timestamptz, p_to timestamptz)
@@ -121,7 +127,7 @@ BEGIN
     SELECT array_agg(d.metric), array_agg(d.hour) INTO v_metrics, v_hours FROM readings_hourly_dirty d
      WHERE d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= v_lo AND d.hour < v_hi;
     RETURN QUERY
-      SELECT x.hour, h.metric, h.source, u.total, u.lo::text::float8, u.hi::text::float8, u.n::bigint
+      SELECT x.hour, h.metric, h.source, u.total, beidou_real_as_sent(u.lo), beidou_real_as_sent(u.hi), u.n::bigint
         FROM readings_hourly h
        CROSS JOIN LATERAL unnest(h.total, h.lo, h.hi, h.n) WITH ORDINALITY u(total, lo, hi, n, i)
        CROSS JOIN LATERAL (SELECT h.day::timestamp AT TIME ZONE 'UTC' + (u.i - 1) * interval '1 hour' AS hour) x

@@ -81,7 +81,7 @@ BEGIN
     SELECT array_agg(d.metric), array_agg(d.hour) INTO v_metrics, v_hours FROM readings_hourly_dirty d
      WHERE d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= v_lo AND d.hour < v_hi;
     RETURN QUERY
-      SELECT x.hour, h.metric, h.source, u.total, u.lo::text::float8, u.hi::text::float8, u.n::bigint
+      SELECT x.hour, h.metric, h.source, u.total, beidou_real_as_sent(u.lo), beidou_real_as_sent(u.hi), u.n::bigint
         FROM readings_hourly h
        CROSS JOIN LATERAL unnest(h.total, h.lo, h.hi, h.n) WITH ORDINALITY u(total, lo, hi, n, i)
        CROSS JOIN LATERAL (SELECT h.day::timestamp AT TIME ZONE 'UTC' + (u.i - 1) * interval '1 hour' AS hour) x
@@ -164,6 +164,12 @@ CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_f
    WHERE p.person_id = p_person AND p.metric = ANY(p_metrics)
      AND p.day >= (p_from AT TIME ZONE 'UTC')::date AND p.day <= (p_to AT TIME ZONE 'UTC')::date
      AND t.at >= p_from AND t.at < p_to
+$$;
+
+CREATE FUNCTION public.beidou_real_as_sent(p real) RETURNS double precision
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT CASE WHEN p = trunc(p) THEN p::float8 ELSE p::text::float8 END
 $$;
 
 CREATE FUNCTION public.beidou_steps_hourly(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(hour timestamp with time zone, total double precision, lo double precision, hi double precision, n bigint, source text)
