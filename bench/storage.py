@@ -230,9 +230,9 @@ def main() -> None:
         with psycopg.connect(db.admin_url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE readings_hourly")
             size = conn.execute("SELECT pg_total_relation_size('readings_hourly')").fetchone()[0]
-            mine, rows = conn.execute("SELECT count(*) FILTER (WHERE person_id = %s), count(*) FROM readings_hourly",
-                                      (dev,)).fetchone()
-        per_year = size * mine / max(rows, 1) / args.dev_days * 365
+            mine, day_rows = conn.execute("SELECT count(*) FILTER (WHERE person_id = %s), count(*) FROM readings_hourly",
+                                          (dev,)).fetchone()
+        per_year = size * mine / max(day_rows, 1) / args.dev_days * 365
         print(f"roll-up: {rolled:,} day rows (24 hourly slots each) in {seconds:.1f} s; {per_year / 1e6:.2f} MB "
               f"per person-year (dev person, table + index)")
         for label, (p50, p99) in chart_latency(db.app_url, tenant_id, dev, end, args.repeat).items():
