@@ -1,4 +1,5 @@
-"""Chart roll-up: per person × metric × UTC hour × source, the sum, lowest, highest and count of the readings.
+"""Chart roll-up: per person × metric × UTC day × source, one row of 24 hourly slots holding the sum, lowest,
+highest and count of each hour's readings (count 0 where an hour has nothing).
 
 The scheduler runs :func:`roll_up` (lock-guarded). Per tenant, in transactions of at most one UTC day each:
 
@@ -6,8 +7,9 @@ The scheduler runs :func:`roll_up` (lock-guarded). Per tenant, in transactions o
    committed) are rolled up and ``rolled_to`` moves past them, in one transaction;
 2. backward: ``rolled_from`` moves back a day at a time, to the tenant's oldest packed day, oldest dirty hour or
    the start of the hot window (``max_days`` days per run: a year of history is worked off over a few runs);
+   both only fill empty slots of day rows, since slots of hours outside the rolled range are always empty;
 3. dirty: hours inside the rolled range that writers marked (a late reading, a record replaced or deleted, a
-   repacked day, see :func:`repository.mark_past_hours`) are rolled up again.
+   repacked day, see :func:`repository.mark_past_hours`) have their day rows (every source) rolled up again.
 
 A step's rows and its move of the range commit together, so a crash loses nothing and a rerun repeats
 nothing. Readers never depend on how far this got: ``beidou_hourly_span`` (migration 0018) answers an hour
@@ -29,7 +31,7 @@ DAY = timedelta(days=1)
 
 @dataclass
 class RollupResult:
-    rows: int = 0      # roll-up rows written by forward and backward steps
+    rows: int = 0      # day rows written (new or filled) by forward and backward steps
     dirty: int = 0     # marked hours rolled up again
 
 
