@@ -1,6 +1,7 @@
 """SQL for alerts. Every function runs inside a tenant-scoped transaction."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from psycopg.types.json import Jsonb
 from app.core import channels
 from streaming.events import AnomalyEvent
 from streaming.records import repository as records_repo
+from streaming.rollup import repository as rollup_repo
 
 ALERT_CHANNEL = channels.ALERTS.name
 
@@ -287,11 +289,23 @@ async def person_by_external(conn: psycopg.AsyncConnection, external_id: str) ->
     return row[0] if row else None
 
 
+# Chart buckets that hold whole UTC hours (time_bucket aligns them to UTC midnight): the roll-up answers them.
+_WHOLE_HOURS = re.compile(r"\d+ (hour|day)s?")
+
+
 async def reading_series(conn: psycopg.AsyncConnection, *, person_id: UUID, metric: str, bucket: str,
                          start: datetime, end: datetime) -> list[tuple]:
     """(bucket start, avg, min, max, count) of the person's ``metric`` readings in [start, end). Steps come one
     source per person and hour (``streaming.records.repository.STEPS_SPAN``): two apps' steps never add up.
-    Hot and packed history alike (``beidou_readings_span``)."""
+    Hot and packed history alike (``beidou_readings_span``); buckets of whole hours or days read the hourly
+    roll-up where it is up to date (``streaming.rollup``), with the same answer."""
+    if _WHOLE_HOURS.fullmatch(bucket):
+        span, args = ((rollup_repo.STEPS_HOURLY, (person_id, start, end)) if metric == "steps"
+                      else (rollup_repo.HOURLY_SPAN, (person_id, metric, start, end)))
+        cur = await conn.execute(
+            f"""SELECT time_bucket(%s::interval, hour) AS t, {rollup_repo.HOURLY_AGGREGATES}
+                  FROM {span} GROUP BY t ORDER BY t""", (bucket, *args))
+        return await cur.fetchall()
     if metric == "steps":
         cur = await conn.execute(
             f"""SELECT time_bucket(%s::interval, time) AS t, {records_repo.SPAN_AGGREGATES}

@@ -195,8 +195,8 @@ def worker(processes: int) -> None:
         pass
 
 
-@main.command(help="Run the scheduler: escalation timers, data-gap checks, packing history past the hot window, the daily break-the-glass "
-                   "digest. Run ONE per deployment (jobs are lock-guarded, so a second one is harmless but idle).")
+@main.command(help="Run the scheduler: escalation timers, data-gap checks, packing history past the hot window, the hourly "
+                   "chart roll-up, the daily break-the-glass digest. Run ONE per deployment (jobs are lock-guarded, so a second one is harmless but idle).")
 def scheduler() -> None:
     import asyncio
 

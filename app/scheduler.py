@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.consumer import AlertConsumer
 from app.core.db import Database
-from streaming import history
+from streaming import history, rollup
 from streaming.consumer import DetectionConsumer
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class Scheduler:
         # History past the hot window is packed (and its hot chunks dropped), chunk by chunk.
         self.scheduler.add_job(self._guarded("pack_history", self.run_pack_history), "interval", hours=1,
                                id="pack_history", next_run_time=now + timedelta(seconds=30))
+        # Closed hours are rolled up for charts, and hours that changed since are rolled up again.
+        self.scheduler.add_job(self._guarded("roll_up", self.run_roll_up), "interval", hours=1,
+                               id="roll_up", next_run_time=now + timedelta(seconds=60))
 
     def start(self) -> None:
         self.scheduler.start()
@@ -89,6 +92,12 @@ class Scheduler:
         a crash leaves nothing lost or twice: see ``streaming.history``)."""
         result = await history.pack_history(self.db, hot_days=self.hot_days)
         return result.readings
+
+    async def run_roll_up(self) -> int:
+        """Roll up closed hours for the care chart, and hours that changed since (idempotent, resumable: see
+        ``streaming.rollup``)."""
+        result = await rollup.roll_up(self.db, await self.detection.tenants(), hot_days=self.hot_days)
+        return result.rows + result.dirty
 
 
 async def run_scheduler(url: str, *, hot_days: int = 30) -> None:

@@ -11,7 +11,9 @@ On a fresh database of the local test cluster (BEIDOU_TEST_PG_PORT, or BEIDOU_TE
    per person-year (table + TOAST + index) for that person;
 4. loads ``--people`` synthetic people × ``--days`` days at a reduced rate (heart rate every
    ``--interval-s`` seconds, steps per minute), packs them, and prints their bytes per person-year;
-5. times the care chart's query (``alerts.repository.reading_series``) for the dev person over 1 day,
+5. rolls up closed hours for charts as the scheduler does (``streaming.rollup``) and prints the roll-up's bytes
+   per person-year;
+6. times the care chart's query (``alerts.repository.reading_series``) for the dev person over 1 day,
    30 days and 1 year: p50 and p99 of ``--repeat`` runs.
 The database is dropped at the end unless ``--keep``.
 """
@@ -105,6 +107,23 @@ def pack(app_url: str) -> tuple[int, float]:
             started = time.perf_counter()
             result = await history.pack_history(db, hot_days=HOT_DAYS, max_chunks=100_000)
             return result.readings, time.perf_counter() - started
+        finally:
+            await db.close()
+    return asyncio.run(run())
+
+
+def roll_up(app_url: str, tenant_id) -> tuple[int, float]:
+    """The scheduler's roll-up job (closed hours, back to the oldest packed day) for the whole tenant."""
+    from app.core.db import Database
+    from streaming import rollup
+
+    async def run():
+        db = Database(app_url, min_size=1, max_size=2, statement_timeout_ms=0)
+        await db.open()
+        try:
+            started = time.perf_counter()
+            result = await rollup.roll_up(db, [tenant_id], hot_days=HOT_DAYS, max_days=100_000)
+            return result.rows, time.perf_counter() - started
         finally:
             await db.close()
     return asyncio.run(run())
@@ -206,6 +225,15 @@ def main() -> None:
             print(f"packed: {packed_n:,} readings in {seconds:.1f} s; {grown / max(person_days, 1) * 365 / 1e6:.2f} MB "
                   f"per person-year (synthetic, {person_days:,} person-days)")
 
+        rolled, seconds = roll_up(db.app_url, tenant_id)
+        with psycopg.connect(db.admin_url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE readings_hourly")
+            size = conn.execute("SELECT pg_total_relation_size('readings_hourly')").fetchone()[0]
+            mine, day_rows = conn.execute("SELECT count(*) FILTER (WHERE person_id = %s), count(*) FROM readings_hourly",
+                                          (dev,)).fetchone()
+        per_year = size * mine / max(day_rows, 1) / args.dev_days * 365
+        print(f"roll-up: {rolled:,} day rows (24 hourly slots each) in {seconds:.1f} s; {per_year / 1e6:.2f} MB "
+              f"per person-year (dev person, table + index)")
         for label, (p50, p99) in chart_latency(db.app_url, tenant_id, dev, end, args.repeat).items():
             print(f"chart {label:>8}: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  (target p99 < 100 ms)")
     finally:

@@ -57,6 +57,8 @@ PERSONAL_DATA: tuple[PersonalTable, ...] = (
     # A view over the lean hot tables (migration 0017): exported as whole readings, erased table by table.
     PersonalTable("readings", "person_id", order_by="time, metric, source", erase_with="beidou_erase_hot_readings"),
     PersonalTable("readings_packed", "person_id", order_by="day, metric, source"),
+    PersonalTable("readings_hourly", "person_id", order_by="day, metric, source"),
+    PersonalTable("readings_hourly_dirty", "person_id", order_by="hour, metric"),
     PersonalTable("guardianships", "guardian_id", order_by="created_at", key="guardianships_as_guardian"),
     PersonalTable("guardianships", "minor_id", order_by="created_at", key="guardianships_as_minor"),
     PersonalTable("consent_events", "person_id", erase=False, order_by="id"),

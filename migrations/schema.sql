@@ -28,6 +28,20 @@ CREATE FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purp
     WHERE s.person_id = $1 AND s.data_type = $2 AND s.purpose IN ($3, 'monitoring')
       AND s.granted AND (s.valid_until IS NULL OR s.valid_until > now()) AND p.erased_at IS NULL $_$;
 
+CREATE FUNCTION public.beidou_day_slots(p_slot integer[], p_value anycompatiblearray, p_empty anycompatible) RETURNS anycompatiblearray
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT array_agg(coalesce(v.value, p_empty) ORDER BY s.i)
+    FROM generate_series(0, 23) s(i) LEFT JOIN unnest(p_slot, p_value) v(slot, value) ON v.slot = s.i
+$$;
+
+CREATE FUNCTION public.beidou_day_slots_merge(p_new_n integer[], p_new anycompatiblearray, p_old anycompatiblearray) RETURNS anycompatiblearray
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT array_agg(CASE WHEN u.k > 0 THEN u.new ELSE u.old END ORDER BY u.i)
+    FROM unnest(p_new_n, p_new, p_old) WITH ORDINALITY u(k, new, old, i)
+$$;
+
 CREATE FUNCTION public.beidou_dependants() RETURNS SETOF uuid
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
@@ -55,6 +69,45 @@ CREATE FUNCTION public.beidou_erase_hot_readings(p_person uuid) RETURNS bigint
                 RETURNING 1)
   SELECT count(*) FROM gone;
 $$;
+
+CREATE FUNCTION public.beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(hour timestamp with time zone, metric text, source text, total double precision, lo double precision, hi double precision, n bigint)
+    LANGUAGE plpgsql STABLE
+    AS $$
+#variable_conflict use_column
+DECLARE
+  v_from timestamptz; v_to timestamptz;   -- the tenant's rolled range
+  v_lo timestamptz; v_hi timestamptz;     -- the whole hours of the window inside it
+  v_metrics text[]; v_hours timestamptz[];  -- marked hours among them
+BEGIN
+  SELECT s.rolled_from, s.rolled_to INTO v_from, v_to
+    FROM people p JOIN readings_hourly_state s ON s.tenant_id = p.tenant_id WHERE p.id = p_person;
+  v_lo := least(p_to, greatest(date_trunc('hour', p_from - interval '1 microsecond', 'UTC') + interval '1 hour',
+                               coalesce(v_from, 'infinity')));
+  v_hi := greatest(v_lo, least(date_trunc('hour', p_to, 'UTC'), coalesce(v_to, 'infinity')));
+  IF v_lo < v_hi THEN
+    SELECT array_agg(d.metric), array_agg(d.hour) INTO v_metrics, v_hours FROM readings_hourly_dirty d
+     WHERE d.person_id = p_person AND d.metric = ANY(p_metrics) AND d.hour >= v_lo AND d.hour < v_hi;
+    RETURN QUERY
+      SELECT x.hour, h.metric, h.source, u.total, beidou_real_as_sent(u.lo), beidou_real_as_sent(u.hi), u.n::bigint
+        FROM readings_hourly h
+       CROSS JOIN LATERAL unnest(h.total, h.lo, h.hi, h.n) WITH ORDINALITY u(total, lo, hi, n, i)
+       CROSS JOIN LATERAL (SELECT h.day::timestamp AT TIME ZONE 'UTC' + (u.i - 1) * interval '1 hour' AS hour) x
+       WHERE h.person_id = p_person AND h.metric = ANY(p_metrics)
+         AND h.day >= (v_lo AT TIME ZONE 'UTC')::date AND h.day <= ((v_hi - interval '1 hour') AT TIME ZONE 'UTC')::date
+         AND u.n > 0 AND x.hour >= v_lo AND x.hour < v_hi
+         AND (v_hours IS NULL OR (h.metric, x.hour) NOT IN (SELECT * FROM unnest(v_metrics, v_hours)));
+  END IF;
+  IF p_from < v_lo THEN
+    RETURN QUERY SELECT * FROM beidou_raw_hours(p_person, p_metrics, p_from, v_lo);
+  END IF;
+  IF v_hi < p_to THEN
+    RETURN QUERY SELECT * FROM beidou_raw_hours(p_person, p_metrics, v_hi, p_to);
+  END IF;
+  IF v_hours IS NOT NULL THEN
+    RETURN QUERY SELECT r.* FROM unnest(v_metrics, v_hours) AS d(m, h)
+                  CROSS JOIN LATERAL beidou_raw_hours(p_person, ARRAY[d.m], d.h, d.h + interval '1 hour') r;
+  END IF;
+END $$;
 
 CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -91,6 +144,14 @@ CREATE FUNCTION public.beidou_person_no() RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT person_no FROM people WHERE id = beidou_person() $$;
 
+CREATE FUNCTION public.beidou_raw_hours(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(hour timestamp with time zone, metric text, source text, total double precision, lo double precision, hi double precision, n bigint)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT date_trunc('hour', s.time, 'UTC'), s.metric, s.source, sum(s.value * s.n), min(s.lo), max(s.hi), sum(s.n)
+    FROM beidou_readings_span(p_person, p_metrics, p_from, p_to) s
+   GROUP BY 1, 2, 3
+$$;
+
 CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, metric text, value double precision, lo double precision, hi double precision, n integer, value2 double precision, details jsonb, source text, utc_offset_min smallint, received_at timestamp with time zone, record_id bigint, packed boolean)
     LANGUAGE sql STABLE
     AS $$
@@ -116,6 +177,24 @@ CREATE FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_f
    WHERE p.person_id = p_person AND p.metric = ANY(p_metrics)
      AND p.day >= (p_from AT TIME ZONE 'UTC')::date AND p.day <= (p_to AT TIME ZONE 'UTC')::date
      AND t.at >= p_from AND t.at < p_to
+$$;
+
+CREATE FUNCTION public.beidou_real_as_sent(p real) RETURNS double precision
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  SELECT CASE WHEN p = trunc(p) THEN p::float8 ELSE p::text::float8 END
+$$;
+
+CREATE FUNCTION public.beidou_steps_hourly(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE(hour timestamp with time zone, total double precision, lo double precision, hi double precision, n bigint, source text)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT k.hour, k.total, k.lo, k.hi, k.n, k.source
+    FROM (SELECT h.*, row_number() OVER (PARTITION BY h.hour
+                                         ORDER BY coalesce(array_position(sp.sources, h.source), 2147483647),
+                                                  h.total DESC, h.source) AS k
+            FROM beidou_hourly_span(p_person, ARRAY['steps'], p_from, p_to) h
+            LEFT JOIN source_priority sp ON sp.person_id = p_person AND sp.metric = 'steps') k
+   WHERE k.k = 1
 $$;
 
 CREATE FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) RETURNS TABLE("time" timestamp with time zone, value double precision, source text)
@@ -775,6 +854,44 @@ CREATE VIEW public.readings WITH (security_invoker='true') AS
      JOIN public.sources s ON (((s.person_id = p.id) AND (s.source_no = h.source_no))))
      LEFT JOIN public.readings_hot_extra x ON (((x.person_no = h.person_no) AND (x.metric_no = h.metric_no) AND (x."time" = h."time") AND (x.source_no = h.source_no))));
 
+CREATE TABLE public.readings_hourly (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    day date NOT NULL,
+    metric text NOT NULL,
+    source text NOT NULL,
+    total double precision[] NOT NULL,
+    lo real[] NOT NULL,
+    hi real[] NOT NULL,
+    n integer[] NOT NULL,
+    CONSTRAINT readings_hourly_hi_check CHECK ((cardinality(hi) = 24)),
+    CONSTRAINT readings_hourly_lo_check CHECK ((cardinality(lo) = 24)),
+    CONSTRAINT readings_hourly_n_check CHECK ((cardinality(n) = 24)),
+    CONSTRAINT readings_hourly_total_check CHECK ((cardinality(total) = 24))
+);
+
+ALTER TABLE ONLY public.readings_hourly FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.readings_hourly_dirty (
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    metric text NOT NULL,
+    hour timestamp with time zone NOT NULL,
+    marked_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.readings_hourly_dirty FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.readings_hourly_state (
+    tenant_id uuid NOT NULL,
+    rolled_from timestamp with time zone NOT NULL,
+    rolled_to timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT readings_hourly_state_check CHECK ((rolled_from <= rolled_to))
+);
+
+ALTER TABLE ONLY public.readings_hourly_state FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.readings_packed (
     tenant_id uuid NOT NULL,
     person_id uuid NOT NULL,
@@ -985,6 +1102,15 @@ ALTER TABLE ONLY public.people
 
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_external_id_key UNIQUE (tenant_id, external_id);
+
+ALTER TABLE ONLY public.readings_hourly_dirty
+    ADD CONSTRAINT readings_hourly_dirty_pkey PRIMARY KEY (person_id, metric, hour);
+
+ALTER TABLE ONLY public.readings_hourly
+    ADD CONSTRAINT readings_hourly_pkey PRIMARY KEY (person_id, metric, day, source);
+
+ALTER TABLE ONLY public.readings_hourly_state
+    ADD CONSTRAINT readings_hourly_state_pkey PRIMARY KEY (tenant_id);
 
 ALTER TABLE ONLY public.readings_packed
     ADD CONSTRAINT readings_packed_pkey PRIMARY KEY (person_id, metric, day, source);
@@ -1215,6 +1341,15 @@ ALTER TABLE ONLY public.notifications
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id);
 
+ALTER TABLE ONLY public.readings_hourly_dirty
+    ADD CONSTRAINT readings_hourly_dirty_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.readings_hourly
+    ADD CONSTRAINT readings_hourly_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.readings_hourly_state
+    ADD CONSTRAINT readings_hourly_state_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES public.tenants(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.readings_packed
     ADD CONSTRAINT readings_packed_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
 
@@ -1321,6 +1456,12 @@ CREATE POLICY isolation ON public.readings_hot TO beidou_app USING (((tenant_no 
 
 CREATE POLICY isolation ON public.readings_hot_extra TO beidou_app USING (((tenant_no = ( SELECT public.beidou_tenant_no() AS beidou_tenant_no)) AND ((public.beidou_person() IS NULL) OR (person_no = ( SELECT public.beidou_person_no() AS beidou_person_no))))) WITH CHECK (((tenant_no = ( SELECT public.beidou_tenant_no() AS beidou_tenant_no)) AND ((public.beidou_person() IS NULL) OR (person_no = ( SELECT public.beidou_person_no() AS beidou_person_no)))));
 
+CREATE POLICY isolation ON public.readings_hourly TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.readings_hourly_dirty TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
+
+CREATE POLICY isolation ON public.readings_hourly_state TO beidou_app USING ((tenant_id = public.beidou_tenant())) WITH CHECK (((tenant_id = public.beidou_tenant()) AND (public.beidou_person() IS NULL)));
+
 CREATE POLICY isolation ON public.readings_packed TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
 
 CREATE POLICY isolation ON public.records TO beidou_app USING (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person())))) WITH CHECK (((tenant_id = public.beidou_tenant()) AND ((public.beidou_person() IS NULL) OR (person_id = public.beidou_person()))));
@@ -1357,6 +1498,12 @@ ALTER TABLE public.readings_hot ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.readings_hot_extra ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.readings_hourly ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.readings_hourly_dirty ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.readings_hourly_state ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE public.readings_packed ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.records ENABLE ROW LEVEL SECURITY;
@@ -1387,11 +1534,20 @@ GRANT ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with tim
 REVOKE ALL ON FUNCTION public.beidou_erase_hot_readings(p_person uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_erase_hot_readings(p_person uuid) TO beidou_app;
 
+REVOKE ALL ON FUNCTION public.beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
+
 REVOKE ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) TO beidou_app;
 
+REVOKE ALL ON FUNCTION public.beidou_raw_hours(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_raw_hours(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
+
 REVOKE ALL ON FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_readings_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_steps_hourly(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_steps_hourly(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_steps_merged(p_person uuid, p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
@@ -1448,6 +1604,12 @@ GRANT SELECT,INSERT,DELETE ON TABLE public.readings_hot_extra TO beidou_app;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sources TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.readings_hourly TO beidou_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.readings_hourly_dirty TO beidou_app;
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.readings_hourly_state TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings_packed TO beidou_app;
 

@@ -25,6 +25,7 @@ from app.core.observability import INGEST_COMMIT_SECONDS, INGEST_GROUP_ROWS
 from consent import repository as consent_repo
 from consent.catalog import MONITORING
 from streaming.repository import INGEST_CHANNEL
+from streaming.rollup import repository as rollup_repo
 from streaming.validation import Reading
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,8 @@ class IngestWriter:
                     outcomes[j][i] = DUPLICATE
                 if len(duplicates) < len(rows) and any(r[6] is not None or r[7] is not None for r in rows):
                     await cur.execute(_INSERT_EXTRA, (min(r[1] for r in rows), max(r[1] for r in rows)))
+                # Hours the chart roll-up may hold are taken again (no statement unless a reading is before this hour).
+                await rollup_repo.mark_past_hours(conn, ((r[3], r[4], r[1]) for r in rows))
                 earliest = _earliest_per_person(rows, duplicates)
                 if earliest:  # a batch that was all repeats changes nothing the detector has seen
                     people_now = sorted(earliest)

@@ -9,6 +9,8 @@ from uuid import UUID
 
 import psycopg
 
+from streaming.rollup import repository as rollup_repo
+
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS pack_points (
     tenant_id uuid, person_id uuid, metric text, day date, source text, at timestamptz, total double precision,
     lo double precision, hi double precision, n integer, value2 double precision, details jsonb, off smallint,
@@ -196,8 +198,9 @@ async def delete_packed_record(conn: psycopg.AsyncConnection, person_id: UUID, m
         return 0
     cur = await conn.execute(_TAKE_PACKED, {"people": [person_id], "days": days, "metrics": [metric]})
     before = (await cur.fetchone())[0]
-    cur = await conn.execute("DELETE FROM pack_points WHERE record = %s", (record_id,))
+    cur = await conn.execute("DELETE FROM pack_points WHERE record = %s RETURNING at", (record_id,))
     removed = cur.rowcount
+    await rollup_repo.mark_past_hours(conn, ((person_id, metric, at) for (at,) in await cur.fetchall()))
     cur = await conn.execute(_PACK)
     after = sum(row[0] for row in await cur.fetchall())
     if after != before - removed:

@@ -11,6 +11,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from streaming.history import repository as history_repo
+from streaming.rollup import repository as rollup_repo
 
 if TYPE_CHECKING:
     from streaming.records import _Prepared
@@ -126,14 +127,19 @@ async def delete_readings(conn: psycopg.AsyncConnection, person_id: UUID, record
               WHERE person_no = (SELECT person_no FROM people WHERE id = %(person)s)
                 AND metric_no = (SELECT code FROM data_types WHERE name = %(metric)s)
                 AND time >= %(start)s AND time <= %(end)s AND record_id = %(record)s
-             RETURNING person_no, metric_no, time, source_no)
-           DELETE FROM readings_hot r USING owned o
-            WHERE r.person_no = o.person_no AND r.metric_no = o.metric_no AND r.time = o.time
-              AND r.source_no = o.source_no AND r.time >= %(start)s AND r.time <= %(end)s""",
+             RETURNING person_no, metric_no, time, source_no),
+           gone AS (
+             DELETE FROM readings_hot r USING owned o
+              WHERE r.person_no = o.person_no AND r.metric_no = o.metric_no AND r.time = o.time
+                AND r.source_no = o.source_no AND r.time >= %(start)s AND r.time <= %(end)s
+             RETURNING r.time)
+           SELECT count(*), array_agg(DISTINCT date_trunc('hour', time, 'UTC')) FROM gone""",
         {"person": person_id, "metric": record.metric, "start": record.start_time, "end": record.end_time,
          "record": record.id})
-    return cur.rowcount + await history_repo.delete_packed_record(conn, person_id, record.metric, record.id,
-                                                                   record.start_time, record.end_time)
+    removed, hours = await cur.fetchone()
+    await rollup_repo.mark_past_hours(conn, ((person_id, record.metric, h) for h in hours or ()))
+    return removed + await history_repo.delete_packed_record(conn, person_id, record.metric, record.id,
+                                                              record.start_time, record.end_time)
 
 
 async def withdraw(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> None:
@@ -218,6 +224,8 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
                                               AND g.source_no = s.source_no)
                SELECT count(*) FROM stored""", {"person": person_id})
         stored = (await cur.fetchone())[0]
+        await rollup_repo.mark_past_hours(conn, ((person_id, metric, time) for _, rows in pending.values()
+                                                 for time, metric, *_ in rows))
         # Days already packed (past the hot window) take their new readings in at once.
         await cur.execute("SELECT array_agg(DISTINCT (time AT TIME ZONE 'UTC')::date) FROM record_stage")
         days = (await cur.fetchone())[0] or []
