@@ -653,7 +653,8 @@ CREATE TABLE public.detector_state (
     cursor_time timestamp with time zone,
     readings_seen bigint DEFAULT 0 NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    late_readings bigint DEFAULT 0 NOT NULL
+    late_readings bigint DEFAULT 0 NOT NULL,
+    released_until timestamp with time zone
 );
 
 ALTER TABLE ONLY public.detector_state FORCE ROW LEVEL SECURITY;

@@ -172,6 +172,10 @@ class DetectionConsumer:
             # at or ahead of the cursor, and a second source of a metric matters only if it has readings to feed.
             heads = await repo.stream_heads(conn, person_id, sorted(metrics), since=position)
             until = watermark(heads, cfg.watermark_hold, cursor)
+            if until is not None and stored is not None and stored.released_until is not None:
+                # A re-score in several passes reads again all that was scored once: a stream whose newest
+                # readings were just deleted does not hold back what the watermark had already let through.
+                until = max(until, stored.released_until)
             several = len({metric for metric, _source, _head in heads}) < len(heads)
             # A checkpoint holds the readings before its window_end: read from window_end itself.
             after = position - _TICK if inclusive else position

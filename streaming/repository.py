@@ -24,6 +24,7 @@ class StoredState:
     cursor_time: datetime | None
     readings_seen: int
     late_readings: int = 0
+    released_until: datetime | None = None  # the newest reading time ever fed: re-scores read up to it
 
 
 async def tenant_ids(conn: psycopg.AsyncConnection) -> list[UUID]:
@@ -116,7 +117,7 @@ async def person_zone(conn: psycopg.AsyncConnection, person_id: UUID) -> str | N
 
 async def load_state(conn: psycopg.AsyncConnection, person_id: UUID) -> StoredState | None:
     cur = await conn.execute(
-        """SELECT state, state_version, cursor_time, readings_seen, late_readings
+        """SELECT state, state_version, cursor_time, readings_seen, late_readings, released_until
              FROM detector_state WHERE person_id = %s FOR UPDATE""",
         (person_id,),
     )
@@ -268,12 +269,13 @@ async def save_state(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_i
                      late_readings: int = 0) -> None:
     await conn.execute(
         """INSERT INTO detector_state AS s (person_id, tenant_id, state, state_version, cursor_time, readings_seen,
-                                            late_readings, updated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, now())
+                                            late_readings, released_until, updated_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())
            ON CONFLICT (person_id) DO UPDATE SET state = EXCLUDED.state, state_version = EXCLUDED.state_version,
                cursor_time = EXCLUDED.cursor_time, readings_seen = EXCLUDED.readings_seen,
-               late_readings = EXCLUDED.late_readings, updated_at = now()""",
-        (person_id, tenant_id, state, state_version, cursor_time, readings_seen, late_readings),
+               late_readings = EXCLUDED.late_readings,
+               released_until = greatest(s.released_until, EXCLUDED.released_until), updated_at = now()""",
+        (person_id, tenant_id, state, state_version, cursor_time, readings_seen, late_readings, cursor_time),
     )
 
 
