@@ -19,6 +19,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from app.core import localdb
 from app.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +100,7 @@ def cluster_wide(server_admin_url: str):
     """One test process at a time: migrations and the service role's login change cluster-wide rows (roles),
     and parallel test processes share the cluster ("tuple concurrently updated" otherwise)."""
     with psycopg.connect(server_admin_url, autocommit=True) as lock:
-        lock.execute("SELECT pg_advisory_lock(7245001)")
+        lock.execute("SELECT pg_advisory_lock(%s)", (localdb.ROLE_CHANGE_LOCK,))
         yield
 
 

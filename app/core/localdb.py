@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+# The advisory lock every change to cluster-wide rows (roles, their logins) takes, in every process that makes
+# one (cluster start, the test suite's template migrations): one key, so they never run at once.
+ROLE_CHANGE_LOCK = 7245001
+
 log = logging.getLogger(__name__)
 
 PG_BIN = Path(os.environ.get("BEIDOU_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -217,7 +221,7 @@ def _ensure_roles(cluster: LocalCluster) -> None:
     with conn:
         # Several processes may start the cluster at once (parallel test processes, API workers): role changes
         # are cluster-wide rows, so one at a time ("tuple concurrently updated" otherwise).
-        conn.execute("SELECT pg_advisory_lock(7245002)")
+        conn.execute("SELECT pg_advisory_lock(%s)", (ROLE_CHANGE_LOCK,))
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
         conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}").format(
