@@ -227,7 +227,8 @@ class IngestWriter:
                     for row in rows:
                         await copy.write_row(row)
                 packed: set[int] = set()
-                if min(r[1] for r in rows) < datetime.now(timezone.utc) - self.packed_before:
+                oldest, newest = min(r[1] for r in rows), max(r[1] for r in rows)
+                if oldest < datetime.now(timezone.utc) - self.packed_before:
                     await cur.execute(_ALREADY_PACKED)
                     packed = {idx for (idx,) in await cur.fetchall()}
                 resent = await _insert(conn, cur, len(rows) - len(packed))
@@ -235,16 +236,16 @@ class IngestWriter:
                 if resent:
                     # Rare path (a resent batch): find which rows were already stored, and repeats within
                     # this group, without paying for it on every commit.
-                    await cur.execute(_DUPLICATES, (min(r[1] for r in rows), max(r[1] for r in rows)))
+                    await cur.execute(_DUPLICATES, (oldest, newest))
                     duplicates |= set(_duplicates({idx for (idx,) in await cur.fetchall()},
                                                   [r for r in rows if r[0] not in packed]))
                 for idx in duplicates:
                     j, i = where[idx]
                     outcomes[j][i] = DUPLICATE
                 if len(duplicates) < len(rows) and any(r[6] is not None or r[7] is not None for r in rows):
-                    await cur.execute(_INSERT_EXTRA, (min(r[1] for r in rows), max(r[1] for r in rows)))
-                # Hours the chart roll-up may hold are taken again (no statement unless a reading is before this hour).
-                await rollup_repo.mark_past_hours(conn, ((r[3], r[4], r[1]) for r in rows))
+                    await cur.execute(_INSERT_EXTRA, (oldest, newest))
+                if oldest < rollup_repo.this_hour():  # hours the chart roll-up may hold are taken again
+                    await rollup_repo.mark_past_hours(conn, ((r[3], r[4], r[1]) for r in rows))
                 earliest = _earliest_per_person(rows, duplicates)
                 if earliest:  # a batch that was all repeats changes nothing the detector has seen
                     people_now = sorted(earliest)
