@@ -25,7 +25,6 @@ import struct
 import sys
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -39,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (command_line, cpu_seconds, fresh_database, pct, postgres_cpu, server,  # noqa: E402
                           start_api, tree_cpu, tree_memory_mib)
-from tests.support import TestDatabase  # noqa: E402
 
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -63,10 +61,8 @@ def copy_payload(start: datetime, n: int, tenant_no: int, person_no: int) -> byt
 def storage_limit(admin_url: str, seconds: float, writers: int, batch: int) -> tuple[float, float]:
     """Rows/s that binary COPY writes into a fresh copy of the schema's hot table, ``writers`` at once, and
     PostgreSQL's CPU µs per row meanwhile."""
-    from app.core import migrate
-    db = TestDatabase.create(admin_url, f"beidou_limit_{uuid.uuid4().hex[:8]}")
+    db = fresh_database(admin_url, "beidou_limit", app_login=False)
     try:
-        migrate.upgrade(db.admin_url)
         placeholder = 0x7FFFFFF0  # a person number no run reaches (and a NaN as a float4 value: never a reading)
         field = struct.pack("!ii", 4, placeholder)
         base = datetime.now(timezone.utc) - timedelta(days=400)

@@ -1,31 +1,27 @@
 """The pages' language choice and label lookup (app/web/i18n-core.js ``pageLabels``), run in Chromium."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 WEB = Path(__file__).parents[2] / "app/web"
 
 
 def _run(page, body: str) -> dict:
-    """``body`` runs in the page's browser (Debian's Chromium) beside i18n-core.js; it returns what it logs."""
+    """``body`` runs in the page's browser (Debian's Chromium) beside i18n-core.js; what it returns comes back."""
     source = (WEB / "i18n-core.js").read_text().replace("export function", "function")
-    out: list[str] = []
-    page.on("console", lambda msg: out.append(msg.text) if msg.type == "log" else None)
-    page.evaluate("() => {\n" + source + "\n" + body + "\n}")
-    return json.loads(out[-1])
+    return page.evaluate("() => {\n" + source + "\n" + body + "\n}")
 
 
 def test_a_page_takes_the_first_wanted_language_it_speaks_then_the_browsers_then_its_own_first(page):
     out = _run(page, """
 const care = pageLabels({ en: {}, "zh-CN": {} });
 const me = pageLabels({ "zh-CN": {}, en: {} });
-console.log(JSON.stringify({
+return {
   care: [care.pickLanguage([null], "zh-TW"), care.pickLanguage(["fr"], "en-US"), care.pickLanguage([], "fr"),
          care.pickLanguage(["zh-CN"], "en-US"), care.language()],
   me: [me.pickLanguage([undefined, null], "en-GB"), me.pickLanguage(["en", "zh-CN"], "zh"),
        me.pickLanguage([null, "en"], "zh"), me.pickLanguage([], "fr"), me.language()],
-}));
+};
 """)
     assert out["care"] == ["zh-CN", "en", "en", "zh-CN", "en"]
     assert out["me"] == ["en", "en", "en", "zh-CN", "zh-CN"]
@@ -41,7 +37,7 @@ labels.setLanguage("zh-CN");
 seen.push(labels.t("hi", { who: "Li" }), labels.t("only_en"), labels.t("missing"), labels.language());
 labels.setLanguage("fr");
 seen.push(labels.language());
-console.log(JSON.stringify({ seen, changes }));
+return { seen, changes };
 """)
     assert out["seen"] == ["Hello Li", "你好 Li", "English only", "missing", "zh-CN", "en"]
     assert out["changes"] == ["zh-CN", "en"]

@@ -172,12 +172,16 @@ def test_frames_trickling_in_from_many_streams_share_transactions(service, tenan
     with contextlib.ExitStack() as opened:
         streams = [opened.enter_context(open_stream(service, t)) for t in tokens]
         before = group_commits(service)
+        started = time.monotonic()
         for seq in range(2):
             for i, ws in enumerate(streams):  # one frame every ~5 ms: each alone would find the writer idle
                 ws.send(frame(seq, 60 + i, start=1000 + seq * 10))
                 time.sleep(0.005)
+        sending = time.monotonic() - started
         acks = [receive_until(ws, lambda m: m["type"] == "ack" and m["seq"] == seq)
                 for ws in streams for seq in range(2)]
     assert [a["accepted"] for a in acks] == [1] * 40
-    # 40 frames over ~0.25 s: each frame alone would be one transaction; gathered, about one per 20 ms window.
-    assert group_commits(service) - before <= 14
+    # 40 frames over ~0.25 s: each frame alone would be one transaction; gathered, about one per 20 ms window
+    # (however long a slow machine took to send them).
+    commits = group_commits(service) - before
+    assert commits < 40 and commits <= sending / 0.020 + 2, (commits, sending)
