@@ -70,14 +70,12 @@ def _serve_api(host: str, port: int, url: str, *, workers: int = 1, embedded_wor
     import uvicorn
 
     from app.api.factory import SERVE_DATABASE_URL, SERVE_EMBEDDED_WORKER
-    from app.api.ws_server import WS_PROTOCOL
+    from app.api.ws_server import uvicorn_ws_options
     settings = get_settings()
     os.environ[SERVE_DATABASE_URL] = url
     os.environ[SERVE_EMBEDDED_WORKER] = "1" if embedded_worker else "0"
-    # permessage-deflate is off by default: it triples an idle stream's memory and costs more CPU than
-    # small JSON frames save in bandwidth (BEIDOU_WS_COMPRESSION=1 turns it on).
     uvicorn.run("app.api.factory:create_app_from_env", factory=True, workers=workers, host=host, port=port,
-                ws=WS_PROTOCOL, ws_max_size=16 * 1024 * 1024, ws_per_message_deflate=settings.ws_compression,
+                **uvicorn_ws_options(settings.ws_compression),
                 log_level=settings.log_level.lower(), access_log=False, proxy_headers=False)
 
 

@@ -49,7 +49,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import TOKEN_EXPIRED_CLOSE, TOKEN_EXPIRED_REASON, Services, websocket_caller
 from app.api.problems import error_frame
-from app.core.errors import DatabaseUnavailable, Internal, Invalid, RateLimited, TooLarge
+from app.core.errors import BeidouError, Internal, Invalid, RateLimited, TooLarge
 from app.core.observability import WS_CONNECTIONS
 from streaming import validation
 from streaming.receive import all_accepted, receive, summary_json
@@ -148,9 +148,11 @@ async def serve_stream(scope: Scope, receive: Receive, send: Send) -> None:
     finally:
         svc.streams.remove(conn.who.person_id, conn)
         # Frames already taken still commit; their acks just have nowhere to go.
-        await conn.drain()
-        conn.stop()
-        WS_CONNECTIONS.dec()
+        try:
+            await conn.drain()
+        finally:
+            conn.stop()
+            WS_CONNECTIONS.dec()
 
 
 async def _open(scope: Scope, receive: Receive, send: Send) -> _Stream | None:
@@ -310,7 +312,8 @@ class _Stream:
             else:
                 self.busy = False
             if self.ended is not None:
-                self.ended.set_result(None)
+                if not self.ended.done():  # a cancelled reader may have cancelled it
+                    self.ended.set_result(None)
                 self.ended = None
         if self.dead:
             return
@@ -330,7 +333,7 @@ async def _store_frames(svc: Services, who, frames: list) -> list[str | dict]:
     try:
         results = await receive(svc.ingest, tenant_id=who.tenant_id, person_id=who.person_id,
                                 items=items, limits=svc.limits)
-    except DatabaseUnavailable as exc:
+    except BeidouError as exc:  # the database is away, too many sources...: said in each frame's answer
         return [error_frame(exc, frame.seq) for frame in frames]
     except Exception:
         log.exception("stream.frames_failed seqs=%s", [f.seq for f in frames])

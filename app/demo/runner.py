@@ -63,7 +63,7 @@ def run_demo(settings: Settings, target, opts: DemoOptions) -> dict:
     from alerts.push.emulator import FcmEmulator
     from app import directory
     from app.api.factory import create_app
-    from app.api.ws_server import WS_PROTOCOL
+    from app.api.ws_server import uvicorn_ws_options
     from app.auth import issue_token
     from app.summary import summarise
 
@@ -78,7 +78,7 @@ def run_demo(settings: Settings, target, opts: DemoOptions) -> dict:
     agent_token = issue_token(settings, tenant_id=tenant_id, subject="agent-demo", role="care_agent")
     viewer_token = issue_token(settings, tenant_id=tenant_id, subject="you", role="care_supervisor")
     app = create_app(settings, target.url, embedded_worker=True)
-    server = uvicorn.Server(uvicorn.Config(app, host=opts.host, port=opts.port, ws=WS_PROTOCOL,
+    server = uvicorn.Server(uvicorn.Config(app, host=opts.host, port=opts.port, **uvicorn_ws_options(settings.ws_compression),
                                            log_level="warning", access_log=False, lifespan="on"))
     base_url = f"http://{opts.host}:{opts.port}"
     stats = Stats()
