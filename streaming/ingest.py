@@ -245,7 +245,8 @@ class IngestWriter:
                 if len(duplicates) < len(rows) and any(r[6] is not None or r[7] is not None for r in rows):
                     await cur.execute(_INSERT_EXTRA, (oldest, newest))
                 if oldest < rollup_repo.this_hour():  # hours the chart roll-up may hold are taken again
-                    await rollup_repo.mark_past_hours(conn, ((r[3], r[4], r[1]) for r in rows))
+                    await rollup_repo.mark_past_hours(conn, ((r[3], r[4], r[1]) for r in rows
+                                                             if r[0] not in duplicates))
                 earliest = _earliest_per_person(rows, duplicates)
                 if earliest:  # a batch that was all repeats changes nothing the detector has seen
                     people_now = sorted(earliest)

@@ -18,7 +18,7 @@ from the roll-up only when it is inside the rolled range and not marked, and fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 from app.core.datatypes import DATA_TYPES
@@ -36,7 +36,7 @@ class RollupResult:
 
 
 def _day_start(at: datetime) -> datetime:
-    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return at.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 async def roll_up(db: Database, tenants: list[UUID], *, hot_days: int, grace: timedelta = timedelta(minutes=10),

@@ -11,6 +11,8 @@ from uuid import UUID
 
 import psycopg
 
+from consent import repository as consent_repo
+
 HOURLY_SPAN = "beidou_hourly_span(%s, ARRAY[%s], %s, %s)"
 """A person's hours of one metric, roll-up and raw tiers alike: ``FROM`` this with (person, metric, from, to);
 aggregate with :data:`HOURLY_AGGREGATES`."""
@@ -48,16 +50,6 @@ async def mark_past_hours(conn: psycopg.AsyncConnection, touched: Iterable[tuple
         return 0
     await conn.execute(_MARK, ([p for p, _, _ in hours], [m for _, m, _ in hours], [h for _, _, h in hours]))
     return len(hours)
-
-
-def hours_between(start: datetime, end: datetime) -> list[datetime]:
-    """The UTC hours [start, end] touches."""
-    hour = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    out = []
-    while hour <= end:
-        out.append(hour)
-        hour += timedelta(hours=1)
-    return out
 
 
 async def closed_hour(conn: psycopg.AsyncConnection, grace: timedelta) -> datetime:
@@ -111,9 +103,18 @@ _PUT = """INSERT INTO readings_hourly AS h (tenant_id, person_id, day, metric, s
              n = beidou_day_slots_merge(excluded.n, excluded.n, h.n)"""
 
 
+async def _share_everyone(conn: psycopg.AsyncConnection) -> None:
+    """The tenant's people's consent locks, shared, as ingest holds them, taken before any mark or row is
+    touched: an erasure (holding its person's exclusively) waits for the day rows written here to commit and
+    then deletes them, or commits first, and the rows read here then hold nothing of that person."""
+    cur = await conn.execute("SELECT coalesce(array_agg(id), '{}') FROM people WHERE erased_at IS NULL")
+    await consent_repo.share_people(conn, (await cur.fetchone())[0])
+
+
 async def roll_range(conn: psycopg.AsyncConnection, metrics: list[str], start: datetime, end: datetime) -> int:
     """Roll every person's hours in [start, end) into their day rows (hours outside the rolled range until now,
     so their slots are empty): marks in it are claimed first. Returns day rows written."""
+    await _share_everyone(conn)
     await conn.execute(_CLAIM, (start, end, 2**31 - 1))
     cur = await conn.execute(_PUT.format(tuples="""(SELECT id AS p, %s::text[] AS m, %s::timestamptz AS f,
                                                            %s::timestamptz AS t
@@ -125,6 +126,7 @@ async def roll_range(conn: psycopg.AsyncConnection, metrics: list[str], start: d
 async def roll_dirty(conn: psycopg.AsyncConnection, start: datetime, end: datetime, limit: int) -> int:
     """Roll up again (at most ``limit``) marked hours in [start, end): each one's whole day row, every source,
     within [start, end). Returns the hours taken."""
+    await _share_everyone(conn)
     cur = await conn.execute(_CLAIM, (start, end, limit))
     claimed = await cur.fetchall()
     if not claimed:
