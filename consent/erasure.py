@@ -7,8 +7,9 @@ the service role DELETE on it). Lines marked ``erase=False`` are kept and restri
 and the ``people`` row stays as a tombstone with ``erased_at`` so the same external id never becomes a new
 person and every later check can refuse it.
 
-Erasure fails closed: if a registered table cannot be deleted from, or a table with a person column is not
-registered at all, nothing is erased and the caller is told why.
+Erasure fails closed: if a registered table cannot be deleted from, or a table with a person column (person_id,
+a foreign key to people, or the lean tables' person_no) is not registered at all, nothing is erased and the
+caller is told why.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class PersonalTable:
     order_by: str = "1"       # export order
     key: str | None = None    # name in exports; defaults to the table name
     erase_with: str | None = None  # a SQL function (person id -> rows deleted) that erases instead of DELETE
+    covers: tuple[str, ...] = ()   # the tables keyed by person_no (not person_id) that ``erase_with`` empties
 
     @property
     def name(self) -> str:
@@ -55,7 +57,8 @@ _BY_PERSON_ID = {
 PERSONAL_DATA: tuple[PersonalTable, ...] = (
     *(PersonalTable(table, "person_id", order_by=order) for table, order in _BY_PERSON_ID.items()),
     # A view over the lean hot tables (migration 0017): exported as whole readings, erased table by table.
-    PersonalTable("readings", "person_id", order_by="time, metric, source", erase_with="beidou_erase_hot_readings"),
+    PersonalTable("readings", "person_id", order_by="time, metric, source", erase_with="beidou_erase_hot_readings",
+                  covers=("readings_hot", "readings_hot_extra")),
     PersonalTable("readings_packed", "person_id", order_by="day, metric, source"),
     PersonalTable("readings_hourly", "person_id", order_by="day, metric, source"),
     PersonalTable("readings_hourly_dirty", "person_id", order_by="hour, metric"),
@@ -97,17 +100,21 @@ async def present_tables(conn: psycopg.AsyncConnection) -> set[str]:
 
 
 async def _blockers(conn: psycopg.AsyncConnection, present: set[str]) -> list[str]:
-    """Why erasure could not be complete: registered tables we may not delete from, unregistered person tables."""
-    erasable = sorted({t.table for t in PERSONAL_DATA if t.erase and t.table in present})
+    """Why erasure could not be complete: registered tables we may not delete from, unregistered person tables
+    (a person_id column or a foreign key to people, or a person_no column no erasing function covers)."""
+    erasable = sorted({t.table for t in PERSONAL_DATA if t.erase and t.table in present}
+                      | {c for t in PERSONAL_DATA if t.erase and t.table in present for c in t.covers})
     cur = await conn.execute(
         "SELECT t FROM unnest(%s::text[]) AS t WHERE NOT has_table_privilege('public.' || t, 'DELETE')", (erasable,))
     problems = [f"the service role may not delete from {row[0]}" for row in await cur.fetchall()]
     registered = {(t.table, t.person_column) for t in PERSONAL_DATA}
+    registered |= {(c, "person_no") for t in PERSONAL_DATA if t.erase and t.table in present for c in t.covers}
     kept = {t.table for t in PERSONAL_DATA if not t.erase} | set(KEPT_ELSEWHERE)
     cur = await conn.execute(
         """SELECT c.table_name, c.column_name FROM information_schema.columns c
              JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-            WHERE c.table_schema = 'public' AND c.column_name = 'person_id' AND t.table_type = 'BASE TABLE'
+            WHERE c.table_schema = 'public' AND c.column_name IN ('person_id', 'person_no')
+              AND t.table_type = 'BASE TABLE'
            UNION
            SELECT cl.relname, a.attname FROM pg_constraint k
              JOIN pg_class cl ON cl.oid = k.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace

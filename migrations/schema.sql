@@ -332,7 +332,8 @@ END $$;
 CREATE FUNCTION public.readings_view_write() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
-DECLARE t_no smallint; p_no integer; m_no smallint; s_no smallint;
+DECLARE t_no smallint; p_no integer; m_no smallint; s_no smallint; r_no integer := 0;
+        changed readings;
 BEGIN
   IF TG_OP = 'INSERT' THEN
     SELECT code INTO m_no FROM data_types WHERE name = NEW.metric;
@@ -345,24 +346,53 @@ BEGIN
       RAISE EXCEPTION 'new row violates row-level security policy for table "readings"'
         USING ERRCODE = 'insufficient_privilege';
     END IF;
+    IF NEW.record_id IS NOT NULL THEN
+      SELECT record_no INTO r_no FROM records WHERE id = NEW.record_id AND person_id = NEW.person_id;
+      IF r_no IS NULL THEN
+        RAISE EXCEPTION 'record % is not one of this person''s records', NEW.record_id
+          USING ERRCODE = 'foreign_key_violation';
+      END IF;
+    END IF;
     INSERT INTO sources AS s (tenant_id, person_id, source) VALUES (NEW.tenant_id, NEW.person_id, NEW.source)
       ON CONFLICT (person_id, source) DO NOTHING;
     SELECT source_no INTO s_no FROM sources WHERE person_id = NEW.person_id AND source = NEW.source;
-    INSERT INTO readings_hot (time, received_at, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
-    VALUES (NEW.time, coalesce(NEW.received_at, now()), p_no, NEW.value, t_no, m_no, s_no, NEW.utc_offset_min);
-    IF NEW.value2 IS NOT NULL OR NEW.details IS NOT NULL OR NEW.record_id IS NOT NULL THEN
-      INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details, record_id)
-      VALUES (NEW.time, p_no, t_no, m_no, s_no, NEW.value2, NEW.details, NEW.record_id);
+    INSERT INTO readings_hot (time, received_at, person_no, value, tenant_no, metric_no, source_no, utc_offset_min,
+                              record_no)
+    VALUES (NEW.time, coalesce(NEW.received_at, now()), p_no, NEW.value, t_no, m_no, s_no, NEW.utc_offset_min, r_no);
+    IF NEW.value2 IS NOT NULL OR NEW.details IS NOT NULL THEN
+      INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details)
+      VALUES (NEW.time, p_no, t_no, m_no, s_no, NEW.value2, NEW.details);
     END IF;
+    changed := NEW;
+  ELSE
+    SELECT p.person_no, d.code, s.source_no INTO p_no, m_no, s_no
+      FROM people p, data_types d, sources s
+     WHERE p.id = OLD.person_id AND d.name = OLD.metric AND s.person_id = OLD.person_id AND s.source = OLD.source;
+    DELETE FROM readings_hot_extra
+     WHERE person_no = p_no AND metric_no = m_no AND time = OLD.time AND source_no = s_no;
+    DELETE FROM readings_hot WHERE person_no = p_no AND metric_no = m_no AND time = OLD.time AND source_no = s_no;
+    changed := OLD;
+  END IF;
+  IF changed.time < date_trunc('hour', clock_timestamp(), 'UTC') THEN
+    INSERT INTO readings_hourly_dirty AS d (tenant_id, person_id, metric, hour)
+    VALUES (changed.tenant_id, changed.person_id, changed.metric, date_trunc('hour', changed.time, 'UTC'))
+    ON CONFLICT (person_id, metric, hour) DO UPDATE SET marked_at = now() WHERE d.marked_at < now();
+  END IF;
+  IF TG_OP = 'INSERT' THEN
     RETURN NEW;
   END IF;
-  SELECT p.person_no, d.code, s.source_no INTO p_no, m_no, s_no
-    FROM people p, data_types d, sources s
-   WHERE p.id = OLD.person_id AND d.name = OLD.metric AND s.person_id = OLD.person_id AND s.source = OLD.source;
-  DELETE FROM readings_hot_extra
-   WHERE person_no = p_no AND metric_no = m_no AND time = OLD.time AND source_no = s_no;
-  DELETE FROM readings_hot WHERE person_no = p_no AND metric_no = m_no AND time = OLD.time AND source_no = s_no;
   RETURN OLD;
+END $$;
+
+CREATE FUNCTION public.records_number() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF NEW.record_no IS NULL THEN
+    PERFORM pg_advisory_xact_lock(hashtextextended('beidou.records:' || NEW.person_id::text, 0));
+    SELECT coalesce(max(record_no), 0) + 1 INTO NEW.record_no FROM records WHERE person_id = NEW.person_id;
+  END IF;
+  RETURN NEW;
 END $$;
 
 CREATE FUNCTION public.refuse_change() RETURNS trigger
@@ -808,7 +838,8 @@ CREATE TABLE public.readings_hot (
     tenant_no smallint NOT NULL,
     metric_no smallint NOT NULL,
     source_no smallint NOT NULL,
-    utc_offset_min smallint NOT NULL
+    utc_offset_min smallint NOT NULL,
+    record_no integer DEFAULT 0 NOT NULL
 );
 
 ALTER TABLE ONLY public.readings_hot FORCE ROW LEVEL SECURITY;
@@ -820,11 +851,42 @@ CREATE TABLE public.readings_hot_extra (
     metric_no smallint NOT NULL,
     source_no smallint NOT NULL,
     value2 double precision,
-    details jsonb,
-    record_id bigint
+    details jsonb
 );
 
 ALTER TABLE ONLY public.readings_hot_extra FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.records (
+    id bigint NOT NULL,
+    tenant_id uuid NOT NULL,
+    person_id uuid NOT NULL,
+    platform text NOT NULL,
+    source_app text NOT NULL,
+    native_id text NOT NULL,
+    alias_id text,
+    record_type text NOT NULL,
+    metric text NOT NULL,
+    version_time timestamp with time zone,
+    version_seq bigint DEFAULT 0 NOT NULL,
+    content_hash text NOT NULL,
+    state text NOT NULL,
+    start_time timestamp with time zone NOT NULL,
+    end_time timestamp with time zone NOT NULL,
+    utc_offset_min smallint NOT NULL,
+    offset_inferred boolean NOT NULL,
+    reading_count integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    deleted_at timestamp with time zone,
+    record_no integer NOT NULL,
+    CONSTRAINT records_native_id_check CHECK (((length(native_id) >= 1) AND (length(native_id) <= 255))),
+    CONSTRAINT records_platform_check CHECK ((platform = ANY (ARRAY['health_connect'::text, 'healthkit'::text, 'huawei'::text, 'fhir'::text]))),
+    CONSTRAINT records_record_no_check CHECK ((record_no > 0)),
+    CONSTRAINT records_source_app_check CHECK (((length(source_app) >= 1) AND (length(source_app) <= 255))),
+    CONSTRAINT records_state_check CHECK ((state = ANY (ARRAY['live'::text, 'deleted'::text])))
+);
+
+ALTER TABLE ONLY public.records FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.sources (
     tenant_id uuid NOT NULL,
@@ -848,12 +910,13 @@ CREATE VIEW public.readings WITH (security_invoker='true') AS
     s.source,
     h.utc_offset_min,
     h.received_at,
-    x.record_id
-   FROM ((((public.readings_hot h
+    rec.id AS record_id
+   FROM (((((public.readings_hot h
      JOIN public.people p ON ((p.person_no = h.person_no)))
      JOIN public.data_types d ON ((d.code = h.metric_no)))
      JOIN public.sources s ON (((s.person_id = p.id) AND (s.source_no = h.source_no))))
-     LEFT JOIN public.readings_hot_extra x ON (((x.person_no = h.person_no) AND (x.metric_no = h.metric_no) AND (x."time" = h."time") AND (x.source_no = h.source_no))));
+     LEFT JOIN public.readings_hot_extra x ON (((x.person_no = h.person_no) AND (x.metric_no = h.metric_no) AND (x."time" = h."time") AND (x.source_no = h.source_no))))
+     LEFT JOIN public.records rec ON (((rec.person_id = p.id) AND (rec.record_no = h.record_no))));
 
 CREATE TABLE public.readings_hourly (
     tenant_id uuid NOT NULL,
@@ -917,36 +980,6 @@ CREATE TABLE public.readings_packed (
 );
 
 ALTER TABLE ONLY public.readings_packed FORCE ROW LEVEL SECURITY;
-
-CREATE TABLE public.records (
-    id bigint NOT NULL,
-    tenant_id uuid NOT NULL,
-    person_id uuid NOT NULL,
-    platform text NOT NULL,
-    source_app text NOT NULL,
-    native_id text NOT NULL,
-    alias_id text,
-    record_type text NOT NULL,
-    metric text NOT NULL,
-    version_time timestamp with time zone,
-    version_seq bigint DEFAULT 0 NOT NULL,
-    content_hash text NOT NULL,
-    state text NOT NULL,
-    start_time timestamp with time zone NOT NULL,
-    end_time timestamp with time zone NOT NULL,
-    utc_offset_min smallint NOT NULL,
-    offset_inferred boolean NOT NULL,
-    reading_count integer DEFAULT 0 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    deleted_at timestamp with time zone,
-    CONSTRAINT records_native_id_check CHECK (((length(native_id) >= 1) AND (length(native_id) <= 255))),
-    CONSTRAINT records_platform_check CHECK ((platform = ANY (ARRAY['health_connect'::text, 'healthkit'::text, 'huawei'::text, 'fhir'::text]))),
-    CONSTRAINT records_source_app_check CHECK (((length(source_app) >= 1) AND (length(source_app) <= 255))),
-    CONSTRAINT records_state_check CHECK ((state = ANY (ARRAY['live'::text, 'deleted'::text])))
-);
-
-ALTER TABLE ONLY public.records FORCE ROW LEVEL SECURITY;
 
 ALTER TABLE public.records ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.records_id_seq
@@ -1198,6 +1231,8 @@ CREATE INDEX records_alias ON public.records USING btree (person_id, platform, a
 
 CREATE UNIQUE INDEX records_identity ON public.records USING btree (person_id, platform, native_id, source_app);
 
+CREATE UNIQUE INDEX records_number ON public.records USING btree (person_id, record_no);
+
 CREATE INDEX records_window ON public.records USING btree (person_id, platform, source_app, metric, start_time);
 
 CREATE UNIQUE INDEX sources_number ON public.sources USING btree (person_id, source_no);
@@ -1233,6 +1268,10 @@ CREATE TRIGGER notification_deliveries_summary AFTER INSERT ON public.notificati
 CREATE TRIGGER people_person_no_fixed BEFORE UPDATE OF person_no ON public.people FOR EACH ROW WHEN ((new.person_no IS DISTINCT FROM old.person_no)) EXECUTE FUNCTION public.refuse_renumbering('person_no');
 
 CREATE TRIGGER readings_write INSTEAD OF INSERT OR DELETE ON public.readings FOR EACH ROW EXECUTE FUNCTION public.readings_view_write();
+
+CREATE TRIGGER records_number BEFORE INSERT ON public.records FOR EACH ROW EXECUTE FUNCTION public.records_number();
+
+CREATE TRIGGER records_number_fixed BEFORE UPDATE OF record_no ON public.records FOR EACH ROW WHEN ((new.record_no IS DISTINCT FROM old.record_no)) EXECUTE FUNCTION public.refuse_renumbering('record_no');
 
 CREATE TRIGGER sources_number BEFORE INSERT ON public.sources FOR EACH ROW EXECUTE FUNCTION public.sources_number();
 
@@ -1602,6 +1641,8 @@ GRANT SELECT,INSERT,DELETE ON TABLE public.readings_hot TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings_hot_extra TO beidou_app;
 
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.records TO beidou_app;
+
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sources TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings TO beidou_app;
@@ -1613,8 +1654,6 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.readings_hourly_dirty TO beido
 GRANT SELECT,INSERT,UPDATE ON TABLE public.readings_hourly_state TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.readings_packed TO beidou_app;
-
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.records TO beidou_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.source_priority TO beidou_app;
 

@@ -16,26 +16,28 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS pack_points (
     lo double precision, hi double precision, n integer, value2 double precision, details jsonb, off smallint,
     record bigint, received_at timestamptz, by_minute boolean) ON COMMIT DELETE ROWS"""
 
-# 1. the hot readings of the batch leave the hot tables (into the stage), with their names back
+# 1. the hot readings of the batch leave the hot tables (into the stage), with their names (and their record's
+#    id) back
 _TAKE_HOT = """
 WITH who AS (SELECT id, person_no FROM people WHERE id = ANY(%(people)s)),
 extra AS (
   DELETE FROM readings_hot_extra WHERE person_no IN (SELECT person_no FROM who)
      AND time >= %(start)s AND time < %(end)s
-  RETURNING person_no, metric_no, time, source_no, value2, details, record_id),
+  RETURNING person_no, metric_no, time, source_no, value2, details),
 gone AS (
   DELETE FROM readings_hot WHERE person_no IN (SELECT person_no FROM who) AND time >= %(start)s AND time < %(end)s
   RETURNING tenant_no, person_no, metric_no, source_no, time, value::text::float8 AS value, utc_offset_min,
-            received_at),
+            received_at, record_no),
 staged AS (
 INSERT INTO pack_points
 SELECT p.tenant_id, p.id, d.name, (g.time AT TIME ZONE 'UTC')::date, s.source, g.time, g.value, g.value, g.value, 1,
-       x.value2, x.details, g.utc_offset_min, x.record_id, g.received_at,
-       beidou_packs_by_minute(d.name) AND x.value2 IS NULL AND x.details IS NULL AND x.record_id IS NULL
+       x.value2, x.details, g.utc_offset_min, rec.id, g.received_at,
+       beidou_packs_by_minute(d.name) AND x.value2 IS NULL AND x.details IS NULL AND g.record_no = 0
   FROM gone g JOIN people p ON p.person_no = g.person_no JOIN data_types d ON d.code = g.metric_no
   JOIN sources s ON s.person_id = p.id AND s.source_no = g.source_no
   LEFT JOIN extra x ON x.person_no = g.person_no AND x.metric_no = g.metric_no AND x.time = g.time
                    AND x.source_no = g.source_no
+  LEFT JOIN records rec ON g.record_no <> 0 AND rec.person_id = p.id AND rec.record_no = g.record_no
   RETURNING 1)
 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM staged)"""
 

@@ -34,10 +34,11 @@ class StoredRecord:
     end_time: datetime
     record_type: str = ""
     utc_offset_min: int | None = None
+    record_no: int = 0     # the person's number of the record, in each of its hot readings (0: not stored yet)
 
 
 _COLUMNS = ("id, platform, source_app, native_id, alias_id, metric, version_time, version_seq, content_hash, state, "
-            "start_time, end_time, record_type, utc_offset_min")
+            "start_time, end_time, record_type, utc_offset_min, record_no")
 
 
 async def person_time_zone(conn: psycopg.AsyncConnection, person_id: UUID) -> str | None:
@@ -119,23 +120,23 @@ async def update_record(conn: psycopg.AsyncConnection, record_id: int, p: _Prepa
 
 
 async def delete_readings(conn: psycopg.AsyncConnection, person_id: UUID, record: StoredRecord) -> int:
-    """Remove the readings a record owns (bounded by its time range, so only its chunks are visited), in the
-    hot table and in packed history (a packed day is repacked without them)."""
+    """Remove the readings a record owns, in the hot table and in packed history (a packed day is repacked
+    without them). The hot rows are found by the person's record number among the person's readings of the
+    record's type in its time range (the key's index bounds the search to them: no index of its own)."""
     cur = await conn.execute(
-        """WITH owned AS (
-             DELETE FROM readings_hot_extra
+        """WITH gone AS (
+             DELETE FROM readings_hot
               WHERE person_no = (SELECT person_no FROM people WHERE id = %(person)s)
                 AND metric_no = (SELECT code FROM data_types WHERE name = %(metric)s)
-                AND time >= %(start)s AND time <= %(end)s AND record_id = %(record)s
+                AND time >= %(start)s AND time <= %(end)s AND record_no = %(record_no)s
              RETURNING person_no, metric_no, time, source_no),
-           gone AS (
-             DELETE FROM readings_hot r USING owned o
-              WHERE r.person_no = o.person_no AND r.metric_no = o.metric_no AND r.time = o.time
-                AND r.source_no = o.source_no AND r.time >= %(start)s AND r.time <= %(end)s
-             RETURNING r.time)
+           extra AS (
+             DELETE FROM readings_hot_extra x USING gone g
+              WHERE x.person_no = g.person_no AND x.metric_no = g.metric_no AND x.time = g.time
+                AND x.source_no = g.source_no AND x.time >= %(start)s AND x.time <= %(end)s)
            SELECT count(*), array_agg(DISTINCT date_trunc('hour', time, 'UTC')) FROM gone""",
         {"person": person_id, "metric": record.metric, "start": record.start_time, "end": record.end_time,
-         "record": record.id})
+         "record_no": record.record_no})
     removed, hours = await cur.fetchone()
     await rollup_repo.mark_past_hours(conn, ((person_id, record.metric, h) for h in hours or ()))
     return removed + await history_repo.delete_packed_record(conn, person_id, record.metric, record.id,
@@ -203,25 +204,29 @@ async def insert_readings(conn: psycopg.AsyncConnection, tenant_id: UUID, person
                     await copy.write_row((time, metric, value, value2, None if detail is None else Jsonb(detail),
                                           source, offset, record_id))
         # One row per natural key (two records of the app holding the same key: the older record keeps it), with
-        # its numbers; the extras (record, diastolic, stages) go beside the rows stored now.
+        # its numbers and its record's; a diastolic or stages go beside the rows stored now.
         await cur.execute(
             """WITH staged AS (
-                 SELECT DISTINCT ON (d.code, r.time, so.source_no) r.*, p.person_no, d.code AS metric_no, so.source_no
+                 SELECT DISTINCT ON (d.code, r.time, so.source_no) r.*, p.person_no, d.code AS metric_no, so.source_no,
+                        rec.record_no
                    FROM record_stage r CROSS JOIN (SELECT person_no FROM people WHERE id = %(person)s) p
+                   JOIN records rec ON rec.id = r.record_id
                    LEFT JOIN data_types d ON d.name = r.metric
                    LEFT JOIN sources so ON so.person_id = %(person)s AND so.source = r.source
                   ORDER BY d.code, r.time, so.source_no, r.record_id),
                stored AS (
-                 INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
-                 SELECT time, person_no, value, (SELECT beidou_tenant_no()), metric_no, source_no, utc_offset_min
+                 INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min,
+                                           record_no)
+                 SELECT time, person_no, value, (SELECT beidou_tenant_no()), metric_no, source_no, utc_offset_min,
+                        record_no
                    FROM staged ON CONFLICT DO NOTHING
                  RETURNING person_no, tenant_no, metric_no, time, source_no),
                extra AS (
-                 INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details,
-                                                 record_id)
-                 SELECT s.time, s.person_no, s.tenant_no, s.metric_no, s.source_no, g.value2, g.details, g.record_id
+                 INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details)
+                 SELECT s.time, s.person_no, s.tenant_no, s.metric_no, s.source_no, g.value2, g.details
                    FROM stored s JOIN staged g ON g.metric_no = s.metric_no AND g.time = s.time
-                                              AND g.source_no = s.source_no)
+                                              AND g.source_no = s.source_no
+                  WHERE g.value2 IS NOT NULL OR g.details IS NOT NULL)
                SELECT count(*) FROM stored""", {"person": person_id})
         stored = (await cur.fetchone())[0]
         await rollup_repo.mark_past_hours(conn, ((person_id, metric, time) for _, rows in pending.values()

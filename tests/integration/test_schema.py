@@ -170,3 +170,53 @@ def test_upgrading_to_the_lean_hot_table_moves_every_reading_unchanged(empty_db)
         assert conn.execute("SELECT person_id, source, source_no FROM sources ORDER BY person_id, source_no"
                             ).fetchall() == sorted([(pids[0], "watch", 1), (pids[0], "cuff", 2),
                                                     (pids[1], "health-connect:app", 1)], key=lambda r: (r[0], r[2]))
+
+
+def test_upgrading_to_record_numbers_keeps_every_reading_and_its_record(empty_db):
+    """Migration 0020 moves each reading's record from readings_hot_extra into its hot row, as the person's record
+    number: `readings` shows every reading as it was, record included; extra rows that held only a record go."""
+    with cluster_wide(empty_db.server_admin_url):
+        migrate.upgrade(empty_db.admin_url, target=19)
+    with psycopg.connect(empty_db.admin_url, autocommit=True) as conn:
+        tid = conn.execute("INSERT INTO tenants (name) VALUES ('x') RETURNING id").fetchone()[0]
+        a, b = (conn.execute("INSERT INTO people (tenant_id, external_id) VALUES (%s, %s) RETURNING id",
+                             (tid, name)).fetchone()[0] for name in ("a", "b"))
+
+        def record(pid, native_id: str, metric: str, state: str = "live") -> int:
+            return conn.execute(
+                """INSERT INTO records (tenant_id, person_id, platform, source_app, native_id, record_type, metric,
+                                        content_hash, state, start_time, end_time, utc_offset_min, offset_inferred)
+                   VALUES (%s, %s, 'health_connect', 'app', %s, 'T', %s, 'h', %s, now(), now(), 480, false)
+                   RETURNING id""", (tid, pid, native_id, metric, state)).fetchone()[0]
+        # ids interleaved between the two people: each person's numbers still run 1, 2, 3
+        a1, b1, a2, _, b2 = (record(a, "a1", "heart_rate"), record(b, "b1", "heart_rate"),
+                             record(a, "a2", "blood_pressure"), record(a, "a-gone", "heart_rate", "deleted"),
+                             record(b, "b2", "heart_rate"))
+        rows = [(a, "heart_rate", 61.0, None, None, "health-connect:app", a1),
+                (a, "blood_pressure", 121.0, 79.5, None, "health-connect:app", a2),
+                (a, "blood_pressure", 118.0, 76.0, None, "cuff", None),
+                (a, "sleep", 420.0, None, '{"stages": {"deep": 90}}', "watch", None),
+                (a, "heart_rate", 36.6, None, None, "watch", None),
+                (b, "heart_rate", 62.0, None, None, "health-connect:app", b1),
+                (b, "heart_rate", 63.0, None, None, "health-connect:app", b2)]
+        for i, (pid, metric, value, value2, details, source, rec) in enumerate(rows):
+            conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, value2, details, source,
+                                                  utc_offset_min, record_id)
+                            VALUES (now() - make_interval(mins => %s), %s, %s, %s, %s, %s, %s, %s, 480, %s)""",
+                         (i, tid, pid, metric, value, value2, details, source, rec))
+        before = conn.execute("SELECT * FROM readings ORDER BY person_id, time, metric").fetchall()
+        assert conn.execute("SELECT count(*) FROM readings_hot_extra").fetchone()[0] == 6
+    with cluster_wide(empty_db.server_admin_url):
+        assert [m.version for m in migrate.upgrade(empty_db.admin_url, target=20)] == [20]
+    with psycopg.connect(empty_db.admin_url, autocommit=True) as conn:
+        assert conn.execute("SELECT * FROM readings ORDER BY person_id, time, metric").fetchall() == before
+        assert sorted(r[-1] for r in before if r[-1]) == sorted([a1, a2, b1, b2])
+        # only a diastolic or stages keep an extra row; the records are numbered per person in the hot rows
+        assert conn.execute("SELECT count(*) FROM readings_hot_extra").fetchone()[0] == 3
+        assert conn.execute("SELECT native_id, record_no FROM records ORDER BY id").fetchall() == [
+            ("a1", 1), ("b1", 1), ("a2", 2), ("a-gone", 3), ("b2", 2)]
+        assert sorted(conn.execute("SELECT record_no FROM readings_hot").fetchall()) == [
+            (0,), (0,), (0,), (1,), (1,), (2,), (2,)]
+        # a new record takes its person's next number
+        assert conn.execute("SELECT record_no FROM records WHERE id = %s", (record(a, "a3", "steps"),)
+                            ).fetchone() == (4,)

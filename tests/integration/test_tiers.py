@@ -12,7 +12,7 @@ from app.core.db import Database
 from streaming import history
 from streaming.history import repository as history_repo
 
-DAY = timedelta(days=1)
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -208,33 +208,87 @@ def test_erasure_leaves_nothing_in_either_tier(service, tenant):
     assert _counts(service, pid) == (0, 0)
 
 
-@pytest.mark.parametrize("external", ["zhou"])
-def test_a_packed_records_deletion_repacks_its_day(service, tenant, external):
-    client, pid = _person(service, tenant, external)
-    with service.admin_conn() as conn:
-        for record_id, hour in ((1001, 9), (1002, 10)):
-            conn.execute(
-                """INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min,
-                                         record_id)
-                   SELECT %(day)s + make_interval(hours => %(h)s, mins => i), %(t)s, %(p)s, 'heart_rate', 70 + i,
-                          'health_connect:fit', 480, %(r)s FROM generate_series(0, 29) i""",
-                {"day": TODAY - 40 * DAY, "h": hour, "t": tenant.id, "p": pid, "r": record_id})
-    _pack(service)
-    assert _counts(service, pid) == (0, 60)
+def _hc_heart_rate(native_id: str, start: datetime, version: int, minutes: range, bpm: int) -> dict:
+    """A Health Connect heart-rate record: a sample at each of ``minutes`` past ``start``."""
+    return {"upsertionChange": {"record": {
+        "recordType": "HeartRateRecord",
+        "metadata": {"id": native_id, "dataOrigin": {"packageName": "com.example.watch"},
+                     "lastModifiedTime": (start + version * DAY).isoformat(), "clientRecordVersion": version},
+        "startTime": (start + timedelta(minutes=minutes[0])).isoformat(),
+        "endTime": (start + timedelta(minutes=minutes[-1])).isoformat(),
+        "startZoneOffset": "+08:00", "endZoneOffset": "+08:00",
+        "samples": [{"time": (start + timedelta(minutes=m)).isoformat(), "beatsPerMinute": bpm} for m in minutes]}}}
 
-    async def delete():
-        conn = await psycopg.AsyncConnection.connect(service.db.app_url)
-        async with conn:
-            await conn.execute("SELECT set_config('beidou.tenant_id', %s, true)", (str(tenant.id),))
-            removed = await history_repo.delete_packed_record(conn, pid, "heart_rate", 1001, TODAY - 40 * DAY,
-                                                              TODAY - 39 * DAY)
-            await conn.commit()
-            return removed
-    assert asyncio.run(delete()) == 30
-    assert _counts(service, pid) == (0, 30)
+
+def _held_by_record(client) -> dict[str, list]:
+    """What the person's JSON export holds of each record (by its id on the phone): the times of its readings,
+    hot and packed alike."""
+    export = json.loads(client.get("/v1/me/export").content)
+    native = {r["id"]: r["native_id"] for r in export["data"]["records"]}
+    held: dict[str, list] = {}
+    for r in export["data"]["readings"]:
+        if r["record_id"] is not None:
+            held.setdefault(native[r["record_id"]], []).append(datetime.fromisoformat(r["time"]))
+    for row in export["data"]["readings_packed"]:
+        day = datetime.fromisoformat(row["day"]).replace(tzinfo=timezone.utc)
+        for ms, record in zip(row["at_ms"], row["x_record"]):
+            if record is not None:
+                held.setdefault(native[record], []).append(day + timedelta(milliseconds=ms))
+    return {k: sorted(v) for k, v in held.items()}
+
+
+def test_a_records_readings_follow_it_in_either_tier_through_update_delete_export_and_erasure(service, tenant):
+    client, pid = _person(service, tenant, "zhou")
+    old, recent = TODAY - 40 * DAY + 9 * HOUR, TODAY - 2 * DAY + 9 * HOUR
+    even, odd = range(0, 60, 2), range(1, 60, 2)
+    # Two records of one watch interleaved in the same hour, past the hot window and inside it, and a strap's
+    # plain readings at the same minutes as the first.
+    answer = client.post("/v1/sync/health-connect", json={"changes": [
+        _hc_heart_rate("old-a", old, 1, even, 70), _hc_heart_rate("old-b", old, 1, odd, 71),
+        _hc_heart_rate("new-a", recent, 1, even, 72), _hc_heart_rate("new-b", recent, 1, odd, 73)]})
+    assert [r["status"] for r in answer.json()["results"]] == ["inserted"] * 4, answer.text
+    with service.admin_conn() as conn:
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        SELECT %s + make_interval(mins => m), %s, %s, 'heart_rate', 60, 'strap', 480
+                          FROM generate_series(0, 58, 2) m""", (old, tenant.id, pid))
+    _pack(service)
+    assert _counts(service, pid) == (60, 90)
+    minutes = lambda start, rng: [start + timedelta(minutes=m) for m in rng]  # noqa: E731
+    expected = {"old-a": minutes(old, even), "old-b": minutes(old, odd), "new-a": minutes(recent, even),
+                "new-b": minutes(recent, odd)}
+    assert _held_by_record(client) == expected
+
+    # A new version replaces exactly its own readings (not its neighbour's, not the strap's), in either tier.
+    answer = client.post("/v1/sync/health-connect", json={"changes": [
+        _hc_heart_rate("old-a", old, 2, range(0, 10), 150), _hc_heart_rate("new-a", recent, 2, range(0, 60, 4), 151)]})
+    assert [r["status"] for r in answer.json()["results"]] == ["replaced"] * 2, answer.text
+    expected.update({"old-a": minutes(old, range(0, 10)), "new-a": minutes(recent, range(0, 60, 4))})
+    assert _held_by_record(client) == expected
+    assert _counts(service, pid) == (15 + 30, 10 + 30 + 30)
     supervisor = tenant.client(tenant.staff_token("sup-rec", role="care_supervisor"))
-    points = _chart(supervisor, external, "heart_rate", TODAY - 41 * DAY, TODAY - 39 * DAY, "1h")
-    assert [p[4] for p in points] == [30] and points[0][2] == 70 and points[0][3] == 99
+    assert [p[2:] for p in _chart(supervisor, "zhou", "heart_rate", old, old + HOUR)] == [(60, 150, 70)]
+
+    # A deletion removes its readings only, from either tier.
+    answer = client.post("/v1/sync/health-connect", json={"changes": [
+        {"deletionChange": {"recordId": "old-b"}}, {"deletionChange": {"recordId": "new-a"}}]})
+    assert [r["status"] for r in answer.json()["results"]] == ["deleted"] * 2, answer.text
+    del expected["old-b"], expected["new-a"]
+    assert _held_by_record(client) == expected
+    assert _counts(service, pid) == (30, 30 + 10)
+    assert [p[2:] for p in _chart(supervisor, "zhou", "heart_rate", old, old + HOUR)] == [(60, 150, 40)]
+
+    # Erasure leaves nothing of the person's readings or records in any tier.
+    assert client.delete("/v1/me").status_code == 200
+    assert _counts(service, pid) == (0, 0)
+    with service.admin_conn() as conn:
+        assert conn.execute(
+            """SELECT (SELECT count(*) FROM readings_hot h JOIN people p ON p.person_no = h.person_no WHERE p.id = %s),
+                      (SELECT count(*) FROM readings_hot_extra x JOIN people p ON p.person_no = x.person_no
+                        WHERE p.id = %s),
+                      (SELECT count(*) FROM records WHERE person_id = %s),
+                      (SELECT count(*) FROM readings_hourly WHERE person_id = %s),
+                      (SELECT count(*) FROM readings_hourly_dirty WHERE person_id = %s)""",
+            (pid,) * 5).fetchone() == (0, 0, 0, 0, 0)
 
 
 def test_a_record_synced_for_a_packed_day_is_packed_into_it_and_its_deletion_leaves_it(service, tenant):
