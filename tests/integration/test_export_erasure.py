@@ -251,9 +251,12 @@ def test_erasure_refuses_to_run_when_a_table_with_peoples_data_is_not_registered
     client, pid = person_with_data(own_service, tenant, "uma")
     with own_service.admin_conn() as conn:
         conn.execute("CREATE TABLE shadow_copy (person_id uuid, note text)")
-        conn.execute("GRANT SELECT, DELETE ON shadow_copy TO beidou_app")
+        conn.execute("CREATE TABLE shadow_numbers (person_no integer, value real)")  # keyed like the hot tables
+        conn.execute("GRANT SELECT, DELETE ON shadow_copy, shadow_numbers TO beidou_app")
     response = client.delete("/v1/me")
     assert response.status_code == 500 and response.json()["code"] == "erasure_blocked"
     assert "shadow_copy.person_id" in response.json()["detail"]
+    assert "shadow_numbers.person_no" in response.json()["detail"]
+    assert "readings_hot" not in response.json()["detail"]
     assert count(own_service, "readings", "person_id", pid) == BULK + len(ONE_OF_EACH)
     assert client.get("/v1/me").status_code == 200
