@@ -203,6 +203,12 @@ def test_hours_changed_after_they_were_rolled_up_never_show_stale(service, tenan
     assert chart()[noon] == (n + 2, 40, 181) and _rows(service, pid, "readings_hourly_dirty") == 1
     _roll(service, tenant)
     assert chart()[noon] == (n + 2, 40, 181) and _rows(service, pid, "readings_hourly_dirty") == 0
+    # A reading deleted through the `readings` view marks its hour too.
+    with service.admin_conn() as conn:
+        conn.execute("DELETE FROM readings WHERE person_id = %s AND source = 'strap' AND value = 181", (pid,))
+    assert chart()[noon] == (n + 1, 40, hi)
+    _roll(service, tenant)
+    assert chart()[noon] == (n + 1, 40, hi)
 
     # A record for a rolled-up hour, its replacement and its deletion.
     def record(record_id: str, start: datetime, version: int, bpm: int) -> dict:
