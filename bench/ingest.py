@@ -146,18 +146,23 @@ async def http_scenario(svc, tokens: list[str], seconds: float, bodies: list[lis
     return {"accepted": accepted, "elapsed": elapsed, "latencies": latencies}
 
 
-def ws_frames(streams: int, seconds: float, rate: float, frame_size: int, days_back: int = 20) -> list[list[str]]:
-    """Every stream's frames, made before the clock starts (the load generator shares the two cores)."""
-    base = int((datetime.now(timezone.utc) - timedelta(days=days_back)).timestamp())
+def ws_frames(streams: int, seconds: float, rate: float, frame_size: int, source: str = "watch") -> list[list[str]]:
+    """Every stream's frames, made before the clock starts (the load generator shares the two cores). Each
+    stream sends live readings, ``1 / rate`` seconds apart, ending about now: what a watch streaming its heart
+    rate sends (a reading for an hour already past would also mark that hour of the chart roll-up again). Each
+    scenario of a sweep names its own ``source``, so their readings never share a key."""
     count = int(seconds * rate / frame_size) + 2
+    base_ms = int((time.time() - count * frame_size / rate - 30) * 1000)
+    step_ms = 1000 / rate
     frames = []
     for _ in range(streams):
         own = []
         for seq in range(count):
-            t0 = base + seq * frame_size
-            items = ",".join('{"metric":"heart_rate","time":"%s","value":%d,"source":"watch"}'
-                             % (datetime.fromtimestamp(t0 + i, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                60 + i % 30) for i in range(frame_size))
+            t0 = base_ms + seq * frame_size * step_ms
+            items = ",".join('{"metric":"heart_rate","time":"%s","value":%d,"source":"%s"}'
+                             % (datetime.fromtimestamp((t0 + i * step_ms) / 1000, timezone.utc)
+                                .isoformat(timespec="milliseconds").replace("+00:00", "Z"), 60 + i % 30, source)
+                             for i in range(frame_size))
             own.append('{"seq":%d,"readings":[%s]}' % (seq, items))
         frames.append(own)
     return frames
@@ -330,7 +335,7 @@ def main() -> None:
             for k, rate in enumerate(rates):
                 print(f"\nWebSocket: {args.streams} streams × {rate:g} readings/s, frames of "
                       f"{args.frame_size}, {args.seconds:.0f} s ...", flush=True)
-                frames = ws_frames(args.streams, args.seconds, rate, args.frame_size, days_back=20 + k)
+                frames = ws_frames(args.streams, args.seconds, rate, args.frame_size, source=f"watch-{k + 1}")
                 before = cpu()
                 result = asyncio.run(ws_scenario(svc, tokens[:args.streams], args.seconds, rate,
                                                  args.frame_size, frames))

@@ -23,10 +23,18 @@ END $$;
 CREATE FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
-    AS $_$ SELECT count(*) = CASE WHEN $3 = 'monitoring' THEN 1 ELSE 2 END
-     FROM consent_state s JOIN people p ON p.id = s.person_id
-    WHERE s.person_id = $1 AND s.data_type = $2 AND s.purpose IN ($3, 'monitoring')
-      AND s.granted AND (s.valid_until IS NULL OR s.valid_until > now()) AND p.erased_at IS NULL $_$;
+    AS $_$ SELECT EXISTS (SELECT FROM beidou_consents_in_force(ARRAY[$1], $3) c WHERE c.data_type = $2) $_$;
+
+CREATE FUNCTION public.beidou_consents_in_force(people uuid[], purpose text) RETURNS TABLE(person_id uuid, data_type text)
+    LANGUAGE sql STABLE
+    AS $_$ SELECT u.id, c.data_type
+     FROM unnest($1) AS u(id),
+          LATERAL (SELECT s.data_type
+                     FROM public.consent_state s JOIN public.people p ON p.id = s.person_id
+                    WHERE s.person_id = u.id AND p.id = u.id AND s.purpose IN ($2, 'monitoring') AND s.granted
+                      AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now()) AND p.erased_at IS NULL
+                    GROUP BY s.data_type
+                   HAVING count(*) = CASE WHEN $2 = 'monitoring' THEN 1 ELSE 2 END) AS c $_$;
 
 CREATE FUNCTION public.beidou_day_slots(p_slot integer[], p_value anycompatiblearray, p_empty anycompatible) RETURNS anycompatiblearray
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -1528,6 +1536,9 @@ GRANT USAGE ON SCHEMA public TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_consents_in_force(people uuid[], purpose text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_consents_in_force(people uuid[], purpose text) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) TO beidou_app;

@@ -79,8 +79,12 @@ _ALREADY_PACKED = """DELETE FROM ingest_stage s USING readings_packed p
                                  ELSE round(extract(epoch FROM s.time - (p.day::timestamp AT TIME ZONE 'UTC')) * 1000)::int
                                       = ANY(p.at_ms) END
                   RETURNING s.idx"""
+# A pair seen within the minute is skipped by an index look-up: the upsert's insert attempt, trigger and row lock
+# (most of its cost) are paid only for new pairs and once a minute per pair.
 _SOURCES = """INSERT INTO sources AS s (tenant_id, person_id, source)
               SELECT %s, p, src FROM unnest(%s::uuid[], %s::text[]) AS u(p, src)
+               WHERE NOT EXISTS (SELECT FROM sources x WHERE x.person_id = u.p AND x.source = u.src
+                                    AND x.last_seen >= now() - interval '1 minute')
               ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
               WHERE s.last_seen < now() - interval '1 minute'"""
 # Tell detection which people have new readings, in the same transaction, with the oldest reading time
