@@ -18,3 +18,24 @@ GRANT EXECUTE ON FUNCTION beidou_consents_in_force(uuid[], text) TO beidou_app;
 CREATE OR REPLACE FUNCTION beidou_consent_in_force(person uuid, data_type text, purpose text) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = public, pg_temp AS
 $$ SELECT EXISTS (SELECT FROM beidou_consents_in_force(ARRAY[$1], $3) c WHERE c.data_type = $2) $$;
+
+-- A person past the sources limit is told apart from other check failures by the constraint name the error
+-- carries (app.core.errors.TooManySources.raised_by), not by the wording of its message.
+CREATE OR REPLACE FUNCTION sources_number() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE next_no integer;
+BEGIN
+  IF NEW.source_no IS NULL THEN
+    SELECT source_no INTO NEW.source_no FROM sources WHERE person_id = NEW.person_id AND source = NEW.source;
+    IF FOUND THEN
+      RETURN NEW;  -- the upsert's conflict path: the stored row keeps its number
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
+    SELECT coalesce(max(source_no), 0) + 1 INTO next_no FROM sources WHERE person_id = NEW.person_id;
+    IF next_no > 32767 THEN
+      RAISE EXCEPTION 'a person has at most 32767 sources'
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'sources_per_person';
+    END IF;
+    NEW.source_no := next_no;
+  END IF;
+  RETURN NEW;
+END $$;

@@ -400,7 +400,8 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
     SELECT coalesce(max(source_no), 0) + 1 INTO next_no FROM sources WHERE person_id = NEW.person_id;
     IF next_no > 32767 THEN
-      RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'check_violation';
+      RAISE EXCEPTION 'a person has at most 32767 sources'
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'sources_per_person';
     END IF;
     NEW.source_no := next_no;
   END IF;

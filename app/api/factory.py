@@ -139,7 +139,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 
     @app.exception_handler(psycopg.errors.CheckViolation)
     async def _limit(_: Request, exc: psycopg.errors.CheckViolation) -> JSONResponse:
-        if "sources" not in str(exc):
+        if not TooManySources.raised_by(exc):
             raise exc
         return problem_response(TooManySources())
 
