@@ -9,9 +9,10 @@ First it measures the storage limit in the same run: binary COPY of heart-rate r
 starts) straight into the `readings` hypertable of a fresh copy of the schema, by ``--limit-writers`` writers
 (2), no validation, consent, row-level security or HTTP. Then it starts its own `beidou api --workers N` on a
 fresh database of the local test cluster (or of BEIDOU_TEST_ADMIN_URL's server); the load comes from this
-separate process. Printed per scenario: readings/s accepted and as a ratio of the limit, acknowledgement
-latency p50/p99, the API processes' peak memory (VmHWM, summed), and CPU seconds used by the API processes,
-PostgreSQL and this load generator. At the end every acknowledged reading is checked to be stored exactly once.
+separate process, on uvloop as the API is (it shares the two cores). Printed per scenario: readings/s accepted
+and as a ratio of the limit, acknowledgement latency p50/p99, the API processes' peak memory (VmHWM, summed),
+and CPU seconds used by the API processes, PostgreSQL and this load generator. At the end every acknowledged
+reading is checked to be stored exactly once.
 The idle scenario opens ``--idle-streams`` WebSocket streams that send nothing and prints the API's memory per
 stream (VmRSS growth).
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import psycopg
+import uvloop
 import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -325,7 +327,7 @@ def main() -> None:
             print(f"HTTP: {args.concurrency} clients, batches of {args.batch}, {args.seconds:.0f} s ...", flush=True)
             bodies = http_bodies(args.seconds, args.batch, args.concurrency)
             before = cpu()
-            result = asyncio.run(http_scenario(svc, tokens, args.seconds, bodies))
+            result = uvloop.run(http_scenario(svc, tokens, args.seconds, bodies))
             report(f"HTTP batches of {args.batch}, {args.concurrency} concurrent clients", result, svc, before, cpu(),
                    limit)
             total_acked += result["accepted"]
@@ -337,7 +339,7 @@ def main() -> None:
                       f"{args.frame_size}, {args.seconds:.0f} s ...", flush=True)
                 frames = ws_frames(args.streams, args.seconds, rate, args.frame_size, source=f"watch-{k + 1}")
                 before = cpu()
-                result = asyncio.run(ws_scenario(svc, tokens[:args.streams], args.seconds, rate,
+                result = uvloop.run(ws_scenario(svc, tokens[:args.streams], args.seconds, rate,
                                                  args.frame_size, frames))
                 offered = args.streams * rate
                 report(f"{args.streams} WebSocket streams × {rate:g} readings/s (offered {offered:,.0f}/s)",
@@ -353,7 +355,7 @@ def main() -> None:
         if "idle" in scenarios:
             count = args.idle_streams or 1000
             print(f"\nidle: opening {count:,} streams ...", flush=True)
-            result = asyncio.run(idle_scenario(svc, tokens, count))
+            result = uvloop.run(idle_scenario(svc, tokens, count))
             grown = result["after"] - result["before"]
             print(f"\n== {result['streams']:,} idle WebSocket streams\nAPI memory             "
                   f"{result['before']:.0f} → {result['after']:.0f} MiB (VmRSS, all API processes): "
