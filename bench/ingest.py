@@ -9,9 +9,10 @@ First it measures the storage limit in the same run: binary COPY of heart-rate r
 starts) straight into the `readings` hypertable of a fresh copy of the schema, by ``--limit-writers`` writers
 (2), no validation, consent, row-level security or HTTP. Then it starts its own `beidou api --workers N` on a
 fresh database of the local test cluster (or of BEIDOU_TEST_ADMIN_URL's server); the load comes from this
-separate process. Printed per scenario: readings/s accepted and as a ratio of the limit, acknowledgement
-latency p50/p99, the API processes' peak memory (VmHWM, summed), and CPU seconds used by the API processes,
-PostgreSQL and this load generator. At the end every acknowledged reading is checked to be stored exactly once.
+separate process, on uvloop as the API is (it shares the two cores). Printed per scenario: readings/s accepted
+and as a ratio of the limit, acknowledgement latency p50/p99, the API processes' peak memory (VmHWM, summed),
+and CPU seconds used by the API processes, PostgreSQL and this load generator. At the end every acknowledged
+reading is checked to be stored exactly once.
 The idle scenario opens ``--idle-streams`` WebSocket streams that send nothing and prints the API's memory per
 stream (VmRSS growth).
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import psycopg
+import uvloop
 import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,18 +148,23 @@ async def http_scenario(svc, tokens: list[str], seconds: float, bodies: list[lis
     return {"accepted": accepted, "elapsed": elapsed, "latencies": latencies}
 
 
-def ws_frames(streams: int, seconds: float, rate: float, frame_size: int, days_back: int = 20) -> list[list[str]]:
-    """Every stream's frames, made before the clock starts (the load generator shares the two cores)."""
-    base = int((datetime.now(timezone.utc) - timedelta(days=days_back)).timestamp())
+def ws_frames(streams: int, seconds: float, rate: float, frame_size: int, source: str = "watch") -> list[list[str]]:
+    """Every stream's frames, made before the clock starts (the load generator shares the two cores). Each
+    stream sends live readings, ``1 / rate`` seconds apart, ending about now: what a watch streaming its heart
+    rate sends (a reading for an hour already past would also mark that hour of the chart roll-up again). Each
+    scenario of a sweep names its own ``source``, so their readings never share a key."""
     count = int(seconds * rate / frame_size) + 2
+    base_ms = int((time.time() - count * frame_size / rate - 30) * 1000)
+    step_ms = 1000 / rate
     frames = []
     for _ in range(streams):
         own = []
         for seq in range(count):
-            t0 = base + seq * frame_size
-            items = ",".join('{"metric":"heart_rate","time":"%s","value":%d,"source":"watch"}'
-                             % (datetime.fromtimestamp(t0 + i, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                60 + i % 30) for i in range(frame_size))
+            t0 = base_ms + seq * frame_size * step_ms
+            items = ",".join('{"metric":"heart_rate","time":"%s","value":%d,"source":"%s"}'
+                             % (datetime.fromtimestamp((t0 + i * step_ms) / 1000, timezone.utc)
+                                .isoformat(timespec="milliseconds").replace("+00:00", "Z"), 60 + i % 30, source)
+                             for i in range(frame_size))
             own.append('{"seq":%d,"readings":[%s]}' % (seq, items))
         frames.append(own)
     return frames
@@ -320,7 +327,7 @@ def main() -> None:
             print(f"HTTP: {args.concurrency} clients, batches of {args.batch}, {args.seconds:.0f} s ...", flush=True)
             bodies = http_bodies(args.seconds, args.batch, args.concurrency)
             before = cpu()
-            result = asyncio.run(http_scenario(svc, tokens, args.seconds, bodies))
+            result = uvloop.run(http_scenario(svc, tokens, args.seconds, bodies))
             report(f"HTTP batches of {args.batch}, {args.concurrency} concurrent clients", result, svc, before, cpu(),
                    limit)
             total_acked += result["accepted"]
@@ -330,9 +337,9 @@ def main() -> None:
             for k, rate in enumerate(rates):
                 print(f"\nWebSocket: {args.streams} streams × {rate:g} readings/s, frames of "
                       f"{args.frame_size}, {args.seconds:.0f} s ...", flush=True)
-                frames = ws_frames(args.streams, args.seconds, rate, args.frame_size, days_back=20 + k)
+                frames = ws_frames(args.streams, args.seconds, rate, args.frame_size, source=f"watch-{k + 1}")
                 before = cpu()
-                result = asyncio.run(ws_scenario(svc, tokens[:args.streams], args.seconds, rate,
+                result = uvloop.run(ws_scenario(svc, tokens[:args.streams], args.seconds, rate,
                                                  args.frame_size, frames))
                 offered = args.streams * rate
                 report(f"{args.streams} WebSocket streams × {rate:g} readings/s (offered {offered:,.0f}/s)",
@@ -348,7 +355,7 @@ def main() -> None:
         if "idle" in scenarios:
             count = args.idle_streams or 1000
             print(f"\nidle: opening {count:,} streams ...", flush=True)
-            result = asyncio.run(idle_scenario(svc, tokens, count))
+            result = uvloop.run(idle_scenario(svc, tokens, count))
             grown = result["after"] - result["before"]
             print(f"\n== {result['streams']:,} idle WebSocket streams\nAPI memory             "
                   f"{result['before']:.0f} → {result['after']:.0f} MiB (VmRSS, all API processes): "

@@ -198,11 +198,7 @@ async def granted_pairs(conn: psycopg.AsyncConnection, person_ids: list[UUID], p
     or is seen by the read below; a reading is never stored after a withdrawal was acknowledged. A person
     whose data was erased has no consent in force, whatever an older process may still believe about them."""
     await share_people(conn, person_ids)
-    cur = await conn.execute(
-        """SELECT s.person_id, s.data_type FROM consent_state s
-            WHERE s.person_id = ANY(%s) AND s.purpose = %s AND beidou_consent_in_force(s.person_id, s.data_type, %s)""",
-        (person_ids, purpose, purpose),
-    )
+    cur = await conn.execute("SELECT person_id, data_type FROM beidou_consents_in_force(%s, %s)", (person_ids, purpose))
     return {(row[0], row[1]) for row in await cur.fetchall()}
 
 

@@ -23,10 +23,18 @@ END $$;
 CREATE FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO 'public', 'pg_temp'
-    AS $_$ SELECT count(*) = CASE WHEN $3 = 'monitoring' THEN 1 ELSE 2 END
-     FROM consent_state s JOIN people p ON p.id = s.person_id
-    WHERE s.person_id = $1 AND s.data_type = $2 AND s.purpose IN ($3, 'monitoring')
-      AND s.granted AND (s.valid_until IS NULL OR s.valid_until > now()) AND p.erased_at IS NULL $_$;
+    AS $_$ SELECT EXISTS (SELECT FROM beidou_consents_in_force(ARRAY[$1], $3) c WHERE c.data_type = $2) $_$;
+
+CREATE FUNCTION public.beidou_consents_in_force(people uuid[], purpose text) RETURNS TABLE(person_id uuid, data_type text)
+    LANGUAGE sql STABLE
+    AS $_$ SELECT u.id, c.data_type
+     FROM unnest($1) AS u(id),
+          LATERAL (SELECT s.data_type
+                     FROM public.consent_state s JOIN public.people p ON p.id = s.person_id
+                    WHERE s.person_id = u.id AND p.id = u.id AND s.purpose IN ($2, 'monitoring') AND s.granted
+                      AND (s.valid_until IS NULL OR s.valid_until > pg_catalog.now()) AND p.erased_at IS NULL
+                    GROUP BY s.data_type
+                   HAVING count(*) = CASE WHEN $2 = 'monitoring' THEN 1 ELSE 2 END) AS c $_$;
 
 CREATE FUNCTION public.beidou_day_slots(p_slot integer[], p_value anycompatiblearray, p_empty anycompatible) RETURNS anycompatiblearray
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -422,7 +430,8 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('beidou.sources:' || NEW.person_id::text, 0));
     SELECT coalesce(max(source_no), 0) + 1 INTO next_no FROM sources WHERE person_id = NEW.person_id;
     IF next_no > 32767 THEN
-      RAISE EXCEPTION 'a person has at most 32767 sources' USING ERRCODE = 'check_violation';
+      RAISE EXCEPTION 'a person has at most 32767 sources'
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'sources_per_person';
     END IF;
     NEW.source_no := next_no;
   END IF;
@@ -1567,6 +1576,9 @@ GRANT USAGE ON SCHEMA public TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_consent_in_force(person uuid, data_type text, purpose text) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_consents_in_force(people uuid[], purpose text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_consents_in_force(people uuid[], purpose text) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_drop_packed_chunk(p_start timestamp with time zone, p_end timestamp with time zone) TO beidou_app;

@@ -33,11 +33,11 @@ log = logging.getLogger(__name__)
 ACCEPTED, DUPLICATE, NO_CONSENT = "accepted", "duplicate", "no_consent"
 
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
-    idx integer, time timestamptz, tenant_id uuid, person_id uuid, metric text, value double precision,
+    idx integer, time timestamptz, person_id uuid, metric text, value double precision,
     value2 double precision, details jsonb, source text, utc_offset_min smallint) ON COMMIT DELETE ROWS"""
-_COPY = ("COPY ingest_stage (idx, time, tenant_id, person_id, metric, value, value2, details, source, "
+_COPY = ("COPY ingest_stage (idx, time, person_id, metric, value, value2, details, source, "
          "utc_offset_min) FROM STDIN (FORMAT BINARY)")
-_COPY_TYPES = ["int4", "timestamptz", "uuid", "uuid", "text", "float8", "float8", "jsonb", "text", "int2"]
+_COPY_TYPES = ["int4", "timestamptz", "uuid", "text", "float8", "float8", "jsonb", "text", "int2"]
 # The stage's rows with the lean table's numbers (people.person_no, data_types.code, sources.source_no: the
 # sources are noted before the insert). Outer joins: a row without its numbers fails the insert loudly (NOT NULL)
 # instead of vanishing from it.
@@ -79,8 +79,12 @@ _ALREADY_PACKED = """DELETE FROM ingest_stage s USING readings_packed p
                                  ELSE round(extract(epoch FROM s.time - (p.day::timestamp AT TIME ZONE 'UTC')) * 1000)::int
                                       = ANY(p.at_ms) END
                   RETURNING s.idx"""
+# A pair seen within the minute is skipped by an index look-up: the upsert's insert attempt, trigger and row lock
+# (most of its cost) are paid only for new pairs and once a minute per pair.
 _SOURCES = """INSERT INTO sources AS s (tenant_id, person_id, source)
               SELECT %s, p, src FROM unnest(%s::uuid[], %s::text[]) AS u(p, src)
+               WHERE NOT EXISTS (SELECT FROM sources x WHERE x.person_id = u.p AND x.source = u.src
+                                    AND x.last_seen >= now() - interval '1 minute')
               ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
               WHERE s.last_seen < now() - interval '1 minute'"""
 # Tell detection which people have new readings, in the same transaction, with the oldest reading time
@@ -162,7 +166,7 @@ class IngestWriter:
                 if attempt == 2:
                     return _fail(jobs, DatabaseUnavailable("write conflict, please retry"))
             except psycopg.errors.CheckViolation as exc:
-                if "sources" not in str(exc):
+                if not TooManySources.raised_by(exc):
                     log.exception("ingest.group_failed tenant=%s", tenant_id)
                     return _fail(jobs, exc)
                 # A person past the sources limit: the group is written again job by job, so only theirs fails.
@@ -200,7 +204,7 @@ class IngestWriter:
                     base = len(rows)
                     outcomes[j] = [ACCEPTED] * len(readings)
                     where.extend((j, i) for i in range(len(readings)))
-                    rows.extend((base + i, t, tenant_id, person, m, v, v2, None if d is None else Jsonb(d), src, off)
+                    rows.extend((base + i, t, person, m, v, v2, None if d is None else Jsonb(d), src, off)
                                 for i, (t, m, v, v2, d, src, off) in enumerate(readings))
                     sources.update((person, src) for src in {r[5] for r in readings})
                     continue
@@ -208,8 +212,7 @@ class IngestWriter:
                     if m in metrics:
                         result[i] = ACCEPTED
                         where.append((j, i))
-                        rows.append((len(rows), t, tenant_id, person, m, v, v2, None if d is None else Jsonb(d), src,
-                                     off))
+                        rows.append((len(rows), t, person, m, v, v2, None if d is None else Jsonb(d), src, off))
                 sources.update((person, src) for src in {r[5] for r in readings if r[1] in metrics})
             if not rows:
                 return outcomes
@@ -242,10 +245,10 @@ class IngestWriter:
                 for idx in duplicates:
                     j, i = where[idx]
                     outcomes[j][i] = DUPLICATE
-                if len(duplicates) < len(rows) and any(r[6] is not None or r[7] is not None for r in rows):
+                if len(duplicates) < len(rows) and any(r[5] is not None or r[6] is not None for r in rows):
                     await cur.execute(_INSERT_EXTRA, (oldest, newest))
                 if oldest < rollup_repo.this_hour():  # hours the chart roll-up may hold are taken again
-                    await rollup_repo.mark_past_hours(conn, ((r[3], r[4], r[1]) for r in rows
+                    await rollup_repo.mark_past_hours(conn, ((r[2], r[3], r[1]) for r in rows
                                                              if r[0] not in duplicates))
                 earliest = _earliest_per_person(rows, duplicates)
                 if earliest:  # a batch that was all repeats changes nothing the detector has seen
@@ -275,7 +278,7 @@ def _duplicates(stored_before: set[int], rows: list[tuple]) -> list[int]:
     seen: set[tuple] = set()
     duplicates = []
     for row in rows:
-        key = (row[3], row[4], row[8], row[1])  # person, metric, source, time
+        key = (row[2], row[3], row[7], row[1])  # person, metric, source, time
         if row[0] in stored_before or key in seen:
             duplicates.append(row[0])
         seen.add(key)
@@ -288,7 +291,7 @@ def _earliest_per_person(rows: list[tuple], duplicates: set[int]) -> dict[UUID, 
     for row in rows:
         if row[0] in duplicates:
             continue
-        person, t = row[3], row[1]
+        person, t = row[2], row[1]
         if person not in earliest or t < earliest[person]:
             earliest[person] = t
     return earliest

@@ -49,6 +49,14 @@ class TooManySources(Invalid, code="too_many_sources"):
     def __init__(self, detail: str = "at most 32,767 distinct sources per person; nothing was stored") -> None:
         super().__init__(detail)
 
+    CONSTRAINT = "sources_per_person"  # what the database names in the error (migration 0021)
+
+    @classmethod
+    def raised_by(cls, exc: BaseException) -> bool:
+        """Is ``exc`` (a database check violation) the sources limit?"""
+        diag = getattr(exc, "diag", None)
+        return diag is not None and diag.constraint_name == cls.CONSTRAINT
+
 
 class Unauthorized(BeidouError, status=401, code="unauthorized"):
     """No valid credentials (answered with ``WWW-Authenticate: Bearer``)."""
