@@ -185,3 +185,39 @@ def test_frames_trickling_in_from_many_streams_share_transactions(service, tenan
     # (however long a slow machine took to send them).
     commits = group_commits(service) - before
     assert commits < 40 and commits <= sending / 0.020 + 2, (commits, sending)
+
+
+def test_one_transaction_stores_each_persons_readings_only_as_far_as_their_own_consent_allows(service, tenant):
+    """People in different consent states send at the same moment (their frames share a transaction, where
+    consent is read for all of them at once): each person's readings are stored only for the data types
+    whose consent is in force for that person, whatever the others have granted."""
+    names = ["granted", "steps-only", "withdrawn", "never", "lapsed"]
+    tokens = {name: tenant.person_token(f"mixed-{name}") for name in names}
+
+    def consent(name: str, method: str, data_type: str) -> None:
+        answer = getattr(tenant.client(tokens[name]), method)(f"/v1/me/consents/{data_type}")
+        assert answer.status_code == 200, answer.text
+
+    consent("granted", "put", "heart_rate")
+    consent("steps-only", "put", "steps")
+    consent("withdrawn", "put", "heart_rate")
+    consent("withdrawn", "delete", "heart_rate")
+    consent("lapsed", "put", "heart_rate")
+    with service.admin_conn() as conn:  # its valid_until has just passed; the expiry job has not run yet
+        conn.execute("""UPDATE consent_state SET valid_until = now() - interval '1 second'
+                         WHERE person_id = (SELECT id FROM people WHERE tenant_id = %s AND external_id = %s)""",
+                     (tenant.id, "mixed-lapsed"))
+    body = json.dumps({"seq": 1, "readings": [
+        {"metric": "heart_rate", "time": (NOW - timedelta(seconds=5)).isoformat(), "value": 64},
+        {"metric": "steps", "time": (NOW - timedelta(seconds=5)).isoformat(), "value": 12}]})
+    with contextlib.ExitStack() as opened:
+        streams = {name: opened.enter_context(open_stream(service, tokens[name])) for name in names}
+        for ws in streams.values():
+            ws.send(body)
+        acks = {name: receive_until(ws, lambda m: m["type"] == "ack") for name, ws in streams.items()}
+    stored = {name: [r["status"] for r in acks[name]["results"]] for name in names}
+    assert stored == {"granted": ["accepted", "rejected"], "steps-only": ["rejected", "accepted"],
+                      "withdrawn": ["rejected", "rejected"], "never": ["rejected", "rejected"],
+                      "lapsed": ["rejected", "rejected"]}
+    assert {name: count(service, tenant, f"mixed-{name}") for name in names} == {
+        "granted": 1, "steps-only": 1, "withdrawn": 0, "never": 0, "lapsed": 0}
