@@ -197,9 +197,11 @@ async def granted_pairs(conn: psycopg.AsyncConnection, person_ids: list[UUID], p
     withdrawal or erasure committing meanwhile either waits for this transaction's readings (and erases them)
     or is seen by the read below; a reading is never stored after a withdrawal was acknowledged. A person
     whose data was erased has no consent in force, whatever an older process may still believe about them."""
-    await share_people(conn, person_ids)
-    cur = await conn.execute("SELECT person_id, data_type FROM beidou_consents_in_force(%s, %s)", (person_ids, purpose))
-    return {(row[0], row[1]) for row in await cur.fetchall()}
+    async with conn.pipeline():  # both statements in one round trip; the read still starts after the locks
+        await share_people(conn, person_ids)
+        cur = await conn.execute("SELECT person_id, data_type FROM beidou_consents_in_force(%s, %s)",
+                                 (person_ids, purpose))
+        return {(row[0], row[1]) for row in await cur.fetchall()}
 
 
 async def history(conn: psycopg.AsyncConnection, person_id: UUID) -> list[ConsentEvent]:

@@ -39,3 +39,55 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
+
+-- Everything ingest does after its COPY into the session's stage, in one round trip (it used to be six
+-- statements, each waiting for an API event loop busy with a thousand streams): note the stage's sources
+-- (a pair seen within the minute is only looked up), move the rows into readings_hot plainly (a stored key
+-- rolls the plain insert back and inserts again without the stored ones: ON CONFLICT costs ~40 % more per
+-- row, so only a resend pays it), queue detection work per person with the oldest reading time stored now,
+-- and wake the worker. Runs as the caller, under its row-level security. True if some staged rows were
+-- not stored (a resend: the caller then finds which).
+CREATE FUNCTION beidou_ingest_staged(p_tenant uuid, p_channel text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE staged bigint; stored bigint; oldest timestamptz; newest timestamptz;
+BEGIN
+  SELECT count(*), min(time), max(time) INTO staged, oldest, newest FROM ingest_stage;
+  INSERT INTO sources AS s (tenant_id, person_id, source)
+  SELECT DISTINCT p_tenant, st.person_id, st.source FROM ingest_stage st
+   WHERE NOT EXISTS (SELECT FROM sources x WHERE x.person_id = st.person_id AND x.source = st.source
+                        AND x.last_seen >= now() - interval '1 minute')
+   ORDER BY 2, 3
+  ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now() WHERE s.last_seen < now() - interval '1 minute';
+  BEGIN
+    INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
+    SELECT s.time, p.person_no, s.value, (SELECT beidou_tenant_no()), d.code, so.source_no, s.utc_offset_min
+      FROM ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
+      LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source;
+    GET DIAGNOSTICS stored = ROW_COUNT;
+  EXCEPTION WHEN unique_violation THEN
+    INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
+    SELECT s.time, p.person_no, s.value, (SELECT beidou_tenant_no()), d.code, so.source_no, s.utc_offset_min
+      FROM ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
+      LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS stored = ROW_COUNT;
+  END;
+  IF stored = staged THEN
+    INSERT INTO detection_work (tenant_id, person_id, earliest_time)
+    SELECT p_tenant, person_id, min(time) FROM ingest_stage GROUP BY person_id;
+  ELSIF stored > 0 THEN  -- only what was stored now (received_at is this transaction's now())
+    INSERT INTO detection_work (tenant_id, person_id, earliest_time)
+    SELECT p_tenant, s.person_id, min(s.time)
+      FROM ingest_stage s JOIN people p ON p.id = s.person_id JOIN data_types d ON d.name = s.metric
+      JOIN sources so ON so.person_id = s.person_id AND so.source = s.source
+      JOIN readings_hot r ON r.person_no = p.person_no AND r.metric_no = d.code AND r.source_no = so.source_no
+                         AND r.time = s.time AND r.received_at = now()
+     WHERE r.time BETWEEN oldest AND newest
+     GROUP BY s.person_id;
+  END IF;
+  IF stored > 0 THEN
+    PERFORM pg_notify(p_channel, p_tenant::text);
+  END IF;
+  RETURN stored <> staged;
+END $$;
+REVOKE ALL ON FUNCTION beidou_ingest_staged(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION beidou_ingest_staged(uuid, text) TO beidou_app;

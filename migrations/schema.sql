@@ -117,6 +117,51 @@ BEGIN
   END IF;
 END $$;
 
+CREATE FUNCTION public.beidou_ingest_staged(p_tenant uuid, p_channel text) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+DECLARE staged bigint; stored bigint; oldest timestamptz; newest timestamptz;
+BEGIN
+  SELECT count(*), min(time), max(time) INTO staged, oldest, newest FROM ingest_stage;
+  INSERT INTO sources AS s (tenant_id, person_id, source)
+  SELECT DISTINCT p_tenant, st.person_id, st.source FROM ingest_stage st
+   WHERE NOT EXISTS (SELECT FROM sources x WHERE x.person_id = st.person_id AND x.source = st.source
+                        AND x.last_seen >= now() - interval '1 minute')
+   ORDER BY 2, 3
+  ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now() WHERE s.last_seen < now() - interval '1 minute';
+  BEGIN
+    INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
+    SELECT s.time, p.person_no, s.value, (SELECT beidou_tenant_no()), d.code, so.source_no, s.utc_offset_min
+      FROM ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
+      LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source;
+    GET DIAGNOSTICS stored = ROW_COUNT;
+  EXCEPTION WHEN unique_violation THEN
+    INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
+    SELECT s.time, p.person_no, s.value, (SELECT beidou_tenant_no()), d.code, so.source_no, s.utc_offset_min
+      FROM ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
+      LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS stored = ROW_COUNT;
+  END;
+  IF stored = staged THEN
+    INSERT INTO detection_work (tenant_id, person_id, earliest_time)
+    SELECT p_tenant, person_id, min(time) FROM ingest_stage GROUP BY person_id;
+  ELSIF stored > 0 THEN  -- only what was stored now (received_at is this transaction's now())
+    INSERT INTO detection_work (tenant_id, person_id, earliest_time)
+    SELECT p_tenant, s.person_id, min(s.time)
+      FROM ingest_stage s JOIN people p ON p.id = s.person_id JOIN data_types d ON d.name = s.metric
+      JOIN sources so ON so.person_id = s.person_id AND so.source = s.source
+      JOIN readings_hot r ON r.person_no = p.person_no AND r.metric_no = d.code AND r.source_no = so.source_no
+                         AND r.time = s.time AND r.received_at = now()
+     WHERE r.time BETWEEN oldest AND newest
+     GROUP BY s.person_id;
+  END IF;
+  IF stored > 0 THEN
+    PERFORM pg_notify(p_channel, p_tenant::text);
+  END IF;
+  RETURN stored <> staged;
+END $$;
+
 CREATE FUNCTION public.beidou_known_data_type(data_type text) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $_$SELECT $1 = ANY ('{blood_pressure,body_temperature,glucose,heart_rate,hrv_rmssd,hrv_sdnn,respiratory_rate,resting_heart_rate,sleep,spo2,steps}'::text[])$_$;
@@ -1588,6 +1633,9 @@ GRANT ALL ON FUNCTION public.beidou_erase_hot_readings(p_person uuid) TO beidou_
 
 REVOKE ALL ON FUNCTION public.beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_hourly_span(p_person uuid, p_metrics text[], p_from timestamp with time zone, p_to timestamp with time zone) TO beidou_app;
+
+REVOKE ALL ON FUNCTION public.beidou_ingest_staged(p_tenant uuid, p_channel text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.beidou_ingest_staged(p_tenant uuid, p_channel text) TO beidou_app;
 
 REVOKE ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.beidou_packable_chunks(hot_days integer, p_limit integer) TO beidou_app;

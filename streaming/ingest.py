@@ -43,14 +43,6 @@ _COPY_TYPES = ["int4", "timestamptz", "uuid", "text", "float8", "float8", "jsonb
 # instead of vanishing from it.
 _CODED = """ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
             LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source"""
-# The common case inserts plainly (under the tenant's row-level security like every write): `ON CONFLICT DO
-# NOTHING` costs PostgreSQL about 40 % more per row (a speculative insertion). It runs inside a savepoint; only
-# a commit that meets a stored key (a resend) rolls back to it and takes the conflict-tolerant path.
-_INSERT_NEW = f"""INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
-                  SELECT s.time, p.person_no, s.value, (SELECT beidou_tenant_no()), d.code, so.source_no,
-                         s.utc_offset_min
-                    FROM {_CODED}"""
-_INSERT = _INSERT_NEW + " ON CONFLICT DO NOTHING"
 # A diastolic or sleep stages go beside the reading, for the rows this transaction stored.
 _INSERT_EXTRA = f"""INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details)
                     SELECT DISTINCT ON (r.person_no, r.metric_no, r.time, r.source_no)
@@ -60,8 +52,6 @@ _INSERT_EXTRA = f"""INSERT INTO readings_hot_extra (time, person_no, tenant_no, 
                      WHERE (s.value2 IS NOT NULL OR s.details IS NOT NULL) AND r.received_at = now()
                        AND r.time BETWEEN %s AND %s
                      ORDER BY r.person_no, r.metric_no, r.time, r.source_no, s.idx"""
-# Below this many rows the savepoint's two statements cost the API more than the plain insert saves PostgreSQL.
-_PLAIN_FROM = 256
 # Rows inserted by this transaction carry received_at = now(); anything else was there before us.
 _DUPLICATES = f"""SELECT s.idx FROM {_CODED} JOIN readings_hot r
                     ON r.person_no = p.person_no AND r.metric_no = d.code AND r.source_no = so.source_no
@@ -79,20 +69,10 @@ _ALREADY_PACKED = """DELETE FROM ingest_stage s USING readings_packed p
                                  ELSE round(extract(epoch FROM s.time - (p.day::timestamp AT TIME ZONE 'UTC')) * 1000)::int
                                       = ANY(p.at_ms) END
                   RETURNING s.idx"""
-# A pair seen within the minute is skipped by an index look-up: the upsert's insert attempt, trigger and row lock
-# (most of its cost) are paid only for new pairs and once a minute per pair.
-_SOURCES = """INSERT INTO sources AS s (tenant_id, person_id, source)
-              SELECT %s, p, src FROM unnest(%s::uuid[], %s::text[]) AS u(p, src)
-               WHERE NOT EXISTS (SELECT FROM sources x WHERE x.person_id = u.p AND x.source = u.src
-                                    AND x.last_seen >= now() - interval '1 minute')
-              ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now()
-              WHERE s.last_seen < now() - interval '1 minute'"""
-# Tell detection which people have new readings, in the same transaction, with the oldest reading time
-# this commit stored for each (the worker re-scores from there if it is behind the detector's position).
-# Appending (not updating a row per person) keeps concurrent commits for the same person from waiting on
-# each other.
-_QUEUE = """INSERT INTO detection_work (tenant_id, person_id, earliest_time)
-            SELECT %s, p, t FROM unnest(%s::uuid[], %s::timestamptz[]) AS u(p, t)"""
+# Everything after the COPY in one round trip (migration 0021): note the stage's sources, insert its rows into
+# readings_hot (plainly; on a stored key, again without the stored ones), queue detection work per person with
+# the oldest reading time stored now, notify the worker. True if some staged rows were not stored (a resend).
+_STORE_STAGED = "SELECT beidou_ingest_staged(%s, %s)"
 
 
 @dataclass(slots=True)
@@ -196,7 +176,6 @@ class IngestWriter:
                 allowed[person].add(data_type)
             rows: list[tuple] = []
             where: list[tuple[int, int]] = []
-            sources: set[tuple[UUID, str]] = set()
             for j, job in enumerate(jobs):
                 person, readings, result = job.person_id, job.readings, outcomes[j]
                 metrics = allowed.get(person, ())
@@ -206,14 +185,12 @@ class IngestWriter:
                     where.extend((j, i) for i in range(len(readings)))
                     rows.extend((base + i, t, person, m, v, v2, None if d is None else Jsonb(d), src, off)
                                 for i, (t, m, v, v2, d, src, off) in enumerate(readings))
-                    sources.update((person, src) for src in {r[5] for r in readings})
                     continue
                 for i, (t, m, v, v2, d, src, off) in enumerate(readings):
                     if m in metrics:
                         result[i] = ACCEPTED
                         where.append((j, i))
                         rows.append((len(rows), t, person, m, v, v2, None if d is None else Jsonb(d), src, off))
-                sources.update((person, src) for src in {r[5] for r in readings if r[1] in metrics})
             if not rows:
                 return outcomes
             INGEST_GROUP_ROWS.observe(len(rows))
@@ -223,8 +200,6 @@ class IngestWriter:
                 await conn.execute(_STAGE)
                 staged_now = conn
             async with conn.cursor() as cur:
-                pairs = sorted(sources)  # noted first: the insert takes their numbers
-                await cur.execute(_SOURCES, (tenant_id, [p for p, _ in pairs], [s for _, s in pairs]))
                 async with cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
                     for row in rows:
@@ -234,7 +209,8 @@ class IngestWriter:
                 if oldest < datetime.now(timezone.utc) - self.packed_before:
                     await cur.execute(_ALREADY_PACKED)
                     packed = {idx for (idx,) in await cur.fetchall()}
-                resent = await _insert(conn, cur, len(rows) - len(packed))
+                await cur.execute(_STORE_STAGED, (tenant_id, INGEST_CHANNEL))
+                resent = (await cur.fetchone())[0]
                 duplicates: set[int] = set(packed)
                 if resent:
                     # Rare path (a resent batch): find which rows were already stored, and repeats within
@@ -250,27 +226,9 @@ class IngestWriter:
                 if oldest < rollup_repo.this_hour():  # hours the chart roll-up may hold are taken again
                     await rollup_repo.mark_past_hours(conn, ((r[2], r[3], r[1]) for r in rows
                                                              if r[0] not in duplicates))
-                earliest = _earliest_per_person(rows, duplicates)
-                if earliest:  # a batch that was all repeats changes nothing the detector has seen
-                    people_now = sorted(earliest)
-                    await cur.execute(_QUEUE, (tenant_id, people_now, [earliest[p] for p in people_now]))
-                    await cur.execute("SELECT pg_notify(%s, %s)", (INGEST_CHANNEL, str(tenant_id)))
         if staged_now is not None:
             self._staged.add(staged_now)
         return outcomes
-
-
-async def _insert(conn: psycopg.AsyncConnection, cur: psycopg.AsyncCursor, staged: int) -> bool:
-    """Move the staged rows into `readings_hot`; True if some were not inserted (already stored, or repeated)."""
-    if staged >= _PLAIN_FROM:
-        try:
-            async with conn.transaction():
-                await cur.execute(_INSERT_NEW)
-            return False
-        except psycopg.errors.UniqueViolation:
-            pass
-    await cur.execute(_INSERT)
-    return cur.rowcount != staged
 
 
 def _duplicates(stored_before: set[int], rows: list[tuple]) -> list[int]:
@@ -283,18 +241,6 @@ def _duplicates(stored_before: set[int], rows: list[tuple]) -> list[int]:
             duplicates.append(row[0])
         seen.add(key)
     return duplicates
-
-
-def _earliest_per_person(rows: list[tuple], duplicates: set[int]) -> dict[UUID, datetime]:
-    """The oldest reading time stored now, per person (rows that were repeats stored nothing)."""
-    earliest: dict[UUID, datetime] = {}
-    for row in rows:
-        if row[0] in duplicates:
-            continue
-        person, t = row[2], row[1]
-        if person not in earliest or t < earliest[person]:
-            earliest[person] = t
-    return earliest
 
 
 def _fail(jobs: list[_Job], exc: BaseException) -> None:
