@@ -188,7 +188,7 @@ class DetectionConsumer:
             # A checkpoint holds the readings before its window_end: read from window_end itself.
             after = position - _TICK if inclusive else position
             rows = await repo.readings_between(conn, person_id, sorted(metrics), after=after, until=until,
-                                               limit=limit, several_sources=several)
+                                               limit=limit, work=work.ids, several_sources=several)
             complete = len(rows) < limit
             if not complete:
                 rows = _whole_instants(rows)  # the next pass starts after the cursor: never split an instant
@@ -274,9 +274,10 @@ class DetectionConsumer:
                     until = max(until, stored.released_until)
                 reads.append((person_id, metrics, stored.cursor_time, until))
             limit = cfg.max_readings_per_pass
-            rows = await repo.readings_of(conn, reads, limit=limit) if reads else {}
+            done = [i for _p, _d, _s, work, _m in plans for i in work.ids]
+            rows = await repo.readings_of(conn, reads, limit=limit, work=done) if reads else {}
             fed = await asyncio.to_thread(_feed_each, plans, rows, zones, cfg.allowed_lateness, limit)
-            states_out, checkpoints, horizons, more, done = [], [], [], [], []
+            states_out, checkpoints, horizons, more = [], [], [], []
             for (person_id, detector, stored, work, _metrics), (rows_fed, complete, _events, _received, taken, n) in (
                     zip(plans, fed)):
                 cursor = rows_fed[-1][0] if rows_fed else stored.cursor_time
@@ -287,7 +288,6 @@ class DetectionConsumer:
                     horizons.append((person_id, cursor - cfg.allowed_lateness))
                 if not complete:
                     more.append(person_id)
-                done += work.ids
             await repo.save_states(conn, tenant_id=tenant_id, state_version=STATE_VERSION, states=states_out)
             await repo.save_checkpoints_of(conn, tenant_id=tenant_id, state_version=STATE_VERSION,
                                            checkpoints=checkpoints)

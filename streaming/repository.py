@@ -224,14 +224,18 @@ async def stream_heads_of(conn: psycopg.AsyncConnection, wanted: list[tuple[UUID
 # and clock hour, only the source with the most readings in that hour counts (ties: the first source by
 # name), judged on everything stored for that hour. Hours are UTC hours (date_bin from the epoch).
 # Hot and packed history alike (a rebuild from history reads packed days as one reading per minute: its mean).
+# Readings of a commit whose work row the pass has not read (it committed after the pass read its work) are
+# left for the pass that reads it: fed now, their work row would look like late data to the next pass.
 _SPAN_OF = """
   SELECT time, metric, value, value2, received_at, source
     FROM beidou_readings_span({person}, {metrics}, coalesce({after}::timestamptz, '-infinity'),
                               coalesce({until}::timestamptz + interval '1 microsecond', 'infinity'))
    WHERE ({after}::timestamptz IS NULL OR time > {after})
      AND ({until}::timestamptz IS NULL OR time <= {until})
+     AND NOT EXISTS (SELECT FROM detection_work w WHERE w.person_id = {person} AND w.created_at = received_at
+                                                    AND w.id <> ALL(%(work)s::bigint[]))
    ORDER BY time, metric, source LIMIT %(limit)s"""
-_SPAN = _SPAN_OF.format(person="%(person)s", metrics="%(metrics)s", after="%(after)s", until="%(until)s")
+_SPAN = _SPAN_OF.format(person="%(person)s::uuid", metrics="%(metrics)s", after="%(after)s", until="%(until)s")
 # Several people at once, each with one source per metric (nothing to choose): their spans side by side.
 _ONE_SOURCE_OF = """
 SELECT w.person_id, s.time, s.metric, s.value, s.value2, s.received_at, true
@@ -257,28 +261,31 @@ SELECT s.time, s.metric, s.value, s.value2, s.received_at, c.source IS NOT NULL 
 
 
 async def readings_between(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str], *,
-                           after: datetime | None, until: datetime | None, limit: int,
+                           after: datetime | None, until: datetime | None, limit: int, work: list[int],
                            several_sources: bool = True,
                            ) -> list[tuple[datetime, str, float, float | None, datetime, bool]]:
     """The person's consented readings in ``(after, until]``, oldest first, at most ``limit``:
     ``(time, metric, value, value2, received_at, counted)``; ``counted`` is False for a reading of a source
-    that is not the one counted for its metric and hour. Pass ``several_sources=False`` when each metric
-    has one source (nothing to choose: a cheaper query)."""
+    that is not the one counted for its metric and hour. Readings whose commit queued a work row other than
+    ``work`` (the rows the pass read) are left out: the pass that reads that row feeds them. Pass
+    ``several_sources=False`` when each metric has one source (nothing to choose: a cheaper query)."""
     if not several_sources:
-        return (await readings_of(conn, [(person_id, metrics, after, until)], limit=limit)).get(person_id, [])
+        return (await readings_of(conn, [(person_id, metrics, after, until)], limit=limit, work=work)
+                ).get(person_id, [])
     cur = await conn.execute(_MERGED, {"person": person_id, "metrics": metrics, "after": after, "until": until,
-                                       "limit": limit})
+                                       "limit": limit, "work": work})
     return await cur.fetchall()
 
 
 async def readings_of(conn: psycopg.AsyncConnection,
-                      wanted: list[tuple[UUID, list[str], datetime | None, datetime | None]], *, limit: int
-                      ) -> dict[UUID, list[tuple[datetime, str, float, float | None, datetime, bool]]]:
+                      wanted: list[tuple[UUID, list[str], datetime | None, datetime | None]], *, limit: int,
+                      work: list[int]) -> dict[UUID, list[tuple[datetime, str, float, float | None, datetime, bool]]]:
     """:func:`readings_between` for several ``(person, metrics, after, until)`` whose metrics have one source
-    each, in one statement: at most ``limit`` readings per person."""
+    each, in one statement: at most ``limit`` readings per person (``work``: the rows the pass read, all
+    people's)."""
     cur = await conn.execute(_ONE_SOURCE_OF, {
         "people": [w[0] for w in wanted], "metrics": [",".join(w[1]) for w in wanted],
-        "after": [w[2] for w in wanted], "until": [w[3] for w in wanted], "limit": limit})
+        "after": [w[2] for w in wanted], "until": [w[3] for w in wanted], "limit": limit, "work": work})
     out: dict[UUID, list[tuple]] = {}
     for person_id, *row in await cur.fetchall():
         out.setdefault(person_id, []).append(tuple(row))
