@@ -37,12 +37,11 @@ class ConsumerConfig:
     allowed_lateness: timedelta = timedelta(hours=36)   # how far behind its position the detector re-scores
     watermark_hold: timedelta = timedelta(days=5)       # heart rate this far behind the newest no longer holds
     # Fresh first: a person whose backlog starts further back than this is backfilling. Every pass serves the
-    # fresh people first, then gives the backfilling ones a bounded share, in short passes each, and gives way
-    # as soon as fresh work has come.
+    # fresh people first, then gives the backfilling ones a bounded share, in short passes each.
     backfill_after: timedelta = timedelta(hours=6)
     backfill_people: int = 20            # backfilling people claimed per pass and tenant
-    backfill_readings_per_pass: int = 5_000
-    backfill_share_s: float = 0.5        # a pass spends at most about this long on backfill (at least one person)
+    backfill_readings_per_pass: int = 10_000
+    backfill_share_s: float = 0.5        # a pass spends about this long on backfill (at least one person)
 
 
 @dataclass
@@ -90,22 +89,20 @@ class DetectionConsumer:
             return await repo.tenant_ids(conn)
 
     async def process_tenant(self, tenant_id: UUID) -> PassResult:
-        """One pass over a tenant's people with unseen readings: every fresh person first (``fresh_together``
-        at a time, :meth:`process_fresh`), then backfilling people, each in a short pass, for at most about
-        ``backfill_share_s`` and only until fresh work has come since the pass began (at least one person, so
-        backfill always moves). Several workers (tasks or processes) may run passes side by side: each person
-        is processed by one of them at a time."""
+        """One pass over a tenant's people with unseen readings: every fresh person first, then backfilling
+        people for about ``backfill_share_s`` (at least one), each in a short pass. Several workers (tasks or
+        processes) may run passes side by side: each person is processed by one of them at a time."""
         cfg = self.config
         total = PassResult()
-        backfill_before = datetime.now(timezone.utc) - cfg.backfill_after
         async with self.db.transaction(tenant_id=tenant_id) as conn:
-            fresh, backfill, last = await repo.pending_people(conn, cfg.batch_people, backfill_before=backfill_before,
-                                                              backfill_limit=cfg.backfill_people)
+            fresh, backfill = await repo.pending_people(
+                conn, cfg.batch_people, backfill_before=datetime.now(timezone.utc) - cfg.backfill_after,
+                backfill_limit=cfg.backfill_people)
         for start in range(0, len(fresh), cfg.fresh_together):
             total.add(await self.process_fresh(tenant_id, fresh[start:start + cfg.fresh_together]))
         share_ends = monotonic() + cfg.backfill_share_s
         for n, person_id in enumerate(backfill):
-            if n and (monotonic() >= share_ends or await self._fresh_work_after(tenant_id, last, backfill_before)):
+            if n and monotonic() >= share_ends:
                 total.more = True  # the rest of the backfill waits for the next pass, behind fresh work
                 break
             total.add(await self.process_person(tenant_id, person_id, only_with_work=True,
@@ -113,10 +110,6 @@ class DetectionConsumer:
         # More people waiting than one pass claims: go round again.
         total.more = total.more or len(fresh) >= cfg.batch_people or len(backfill) >= cfg.backfill_people
         return total
-
-    async def _fresh_work_after(self, tenant_id: UUID, last: int, backfill_before: datetime) -> bool:
-        async with self.db.transaction(tenant_id=tenant_id) as conn:
-            return await repo.fresh_work_after(conn, last, backfill_before=backfill_before)
 
     async def process_person(self, tenant_id: UUID, person_id: UUID, *, only_with_work: bool = False,
                              max_readings: int | None = None) -> PassResult:

@@ -33,16 +33,14 @@ async def tenant_ids(conn: psycopg.AsyncConnection) -> list[UUID]:
 
 
 async def pending_people(conn: psycopg.AsyncConnection, limit: int, *, backfill_before: datetime,
-                         backfill_limit: int) -> tuple[list[UUID], list[UUID], int]:
-    """People of the current tenant with readings the detector has not seen: ``(fresh, backfilling, last)``,
-    each longest waiting first, and the newest work row among theirs. A person is backfilling when their
-    backlog starts before ``backfill_before``: the detector's position (its cursor), or for a person it has not
-    seen yet the oldest reading announced."""
+                         backfill_limit: int) -> tuple[list[UUID], list[UUID]]:
+    """People of the current tenant with readings the detector has not seen: ``(fresh, backfilling)``, each
+    longest waiting first. A person is backfilling when their backlog starts before ``backfill_before``: the
+    detector's position (its cursor), or for a person it has not seen yet the oldest reading announced."""
     cur = await conn.execute(
-        """SELECT person_id, backfill, last FROM (
-             SELECT person_id, backfill, first, last,
-                    row_number() OVER (PARTITION BY backfill ORDER BY first) AS n
-               FROM (SELECT w.person_id, min(w.id) AS first, max(w.id) AS last,
+        """SELECT person_id, backfill FROM (
+             SELECT person_id, backfill, first, row_number() OVER (PARTITION BY backfill ORDER BY first) AS n
+               FROM (SELECT w.person_id, min(w.id) AS first,
                             coalesce(coalesce(s.cursor_time, min(w.earliest_time)) < %s, false) AS backfill
                        FROM detection_work w LEFT JOIN detector_state s ON s.person_id = w.person_id
                       GROUP BY w.person_id, s.cursor_time) p) q
@@ -50,21 +48,9 @@ async def pending_people(conn: psycopg.AsyncConnection, limit: int, *, backfill_
             ORDER BY backfill, first""", (backfill_before, backfill_limit, limit))
     fresh: list[UUID] = []
     backfill: list[UUID] = []
-    newest = 0
-    for person_id, behind, last in await cur.fetchall():
+    for person_id, behind in await cur.fetchall():
         (backfill if behind else fresh).append(person_id)
-        newest = max(newest, last)
-    return fresh, backfill, newest
-
-
-async def fresh_work_after(conn: psycopg.AsyncConnection, after: int, *, backfill_before: datetime) -> bool:
-    """Whether work has come since work row ``after`` for a person who is not backfilling (see
-    :func:`pending_people`; judged per row, which is all a backfill pass needs to know to give way)."""
-    cur = await conn.execute(
-        """SELECT EXISTS (SELECT FROM detection_work w LEFT JOIN detector_state s ON s.person_id = w.person_id
-                           WHERE w.id > %s AND coalesce(s.cursor_time, w.earliest_time) >= %s)""",
-        (after, backfill_before))
-    return (await cur.fetchone())[0]
+    return fresh, backfill
 
 
 async def idle_people(conn: psycopg.AsyncConnection, idle_since: datetime, limit: int) -> list[UUID]:
