@@ -88,27 +88,31 @@ class DetectionConsumer:
         async with self.db.transaction(tenant_id=None) as conn:
             return await repo.tenant_ids(conn)
 
-    async def process_tenant(self, tenant_id: UUID) -> PassResult:
-        """One pass over a tenant's people with unseen readings: every fresh person first, then backfilling
-        people for about ``backfill_share_s`` (at least one), each in a short pass. Several workers (tasks or
-        processes) may run passes side by side: each person is processed by one of them at a time."""
+    async def process_tenant(self, tenant_id: UUID, *, fresh: bool = True, backfill: bool = True) -> PassResult:
+        """One pass over a tenant's people with unseen readings: every fresh person first (``fresh_together``
+        at a time, :meth:`process_fresh`), then backfilling people for about ``backfill_share_s`` (at least
+        one), each in a short pass. ``fresh=False`` / ``backfill=False`` leave that kind out: the worker runs
+        the two kinds in loops of their own, so backfill never holds up a fresh pass. Several workers (tasks
+        or processes) may run passes side by side: each person is processed by one of them at a time."""
         cfg = self.config
         total = PassResult()
         async with self.db.transaction(tenant_id=tenant_id) as conn:
-            fresh, backfill = await repo.pending_people(
-                conn, cfg.batch_people, backfill_before=datetime.now(timezone.utc) - cfg.backfill_after,
-                backfill_limit=cfg.backfill_people)
-        for start in range(0, len(fresh), cfg.fresh_together):
-            total.add(await self.process_fresh(tenant_id, fresh[start:start + cfg.fresh_together]))
+            fresh_people, backfilling = await repo.pending_people(
+                conn, cfg.batch_people if fresh else 0,
+                backfill_before=datetime.now(timezone.utc) - cfg.backfill_after,
+                backfill_limit=cfg.backfill_people if backfill else 0)
+        for start in range(0, len(fresh_people), cfg.fresh_together):
+            total.add(await self.process_fresh(tenant_id, fresh_people[start:start + cfg.fresh_together]))
         share_ends = monotonic() + cfg.backfill_share_s
-        for n, person_id in enumerate(backfill):
+        for n, person_id in enumerate(backfilling):
             if n and monotonic() >= share_ends:
                 total.more = True  # the rest of the backfill waits for the next pass, behind fresh work
                 break
             total.add(await self.process_person(tenant_id, person_id, only_with_work=True,
                                                 max_readings=cfg.backfill_readings_per_pass))
         # More people waiting than one pass claims: go round again.
-        total.more = total.more or len(fresh) >= cfg.batch_people or len(backfill) >= cfg.backfill_people
+        total.more = (total.more or (fresh and len(fresh_people) >= cfg.batch_people)
+                      or (backfill and len(backfilling) >= cfg.backfill_people))
         return total
 
     async def process_person(self, tenant_id: UUID, person_id: UUID, *, only_with_work: bool = False,

@@ -218,8 +218,9 @@ _SPAN_OF = """
                               coalesce({until}::timestamptz + interval '1 microsecond', 'infinity'))
    WHERE ({after}::timestamptz IS NULL OR time > {after})
      AND ({until}::timestamptz IS NULL OR time <= {until})
-     AND NOT EXISTS (SELECT FROM detection_work w WHERE w.person_id = {person} AND w.created_at = received_at
-                                                    AND w.id <> ALL(%(work)s::bigint[]))
+     AND NOT EXISTS (SELECT FROM detection_work unread
+                      WHERE unread.person_id = {person} AND unread.created_at = received_at
+                        AND unread.id <> ALL(%(work)s::bigint[]))
    ORDER BY time, metric, source LIMIT %(limit)s"""
 _SPAN = _SPAN_OF.format(person="%(person)s::uuid", metrics="%(metrics)s", after="%(after)s", until="%(until)s")
 # Several people at once, each with one source per metric (nothing to choose): their spans side by side.
