@@ -171,7 +171,8 @@ class Streams:
 def test_a_fresh_reading_becomes_an_alert_promptly_while_hundreds_stream_and_others_backfill(service, tenant):
     """Hundreds of people streaming (each with a reading every second) and a month of history arriving for
     each of four others: the worker keeps up, so a fresh reading that completes a feverish night is an alert
-    within two seconds, while the backfill goes on."""
+    within seconds (it took 8 when each fresh person had a transaction of their own), while the backfill goes
+    on."""
     zone = morning_zone()
     end = datetime.now(zone).replace(minute=0, second=0, microsecond=0)  # 09:00 today, there
     live = synthetic_history(days=21, sick_nights=2, seed=22, zone=zone, end=end)
@@ -202,7 +203,7 @@ def test_a_fresh_reading_becomes_an_alert_promptly_while_hundreds_stream_and_oth
             send_all(live_client, live[cut:])
             opened = wait_for(lambda: opened_alerts(service, tenant.id, "live"), timeout=30)[0]
             assert sum(seen(service, tenant.id, name) for name in backfill) < sum(map(len, backfill.values()))
-            assert (opened - sent).total_seconds() < 2.0, opened - sent
+            assert (opened - sent).total_seconds() < 3.0, opened - sent  # ~0.7 s here on a lightly loaded machine
         finally:
             stop_process(worker)
     assert seen(service, tenant.id, "live") == len(live)
