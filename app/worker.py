@@ -1,7 +1,9 @@
 """The worker process: detection, alerting and notification sending.
 
 Woken by LISTEN/NOTIFY (never a busy poll), with a slow periodic sweep that catches anything a lost
-notification would have left behind. Runs on its own (`beidou worker`) or inside `beidou up`. Timed jobs
+notification would have left behind. Detection runs in two loops: one for people with fresh readings, one
+that works through backfill in the background, so a person uploading weeks of history never holds up
+another person's fresh reading. Runs on its own (`beidou worker`) or inside `beidou up`. Timed jobs
 (escalations, data-gap checks, packing history) belong to the scheduler, which runs each in one process only.
 """
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Worker:
         self.contended_retry_s = 1.0
         self._dirty: set[UUID] = set()
         self._wake = asyncio.Event()
+        self._backfill: set[UUID] = set()
+        self._backfill_wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -62,6 +66,7 @@ class Worker:
             asyncio.create_task(listen_forever(self.listen_url, [c.name for c in _LISTENS_TO], self._on_notify,
                                                on_connect=self._sweep_all), name="worker-listen"),
             asyncio.create_task(self._detect_loop(), name="worker-detect"),
+            asyncio.create_task(self._backfill_loop(), name="worker-backfill"),
             asyncio.create_task(self._alert_loop(), name="worker-alerts"),
             asyncio.create_task(self._send_loop(), name="worker-send"),
             asyncio.create_task(self._periodic(self._sweep_all, self.sweep_s), name="worker-sweep"),
@@ -74,8 +79,7 @@ class Worker:
 
     async def _on_notify(self, channel: str, payload: str) -> None:
         if channel == channels.INGEST.name:
-            self._dirty.add(channels.INGEST.decode(payload))
-            self._wake.set()
+            self._mark_dirty(channels.INGEST.decode(payload))
         elif channel == channels.ANOMALY.name:
             self._anomalies.add(channels.ANOMALY.decode(payload))
             self._anomaly_wake.set()
@@ -97,9 +101,11 @@ class Worker:
         try:
             tenants = await self.detection.tenants()
             self._dirty.update(tenants)
+            self._backfill.update(tenants)
             self._anomalies.update(tenants)
             self._outbox.update(tenants)  # pushes left due by a crash, or queued while we were not listening
             self._wake.set()
+            self._backfill_wake.set()
             self._anomaly_wake.set()
             self._outbox_wake.set()
         except DatabaseUnavailable as exc:
@@ -139,17 +145,23 @@ class Worker:
             if again(result):
                 pending.add(tenant_id)
 
-    async def _detect(self, tenant_id: UUID):
-        result = await (await self._detection_for(tenant_id)).process_tenant(tenant_id)
+    async def _detect(self, tenant_id: UUID, *, fresh: bool = True, backfill: bool = False):
+        result = await (await self._detection_for(tenant_id)).process_tenant(tenant_id, fresh=fresh,
+                                                                              backfill=backfill)
         if result.contended and not result.more:
             # Someone was being processed by another worker (process): the one holding them normally takes any
             # newer work in its next pass, but look again shortly rather than wait for the sweep.
             asyncio.get_running_loop().call_later(self.contended_retry_s, self._mark_dirty, tenant_id)
         return result
 
+    async def _detect_backfill(self, tenant_id: UUID):
+        return await self._detect(tenant_id, fresh=False, backfill=True)
+
     def _mark_dirty(self, tenant_id: UUID) -> None:
         self._dirty.add(tenant_id)
         self._wake.set()
+        self._backfill.add(tenant_id)
+        self._backfill_wake.set()
 
     @staticmethod
     def _more_to_detect(result) -> bool:
@@ -158,10 +170,18 @@ class Worker:
         return result.more
 
     async def _detect_loop(self) -> None:
+        """Fresh people only: each pass takes whoever has fresh work now, and nothing else."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             await self._drain(self._dirty, self._detect, "detection", again=self._more_to_detect)
+
+    async def _backfill_loop(self) -> None:
+        """Backfilling people, in short passes, beside the fresh loop (their feeding runs in a thread)."""
+        while True:
+            await self._backfill_wake.wait()
+            self._backfill_wake.clear()
+            await self._drain(self._backfill, self._detect_backfill, "backfill", again=self._more_to_detect)
 
     async def _alert_loop(self) -> None:
         while True:
@@ -203,7 +223,7 @@ def build_sender(db: Database, settings) -> NotificationSender:
                               webhook_max_attempts=settings.webhook_max_attempts)
 
 
-async def run_worker(url: str, *, pool_max: int = 5) -> None:
+async def run_worker(url: str, *, pool_max: int = 6) -> None:
     """Run the worker until cancelled (Ctrl-C)."""
     from app.core.settings import get_settings
     db = Database(url, min_size=1, max_size=pool_max, application_name="beidou-worker")

@@ -243,20 +243,27 @@ def main() -> None:
             db.drop()
 
 
-def alert_latency_by_group(admin_url: str, tenant_id) -> dict[str, list[float]]:
-    """Seconds from the anomalous reading's arrival to its alert in the queue, for live people (``live-``)
-    and for backfilling ones (the sentinels replaying their histories)."""
+def alert_latency_by_group(admin_url: str, tenant_id) -> dict[str, list[tuple[float, float, float]]]:
+    """Per alert, for live people (``live-``) and for backfilling ones (the sentinels replaying their
+    histories): ``(reading → alert, reading → event stored, event stored → alert)`` in seconds, measured
+    from the arrival of the reading that revealed the alert's first event. A live person's alert revealed by
+    the history they uploaded at the start (its episode ended more than six hours before that reading
+    arrived: the worker's backfill) is counted apart."""
     with psycopg.connect(admin_url) as conn:
         rows = conn.execute(
-            """SELECT p.external_id, extract(epoch FROM a.opened_at - min(e.source_received_at))
+            """SELECT DISTINCT ON (a.id) p.external_id, extract(epoch FROM a.opened_at - e.source_received_at),
+                      extract(epoch FROM e.created_at - e.source_received_at),
+                      extract(epoch FROM a.opened_at - e.created_at),
+                      e.source_received_at - e.end_time > interval '6 hours'
                  FROM alerts a JOIN people p ON p.id = a.person_id
                  JOIN alert_evidence v ON v.alert_id = a.id JOIN anomaly_events e ON e.id = v.anomaly_event_id
                 WHERE a.tenant_id = %s AND e.source_received_at IS NOT NULL
                   AND e.created_at <= a.opened_at + interval '1 second'
-                GROUP BY a.id, p.external_id, a.opened_at""", (tenant_id,)).fetchall()
-    groups: dict[str, list[float]] = {"live": [], "backfilling": []}
-    for person, latency in rows:
-        groups["live" if person.startswith("live-") else "backfilling"].append(float(latency))
+                ORDER BY a.id, e.source_received_at""", (tenant_id,)).fetchall()
+    groups: dict[str, list[tuple[float, float, float]]] = {"live": [], "live history": [], "backfilling": []}
+    for person, *latency, old in rows:
+        group = ("live history" if old else "live") if person.startswith("live-") else "backfilling"
+        groups[group].append(tuple(map(float, latency)))
     return groups
 
 
@@ -277,10 +284,13 @@ def report(args, result, summary, by_group, stored, cpu0, cpu1, emulator) -> Non
     print(f"reading → alert p50/p99 {'n/a' if lat[0] is None else f'{lat[0]:.2f} / {lat[1]:.2f} s'} "
           f"({summary.alerts_opened} alerts, {summary.pushes_sent} pushes sent, "
           f"{sum(1 for m in emulator.messages() if m['outcome'] == 'delivered')} delivered, {stats.replies} answers)")
-    for group, latencies in by_group.items():
-        figures = (f"{pct(latencies, 0.5):.2f} / {pct(latencies, 0.99):.2f} s" if latencies else "n/a")
+    for group, alerts in by_group.items():
+        def figures(i: int) -> str:
+            values = [a[i] for a in alerts]
+            return f"{pct(values, 0.5):.2f} / {pct(values, 0.99):.2f} s" if values else "n/a"
         note = f" of {args.live} people" if group == "live" else ""
-        print(f"  {group:<11} p50/p99 {figures} ({len(latencies)} alerts{note})")
+        print(f"  {group:<12} p50/p99 {figures(0)} ({len(alerts)} alerts{note}); of which detection "
+              f"{figures(1)}, alerting {figures(2)}")
     print(f"errors                  {sum(c.errors.values())} {c.errors or ''} reconnects {c.reconnects}")
     print(f"API memory (RSS)        first minute {sum(first) / len(first):.0f} MiB, last minute "
           f"{sum(last) / len(last):.0f} MiB, peak {max(m for _, m in memory):.0f} MiB")

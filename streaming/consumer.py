@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ConsumerConfig:
     batch_people: int = 200          # people claimed per pass and tenant
+    fresh_together: int = 50         # fresh people processed together, in one transaction
     max_readings_per_pass: int = 50_000
     rebuild_days: int = 120          # history replayed when state must be rebuilt
     gap_check_after: timedelta = timedelta(hours=6)
@@ -87,27 +88,31 @@ class DetectionConsumer:
         async with self.db.transaction(tenant_id=None) as conn:
             return await repo.tenant_ids(conn)
 
-    async def process_tenant(self, tenant_id: UUID) -> PassResult:
-        """One pass over a tenant's people with unseen readings: every fresh person first, then backfilling
-        people for about ``backfill_share_s`` (at least one), each in a short pass. Several workers (tasks or
-        processes) may run passes side by side: each person is processed by one of them at a time."""
+    async def process_tenant(self, tenant_id: UUID, *, fresh: bool = True, backfill: bool = True) -> PassResult:
+        """One pass over a tenant's people with unseen readings: every fresh person first (``fresh_together``
+        at a time, :meth:`process_fresh`), then backfilling people for about ``backfill_share_s`` (at least
+        one), each in a short pass. ``fresh=False`` / ``backfill=False`` leave that kind out: the worker runs
+        the two kinds in loops of their own, so backfill never holds up a fresh pass. Several workers (tasks
+        or processes) may run passes side by side: each person is processed by one of them at a time."""
         cfg = self.config
         total = PassResult()
         async with self.db.transaction(tenant_id=tenant_id) as conn:
-            fresh, backfill = await repo.pending_people(
-                conn, cfg.batch_people, backfill_before=datetime.now(timezone.utc) - cfg.backfill_after,
-                backfill_limit=cfg.backfill_people)
-        for person_id in fresh:
-            total.add(await self.process_person(tenant_id, person_id, only_with_work=True))
+            fresh_people, backfilling = await repo.pending_people(
+                conn, cfg.batch_people if fresh else 0,
+                backfill_before=datetime.now(timezone.utc) - cfg.backfill_after,
+                backfill_limit=cfg.backfill_people if backfill else 0)
+        for start in range(0, len(fresh_people), cfg.fresh_together):
+            total.add(await self.process_fresh(tenant_id, fresh_people[start:start + cfg.fresh_together]))
         share_ends = monotonic() + cfg.backfill_share_s
-        for n, person_id in enumerate(backfill):
+        for n, person_id in enumerate(backfilling):
             if n and monotonic() >= share_ends:
                 total.more = True  # the rest of the backfill waits for the next pass, behind fresh work
                 break
             total.add(await self.process_person(tenant_id, person_id, only_with_work=True,
                                                 max_readings=cfg.backfill_readings_per_pass))
         # More people waiting than one pass claims: go round again.
-        total.more = total.more or len(fresh) >= cfg.batch_people or len(backfill) >= cfg.backfill_people
+        total.more = (total.more or (fresh and len(fresh_people) >= cfg.batch_people)
+                      or (backfill and len(backfilling) >= cfg.backfill_people))
         return total
 
     async def process_person(self, tenant_id: UUID, person_id: UUID, *, only_with_work: bool = False,
@@ -180,7 +185,7 @@ class DetectionConsumer:
             # A checkpoint holds the readings before its window_end: read from window_end itself.
             after = position - _TICK if inclusive else position
             rows = await repo.readings_between(conn, person_id, sorted(metrics), after=after, until=until,
-                                               limit=limit, several_sources=several)
+                                               limit=limit, work=work.ids, several_sources=several)
             complete = len(rows) < limit
             if not complete:
                 rows = _whole_instants(rows)  # the next pass starts after the cursor: never split an instant
@@ -216,6 +221,89 @@ class DetectionConsumer:
             log.info("detection.events person=%s emitted=%s new=%s", person_id, len(events), inserted)
         return PassResult(people=1, readings=len(rows), events=inserted, rescored=replay_since is not None,
                           too_late=too_late, more=not complete)
+
+    async def process_fresh(self, tenant_id: UUID, people: list[UUID]) -> PassResult:
+        """:meth:`process_person` for several people at once, in one transaction and a fixed number of statements
+        (a fresh person's pass is mostly its round trips, not its few new readings). Those the common case
+        does not fit — no state yet, state to rebuild, late data to re-score, feedback to apply, no monitoring
+        consent, several sources of a metric — each get their own :meth:`process_person` after it commits.
+        What is committed per person is exactly what :meth:`process_person` commits."""
+        cfg = self.config
+        total = PassResult()
+        alone: list[UUID] = []
+        async with self.db.transaction(tenant_id=tenant_id) as conn:
+            locked = await repo.try_lock_people(conn, people)
+            total.contended = len(locked) < len(people)  # another worker has some of them right now
+            works = await repo.pending_work_of(conn, locked)
+            locked = [p for p in locked if p in works]  # someone has just done the others' work
+            if not locked:
+                return total
+            zones = await repo.person_zones(conn, locked)
+            states = await repo.load_states(conn, locked)
+            consented = await repo.monitored_metrics_of(conn, locked)
+            feedback = await repo.with_pending_feedback(conn, locked)
+            plans: list[tuple[UUID, PersonDetector, repo.StoredState, repo.Work, list[str]]] = []
+            for person_id in locked:
+                stored, work, metrics = states.get(person_id), works[person_id], consented.get(person_id)
+                if (stored is None or stored.cursor_time is None or not metrics or person_id in feedback
+                        or (work.earliest is not None and work.earliest <= stored.cursor_time)):
+                    alone.append(person_id)
+                    continue
+                try:
+                    detector = PersonDetector.from_bytes(stored.state, self.detector_config)
+                except IncompatibleState:
+                    alone.append(person_id)
+                    continue
+                _sync_consent(detector, metrics)
+                plans.append((person_id, detector, stored, work, sorted(metrics)))
+            heads = await repo.stream_heads_of(conn, [(p, metrics, stored.cursor_time)
+                                                      for p, _d, stored, _w, metrics in plans])
+            reads = []
+            for plan in list(plans):
+                person_id, _detector, stored, _work, metrics = plan
+                mine = heads.get(person_id, [])
+                if len({metric for metric, _source, _head in mine}) < len(mine):
+                    plans.remove(plan)  # several sources of a metric: the hour's source is chosen alone
+                    alone.append(person_id)
+                    continue
+                until = watermark(mine, cfg.watermark_hold, stored.cursor_time)
+                if until is not None and stored.released_until is not None:
+                    until = max(until, stored.released_until)
+                reads.append((person_id, metrics, stored.cursor_time, until))
+            limit = cfg.max_readings_per_pass
+            done = [i for _p, _d, _s, work, _m in plans for i in work.ids]
+            rows = await repo.readings_of(conn, reads, limit=limit, work=done) if reads else {}
+            fed = await asyncio.to_thread(_feed_each, plans, rows, zones, cfg.allowed_lateness, limit)
+            states_out, checkpoints, horizons, more = [], [], [], []
+            for (person_id, detector, stored, work, _metrics), (rows_fed, complete, _events, _received, taken, n) in (
+                    zip(plans, fed)):
+                cursor = rows_fed[-1][0] if rows_fed else stored.cursor_time
+                states_out.append((person_id, detector.to_bytes(), cursor, stored.readings_seen + n,
+                                   stored.late_readings))
+                checkpoints += [(person_id, *c) for c in taken]
+                if taken:
+                    horizons.append((person_id, cursor - cfg.allowed_lateness))
+                if not complete:
+                    more.append(person_id)
+            await repo.save_states(conn, tenant_id=tenant_id, state_version=STATE_VERSION, states=states_out)
+            await repo.save_checkpoints_of(conn, tenant_id=tenant_id, state_version=STATE_VERSION,
+                                           checkpoints=checkpoints)
+            await repo.prune_checkpoints_of(conn, horizons)
+            await repo.done_work(conn, done)
+            await repo.queue_continuations(conn, tenant_id=tenant_id, people=more)
+            inserted = {}
+            for (person_id, *_), (_rows, _complete, events, received, _taken, _n) in zip(plans, fed):
+                if events:
+                    inserted[person_id] = await repo.insert_events(conn, tenant_id=tenant_id, person_id=person_id,
+                                                                   events=events, received_at=received)
+        for (person_id, *_), (rows_fed, complete, events, _received, _taken, _n) in zip(plans, fed):
+            if events:
+                log.info("detection.events person=%s emitted=%s new=%s", person_id, len(events), inserted[person_id])
+            total.add(PassResult(people=1, readings=len(rows_fed), events=inserted.get(person_id, 0),
+                                 more=not complete))
+        for person_id in alone:
+            total.add(await self.process_person(tenant_id, person_id, only_with_work=True))
+        return total
 
     def _restore(self, stored: repo.StoredState | None, person_id: UUID, zone: str
                  ) -> tuple[PersonDetector, datetime | None, int, bool]:
@@ -382,6 +470,22 @@ def _feed(detector: PersonDetector, rows: list[tuple], zone: ZoneInfo, position:
             events.extend(out)
             received.extend([received_at] * len(out))
     return events, received, checkpoints, fed
+
+
+def _feed_each(plans: list[tuple], rows: dict[UUID, list[tuple]], zones: dict[UUID, str], lateness: timedelta,
+               limit: int) -> list[tuple[list[tuple], bool, list[AnomalyEvent], list, list, int]]:
+    """:func:`_feed` for each planned person from their position (the cursor): per person ``(rows fed, whether
+    they were all there was, events, their received times, checkpoints, readings fed)``."""
+    out = []
+    for person_id, detector, stored, _work, _metrics in plans:
+        mine = rows.get(person_id, [])
+        complete = len(mine) < limit
+        if not complete:
+            mine = _whole_instants(mine)
+        events, received, taken, fed = _feed(detector, mine, ZoneInfo(zones.get(person_id) or "UTC"),
+                                             stored.cursor_time, stored.readings_seen, lateness)
+        out.append((mine, complete, events, received, taken, fed))
+    return out
 
 
 def _midnight_at_or_before(t: datetime, zone: ZoneInfo) -> datetime:

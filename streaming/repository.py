@@ -64,8 +64,16 @@ async def idle_people(conn: psycopg.AsyncConnection, idle_since: datetime, limit
 
 async def try_lock_person(conn: psycopg.AsyncConnection, person_id: UUID) -> bool:
     """One worker at a time per person, across processes; released at the end of the transaction."""
-    cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 7))", (str(person_id),))
-    return (await cur.fetchone())[0]
+    return bool(await try_lock_people(conn, [person_id]))
+
+
+async def try_lock_people(conn: psycopg.AsyncConnection, people: list[UUID]) -> list[UUID]:
+    """:func:`try_lock_person` for several people in one statement: those locked now, in the given order
+    (the others are being processed by another worker)."""
+    cur = await conn.execute(
+        """SELECT p FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(p, n)
+            WHERE pg_try_advisory_xact_lock(hashtextextended(p::text, 7)) ORDER BY n""", (people,))
+    return [row[0] for row in await cur.fetchall()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +87,26 @@ class Work:
 
 async def pending_work(conn: psycopg.AsyncConnection, person_id: UUID, limit: int = 10_000) -> Work:
     """Read BEFORE the readings, so every reading the rows announce is seen."""
+    return (await pending_work_of(conn, [person_id], limit)).get(person_id, Work([], None, []))
+
+
+async def pending_work_of(conn: psycopg.AsyncConnection, people: list[UUID], limit: int = 10_000
+                          ) -> dict[UUID, Work]:
+    """:func:`pending_work` for several people in one statement (those with none are left out)."""
     cur = await conn.execute(
-        "SELECT id, earliest_time, created_at FROM detection_work WHERE person_id = %s ORDER BY id LIMIT %s",
-        (person_id, limit))
-    rows = await cur.fetchall()
-    times = [r[1] for r in rows if r[1] is not None]
-    return Work([r[0] for r in rows], min(times) if times else None, sorted({r[2] for r in rows}))
+        """SELECT person_id, id, earliest_time, created_at FROM (
+             SELECT person_id, id, earliest_time, created_at,
+                    row_number() OVER (PARTITION BY person_id ORDER BY id) AS n
+               FROM detection_work WHERE person_id = ANY(%s)) w
+            WHERE n <= %s ORDER BY person_id, id""", (people, limit))
+    rows: dict[UUID, list[tuple]] = {}
+    for person_id, *row in await cur.fetchall():
+        rows.setdefault(person_id, []).append(row)
+    out = {}
+    for person_id, work in rows.items():
+        times = [r[1] for r in work if r[1] is not None]
+        out[person_id] = Work([r[0] for r in work], min(times) if times else None, sorted({r[2] for r in work}))
+    return out
 
 
 async def request_rescore(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID,
@@ -99,8 +121,15 @@ async def request_rescore(conn: psycopg.AsyncConnection, *, tenant_id: UUID, per
 
 async def queue_continuation(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID) -> None:
     """A pass stopped at its row limit: bring the worker back to read on after the (new) cursor."""
-    await conn.execute("INSERT INTO detection_work (tenant_id, person_id, earliest_time) VALUES (%s, %s, NULL)",
-                       (tenant_id, person_id))
+    await queue_continuations(conn, tenant_id=tenant_id, people=[person_id])
+
+
+async def queue_continuations(conn: psycopg.AsyncConnection, *, tenant_id: UUID, people: list[UUID]) -> None:
+    """:func:`queue_continuation` for several people (in their order)."""
+    if people:
+        await conn.execute("""INSERT INTO detection_work (tenant_id, person_id, earliest_time)
+                              SELECT %s, p, NULL FROM unnest(%s::uuid[]) WITH ORDINALITY AS u(p, n) ORDER BY n""",
+                           (tenant_id, people))
 
 
 async def done_work(conn: psycopg.AsyncConnection, ids: list[int]) -> None:
@@ -110,19 +139,26 @@ async def done_work(conn: psycopg.AsyncConnection, ids: list[int]) -> None:
 
 
 async def person_zone(conn: psycopg.AsyncConnection, person_id: UUID) -> str | None:
-    cur = await conn.execute("SELECT time_zone FROM people WHERE id = %s", (person_id,))
-    row = await cur.fetchone()
-    return row[0] if row else None
+    return (await person_zones(conn, [person_id])).get(person_id)
+
+
+async def person_zones(conn: psycopg.AsyncConnection, people: list[UUID]) -> dict[UUID, str]:
+    cur = await conn.execute("SELECT id, time_zone FROM people WHERE id = ANY(%s)", (people,))
+    return {row[0]: row[1] for row in await cur.fetchall() if row[1]}
 
 
 async def load_state(conn: psycopg.AsyncConnection, person_id: UUID) -> StoredState | None:
+    return (await load_states(conn, [person_id])).get(person_id)
+
+
+async def load_states(conn: psycopg.AsyncConnection, people: list[UUID]) -> dict[UUID, StoredState]:
+    """The people's stored detector states (locked for this transaction)."""
     cur = await conn.execute(
-        """SELECT state, state_version, cursor_time, readings_seen, late_readings, released_until
-             FROM detector_state WHERE person_id = %s FOR UPDATE""",
-        (person_id,),
+        """SELECT person_id, state, state_version, cursor_time, readings_seen, late_readings, released_until
+             FROM detector_state WHERE person_id = ANY(%s) ORDER BY person_id FOR UPDATE""",
+        (people,),
     )
-    row = await cur.fetchone()
-    return StoredState(bytes(row[0]), *row[1:]) if row else None
+    return {row[0]: StoredState(bytes(row[1]), *row[2:]) for row in await cur.fetchall()}
 
 
 async def monitored_metrics(conn: psycopg.AsyncConnection, person_id: UUID) -> set[str]:
@@ -130,34 +166,71 @@ async def monitored_metrics(conn: psycopg.AsyncConnection, person_id: UUID) -> s
     return await consent_repo.types_in_force(conn, person_id, MONITORING)
 
 
+async def monitored_metrics_of(conn: psycopg.AsyncConnection, people: list[UUID]) -> dict[UUID, set[str]]:
+    """:func:`monitored_metrics` for several people in one statement."""
+    return await consent_repo.types_in_force_of(conn, people, MONITORING)
+
+
+async def with_pending_feedback(conn: psycopg.AsyncConnection, people: list[UUID]) -> set[UUID]:
+    """Those of ``people`` with care-team feedback not yet applied to their detector."""
+    cur = await conn.execute(
+        "SELECT DISTINCT person_id FROM detector_feedback WHERE person_id = ANY(%s) AND applied_at IS NULL",
+        (people,))
+    return {row[0] for row in await cur.fetchall()}
+
+
 async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str],
                        since: datetime | None = None) -> list[tuple[str, str, datetime]]:
     """The newest reading time of each of the person's streams (metric × source) among ``metrics`` that has
     a reading at or after ``since`` (bounding it lets the hypertable skip old chunks)."""
+    return (await stream_heads_of(conn, [(person_id, metrics, since)])).get(person_id, [])
+
+
+async def stream_heads_of(conn: psycopg.AsyncConnection, wanted: list[tuple[UUID, list[str], datetime | None]]
+                          ) -> dict[UUID, list[tuple[str, str, datetime]]]:
+    """:func:`stream_heads` for several ``(person, metrics, since)`` in one statement."""
     cur = await conn.execute(
-        """SELECT d.name, s.source, h.head
-             FROM data_types d CROSS JOIN sources s JOIN people p ON p.id = s.person_id
+        """SELECT w.person_id, d.name, s.source, h.head
+             FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[]) AS w(person_id, metrics, since)
+             JOIN people p ON p.id = w.person_id JOIN sources s ON s.person_id = p.id
+             JOIN data_types d ON d.name = ANY(string_to_array(w.metrics, ','))
              CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings_hot r
                                   WHERE r.person_no = p.person_no AND r.metric_no = d.code
-                                    AND r.source_no = s.source_no AND (%s::timestamptz IS NULL OR r.time >= %s)) h
-            WHERE d.name = ANY(%s::text[]) AND s.person_id = %s AND h.head IS NOT NULL""",
-        (since, since, metrics, person_id),
+                                    AND r.source_no = s.source_no AND (w.since IS NULL OR r.time >= w.since)) h
+            WHERE h.head IS NOT NULL""",
+        ([w[0] for w in wanted], [",".join(w[1]) for w in wanted], [w[2] for w in wanted]),
     )
-    return await cur.fetchall()
+    out: dict[UUID, list[tuple[str, str, datetime]]] = {}
+    for person_id, *head in await cur.fetchall():
+        out.setdefault(person_id, []).append(tuple(head))
+    return out
 
 
 # Several sources of one metric (steps from the phone and from the watch) are never both fed: per metric
 # and clock hour, only the source with the most readings in that hour counts (ties: the first source by
 # name), judged on everything stored for that hour. Hours are UTC hours (date_bin from the epoch).
 # Hot and packed history alike (a rebuild from history reads packed days as one reading per minute: its mean).
-_SPAN = """
+# Readings of a commit whose work row the pass has not read (it committed after the pass read its work) are
+# left for the pass that reads it: fed now, their work row would look like late data to the next pass.
+_SPAN_OF = """
   SELECT time, metric, value, value2, received_at, source
-    FROM beidou_readings_span(%(person)s, %(metrics)s, coalesce(%(after)s::timestamptz, '-infinity'),
-                              coalesce(%(until)s::timestamptz + interval '1 microsecond', 'infinity'))
-   WHERE (%(after)s::timestamptz IS NULL OR time > %(after)s)
-     AND (%(until)s::timestamptz IS NULL OR time <= %(until)s)
+    FROM beidou_readings_span({person}, {metrics}, coalesce({after}::timestamptz, '-infinity'),
+                              coalesce({until}::timestamptz + interval '1 microsecond', 'infinity'))
+   WHERE ({after}::timestamptz IS NULL OR time > {after})
+     AND ({until}::timestamptz IS NULL OR time <= {until})
+     AND NOT EXISTS (SELECT FROM detection_work unread
+                      WHERE unread.person_id = {person} AND unread.created_at = received_at
+                        AND unread.id <> ALL(%(work)s::bigint[]))
    ORDER BY time, metric, source LIMIT %(limit)s"""
-_ONE_SOURCE = "SELECT time, metric, value, value2, received_at, true FROM (" + _SPAN + ") s"
+_SPAN = _SPAN_OF.format(person="%(person)s::uuid", metrics="%(metrics)s", after="%(after)s", until="%(until)s")
+# Several people at once, each with one source per metric (nothing to choose): their spans side by side.
+_ONE_SOURCE_OF = """
+SELECT w.person_id, s.time, s.metric, s.value, s.value2, s.received_at, true
+  FROM unnest(%(people)s::uuid[], %(metrics)s::text[], %(after)s::timestamptz[], %(until)s::timestamptz[])
+       AS w(person_id, metrics, after, until)
+ CROSS JOIN LATERAL (""" + _SPAN_OF.format(person="w.person_id", metrics="string_to_array(w.metrics, ',')",
+                                           after="w.after", until="w.until") + """) s
+ ORDER BY w.person_id, s.time, s.metric, s.source"""
 _MERGED = "WITH span AS (" + _SPAN + """
 ), chosen AS (
   SELECT DISTINCT ON (metric, hour) metric, hour, source FROM (
@@ -175,17 +248,35 @@ SELECT s.time, s.metric, s.value, s.value2, s.received_at, c.source IS NOT NULL 
 
 
 async def readings_between(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str], *,
-                           after: datetime | None, until: datetime | None, limit: int,
+                           after: datetime | None, until: datetime | None, limit: int, work: list[int],
                            several_sources: bool = True,
                            ) -> list[tuple[datetime, str, float, float | None, datetime, bool]]:
     """The person's consented readings in ``(after, until]``, oldest first, at most ``limit``:
     ``(time, metric, value, value2, received_at, counted)``; ``counted`` is False for a reading of a source
-    that is not the one counted for its metric and hour. Pass ``several_sources=False`` when each metric
-    has one source (nothing to choose: a cheaper query)."""
-    cur = await conn.execute(_MERGED if several_sources else _ONE_SOURCE,
-                             {"person": person_id, "metrics": metrics, "after": after, "until": until,
-                              "limit": limit})
+    that is not the one counted for its metric and hour. Readings whose commit queued a work row other than
+    ``work`` (the rows the pass read) are left out: the pass that reads that row feeds them. Pass
+    ``several_sources=False`` when each metric has one source (nothing to choose: a cheaper query)."""
+    if not several_sources:
+        return (await readings_of(conn, [(person_id, metrics, after, until)], limit=limit, work=work)
+                ).get(person_id, [])
+    cur = await conn.execute(_MERGED, {"person": person_id, "metrics": metrics, "after": after, "until": until,
+                                       "limit": limit, "work": work})
     return await cur.fetchall()
+
+
+async def readings_of(conn: psycopg.AsyncConnection,
+                      wanted: list[tuple[UUID, list[str], datetime | None, datetime | None]], *, limit: int,
+                      work: list[int]) -> dict[UUID, list[tuple[datetime, str, float, float | None, datetime, bool]]]:
+    """:func:`readings_between` for several ``(person, metrics, after, until)`` whose metrics have one source
+    each, in one statement: at most ``limit`` readings per person (``work``: the rows the pass read, all
+    people's)."""
+    cur = await conn.execute(_ONE_SOURCE_OF, {
+        "people": [w[0] for w in wanted], "metrics": [",".join(w[1]) for w in wanted],
+        "after": [w[2] for w in wanted], "until": [w[3] for w in wanted], "limit": limit, "work": work})
+    out: dict[UUID, list[tuple]] = {}
+    for person_id, *row in await cur.fetchall():
+        out.setdefault(person_id, []).append(tuple(row))
+    return out
 
 
 async def count_received(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str], *,
@@ -219,6 +310,13 @@ async def checkpoint_at_or_before(conn: psycopg.AsyncConnection, person_id: UUID
 async def save_checkpoints(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, state_version: int,
                            checkpoints: list[tuple[datetime, bytes, int]]) -> None:
     """Store ``(window_end, state, readings_seen)`` checkpoints, replacing any at the same boundary."""
+    await save_checkpoints_of(conn, tenant_id=tenant_id, state_version=state_version,
+                              checkpoints=[(person_id, *c) for c in checkpoints])
+
+
+async def save_checkpoints_of(conn: psycopg.AsyncConnection, *, tenant_id: UUID, state_version: int,
+                              checkpoints: list[tuple[UUID, datetime, bytes, int]]) -> None:
+    """:func:`save_checkpoints` for several people: ``(person, window_end, state, readings_seen)``."""
     if not checkpoints:
         return
     async with conn.cursor() as cur:
@@ -229,16 +327,26 @@ async def save_checkpoints(conn: psycopg.AsyncConnection, *, tenant_id: UUID, pe
                ON CONFLICT (person_id, window_end) DO UPDATE SET state = EXCLUDED.state,
                    state_version = EXCLUDED.state_version, readings_seen = EXCLUDED.readings_seen,
                    created_at = now()""",
-            [(person_id, tenant_id, end, state_version, state, seen) for end, state, seen in checkpoints])
+            [(person_id, tenant_id, end, state_version, state, seen) for person_id, end, state, seen in checkpoints])
 
 
 async def prune_checkpoints(conn: psycopg.AsyncConnection, person_id: UUID, horizon: datetime) -> None:
     """Keep the newest checkpoint at or before ``horizon`` (a late reading back to the horizon restores it)
     and every later one."""
-    await conn.execute(
-        """DELETE FROM detector_checkpoints WHERE person_id = %s AND window_end < (
-             SELECT max(window_end) FROM detector_checkpoints WHERE person_id = %s AND window_end <= %s)""",
-        (person_id, person_id, horizon))
+    await prune_checkpoints_of(conn, [(person_id, horizon)])
+
+
+async def prune_checkpoints_of(conn: psycopg.AsyncConnection, horizons: list[tuple[UUID, datetime]]) -> None:
+    """:func:`prune_checkpoints` for several ``(person, horizon)`` in one statement."""
+    if horizons:
+        await conn.execute(
+            """DELETE FROM detector_checkpoints c
+                USING (SELECT k.person_id, max(k.window_end) AS kept
+                         FROM unnest(%s::uuid[], %s::timestamptz[]) AS u(person_id, horizon)
+                         JOIN detector_checkpoints k ON k.person_id = u.person_id AND k.window_end <= u.horizon
+                        GROUP BY k.person_id) h
+               WHERE c.person_id = h.person_id AND c.window_end < h.kept""",
+            ([h[0] for h in horizons], [h[1] for h in horizons]))
 
 
 async def delete_checkpoints(conn: psycopg.AsyncConnection, person_id: UUID, *, after: datetime | None = None
@@ -267,15 +375,26 @@ async def feedback_applied_since(conn: psycopg.AsyncConnection, person_id: UUID,
 async def save_state(conn: psycopg.AsyncConnection, *, tenant_id: UUID, person_id: UUID, state: bytes,
                      state_version: int, cursor_time: datetime | None, readings_seen: int,
                      late_readings: int = 0) -> None:
+    await save_states(conn, tenant_id=tenant_id, state_version=state_version,
+                      states=[(person_id, state, cursor_time, readings_seen, late_readings)])
+
+
+async def save_states(conn: psycopg.AsyncConnection, *, tenant_id: UUID, state_version: int,
+                      states: list[tuple[UUID, bytes, datetime | None, int, int]]) -> None:
+    """Store ``(person, state, cursor_time, readings_seen, late_readings)`` for several people in one statement;
+    ``released_until`` only ever moves forward (0019)."""
+    if not states:
+        return
     await conn.execute(
         """INSERT INTO detector_state AS s (person_id, tenant_id, state, state_version, cursor_time, readings_seen,
                                             late_readings, released_until, updated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())
+           SELECT p, %s, st, %s, c, n, l, c, now()
+             FROM unnest(%s::uuid[], %s::bytea[], %s::timestamptz[], %s::bigint[], %s::bigint[]) AS u(p, st, c, n, l)
            ON CONFLICT (person_id) DO UPDATE SET state = EXCLUDED.state, state_version = EXCLUDED.state_version,
                cursor_time = EXCLUDED.cursor_time, readings_seen = EXCLUDED.readings_seen,
                late_readings = EXCLUDED.late_readings,
                released_until = greatest(s.released_until, EXCLUDED.released_until), updated_at = now()""",
-        (person_id, tenant_id, state, state_version, cursor_time, readings_seen, late_readings, cursor_time),
+        (tenant_id, state_version, *([s[i] for s in states] for i in range(5))),
     )
 
 

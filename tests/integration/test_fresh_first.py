@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -70,6 +71,12 @@ def seen(service, tenant_id, name: str) -> int:
     return row[0] if row else 0
 
 
+def known(service, tenant_id) -> int:
+    """How many of the tenant's people the detector has seen."""
+    with service.admin_conn() as conn:
+        return conn.execute("SELECT count(*) FROM detector_state WHERE tenant_id = %s", (tenant_id,)).fetchone()[0]
+
+
 def opened_alerts(service, tenant_id, name: str) -> list[datetime]:
     with service.admin_conn() as conn:
         return [r[0] for r in conn.execute(
@@ -114,6 +121,91 @@ def test_a_fresh_reading_becomes_an_alert_while_others_backfill_weeks_of_history
                              for name, (_c, items) in backfillers.items()), timeout=120)
     finally:
         stop_process(worker)
+    assert seen(service, tenant.id, "live") == len(live)
+
+
+class Streams:
+    """People streaming as they go, through the real ingest writer: one heart-rate reading each, every
+    ``every_s``, in a thread of its own until stopped."""
+
+    def __init__(self, service, tenant, names: list[str], every_s: float = 1.0):
+        import threading
+        with service.admin_conn() as conn:
+            self.people = [r[0] for r in conn.execute(
+                "SELECT id FROM people WHERE tenant_id = %s AND external_id = ANY(%s)", (tenant.id, names))]
+        assert len(self.people) == len(names)
+        self.service, self.tenant, self.every_s = service, tenant, every_s
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        from app.core.db import Database
+        from streaming.ingest import IngestWriter
+        from streaming.validation import Reading
+        db = Database(self.service.db.app_url, min_size=1, max_size=2)
+        await db.open()
+        writer = IngestWriter(db, writers=1)
+        await writer.start()
+        try:
+            while not self._stop.is_set():
+                now = datetime.now(timezone.utc)
+                await asyncio.gather(*(writer.store(self.tenant.id, person, [
+                    Reading(now, "heart_rate", 60.0 + i % 20, None, None, "watch", 0)])
+                    for i, person in enumerate(self.people)))
+                self.rounds += 1
+                await asyncio.sleep(max(0.0, self.every_s - (datetime.now(timezone.utc) - now).total_seconds()))
+        finally:
+            await writer.stop()
+            await db.close()
+
+    def __enter__(self) -> "Streams":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_a_fresh_reading_becomes_an_alert_promptly_while_hundreds_stream_and_others_backfill(service, tenant):
+    """Hundreds of people streaming (each with a reading every second) and a month of history arriving for
+    each of four others: the worker keeps up, so a fresh reading that completes a feverish night is an alert
+    within seconds (it took 8 when each fresh person had a transaction of their own), while the backfill goes
+    on."""
+    zone = morning_zone()
+    end = datetime.now(zone).replace(minute=0, second=0, microsecond=0)  # 09:00 today, there
+    live = synthetic_history(days=21, sick_nights=2, seed=22, zone=zone, end=end)
+    cut = next(i for i, it in enumerate(live) if it["time"] >= (end - timedelta(hours=4)).isoformat())
+    live_client = person(tenant, "live", zone)
+    send_all(live_client, live[:cut])
+    streaming = [f"stream-{i:03d}" for i in range(300)]
+
+    def consent(name: str) -> int:
+        with tenant.client(tenant.person_token(name)) as client:
+            return client.put("/v1/me/consents/heart_rate").status_code
+    with ThreadPoolExecutor(8) as pool:
+        assert all(status < 300 for status in pool.map(consent, streaming))
+    backfill = {f"backfill-{i}": synthetic_history(days=30, sick_nights=0, seed=123 + i, zone=zone,
+                                                  end=end - timedelta(days=1)) for i in range(4)}
+    for name in backfill:
+        person(tenant, name, zone)
+    with Streams(service, tenant, streaming) as streams:
+        worker = start_process(service, "worker")
+        try:
+            wait_for(lambda: seen(service, tenant.id, "live") == cut and streams.rounds >= 2
+                     and known(service, tenant.id) == len(streaming) + 1, timeout=60)
+            for name, items in backfill.items():  # a month of history arrives for others
+                store(service, tenant, name, items)
+            wait_for(lambda: any(seen(service, tenant.id, name) for name in backfill), timeout=30)  # under way
+            assert opened_alerts(service, tenant.id, "live") == []  # not before the night has ended
+            sent = datetime.now(timezone.utc)
+            send_all(live_client, live[cut:])
+            opened = wait_for(lambda: opened_alerts(service, tenant.id, "live"), timeout=30)[0]
+            assert sum(seen(service, tenant.id, name) for name in backfill) < sum(map(len, backfill.values()))
+            assert (opened - sent).total_seconds() < 3.0, opened - sent  # ~0.7 s here on a lightly loaded machine
+        finally:
+            stop_process(worker)
     assert seen(service, tenant.id, "live") == len(live)
 
 
