@@ -1,7 +1,7 @@
 """Storage benchmark: what a reading costs hot, what a person-year costs packed, and how fast charts read both.
 
-    .venv/bin/python bench/storage.py                                  # small: 20 synthetic people
-    .venv/bin/python bench/storage.py --people 10000 --dev-days 365    # the full-size figure (hours, a quiet box)
+    .venv/bin/python bench/storage.py                                  # small: 20 synthetic people (a minute)
+    .venv/bin/python bench/storage.py --people 10000 --dev-days 365    # the full-size figure (tens of minutes)
 
 On a fresh database of the local test cluster (BEIDOU_TEST_PG_PORT, or BEIDOU_TEST_ADMIN_URL's server):
 1. loads a development person's real Fitbit history (heart rate every 5–60 s, steps per minute) from
@@ -9,10 +9,15 @@ On a fresh database of the local test cluster (BEIDOU_TEST_PG_PORT, or BEIDOU_TE
 2. prints bytes per reading in the hot table (table + index, after VACUUM);
 3. packs everything past the hot window (30 days) exactly as the scheduler does, and prints the packed bytes
    per person-year (table + TOAST + index) for that person;
-4. loads ``--people`` synthetic people × ``--days`` days at a reduced rate (heart rate every
-   ``--interval-s`` seconds, steps per minute), packs them, and prints their bytes per person-year;
+4. loads ``--people`` synthetic people × ``--days`` days ending now at a reduced rate — heart rate every
+   ``--interval-s`` seconds (default every 30 minutes) from a watch, steps every ``--steps-interval-s`` seconds
+   (default hourly) from 07 to 22 h UTC from a phone; 63 readings a person-day by default, a day per statement,
+   each person's day together — and prints the load time and their hot bytes per reading; packs the days past
+   the hot window (60 of the default 90) as the scheduler does and prints the packing throughput (readings and
+   person-days a second) and their packed bytes per person-year;
 5. rolls up closed hours for charts as the scheduler does (``streaming.rollup``) and prints the roll-up's bytes
-   per person-year;
+   per person-year: for the synthetic people on a subset of ``--rollup-people`` (a tenant of their own; the
+   roll-up of 10,000 people would take longer than everything else), then for the dev person;
 6. times the care chart's query (``alerts.repository.reading_series``) for the dev person over 1 day,
    30 days and 1 year: p50 and p99 of ``--repeat`` runs.
 The database is dropped at the end unless ``--keep``.
@@ -149,6 +154,93 @@ def chart_latency(app_url: str, tenant_id, person_id, end: datetime, repeat: int
     return asyncio.run(run())
 
 
+def load_synthetic(conn: psycopg.Connection, tenants: list, start: datetime, days: int, hr_s: int,
+                   steps_s: int) -> int:
+    """The synthetic people's readings, a day per statement, person by person (each person's day arrives
+    together, as a phone's sync of it would): heart rate every ``hr_s`` seconds from the watch, steps every
+    ``steps_s`` seconds between 07:00 and 22:00 UTC from the phone. Straight into the lean hot table."""
+    n = 0
+    for k in range(days):
+        day = start + timedelta(days=k)
+        cur = conn.execute(
+            """INSERT INTO readings_hot (time, tenant_no, person_no, metric_no, value, source_no, utc_offset_min)
+               SELECT r.time, t.tenant_no, p.person_no, r.metric_no, r.value, r.source_no, 480
+                 FROM tenants t JOIN people p ON p.tenant_id = t.id
+                CROSS JOIN LATERAL (
+                  SELECT s AS time, (SELECT code FROM data_types WHERE name = 'heart_rate') AS metric_no,
+                         55 + (extract(epoch FROM s)::bigint / %(hr)s + p.person_no) %% 37 AS value, 1 AS source_no
+                    FROM generate_series(%(day)s, %(day)s + interval '1 day' - interval '1 microsecond',
+                                         make_interval(secs => %(hr)s)) s
+                  UNION ALL
+                  SELECT s, (SELECT code FROM data_types WHERE name = 'steps'),
+                         (extract(epoch FROM s)::bigint / 60 + p.person_no) %% 900, 2
+                    FROM generate_series(%(day)s, %(day)s + interval '1 day' - interval '1 microsecond',
+                                         make_interval(secs => %(steps)s)) s
+                   WHERE extract(hour FROM s AT TIME ZONE 'UTC') BETWEEN 7 AND 21) r
+                WHERE t.id = ANY(%(tenants)s)""",
+            {"hr": hr_s, "steps": steps_s, "day": day, "tenants": tenants})
+        n += cur.rowcount
+    return n
+
+
+def synthetic(db, args, end: datetime) -> None:
+    """Step 4 (and the synthetic half of 5): load, pack and roll up ``--people`` synthetic people."""
+    began = time.perf_counter()
+    subset = min(args.people, args.rollup_people)
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        # The first ``subset`` people are a tenant of their own: the roll-up runs per tenant, so it can be
+        # measured on them alone when rolling up everyone would take too long.
+        tenants = []
+        for name, count in (("synthetic roll-up subset", subset), ("synthetic", args.people - subset)):
+            if not count:
+                continue
+            tid = conn.execute("INSERT INTO tenants (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
+            conn.execute(
+                """WITH p AS (INSERT INTO people (tenant_id, external_id)
+                              SELECT %s, 'syn-' || i FROM generate_series(1, %s) i RETURNING id)
+                   INSERT INTO sources (tenant_id, person_id, source, source_no)
+                   SELECT %s, p.id, src, no FROM p, (VALUES ('watch', 1), ('phone', 2)) v(src, no)""",
+                (tid, count, tid))
+            tenants.append(tid)
+        hot_before = conn.execute("SELECT coalesce(hypertable_size('readings_hot'), 0)").fetchone()[0]
+        started = time.perf_counter()
+        loaded = load_synthetic(conn, tenants, end - timedelta(days=args.days), args.days, args.interval_s,
+                                args.steps_interval_s)
+        seconds = time.perf_counter() - started
+        conn.execute("ANALYZE readings_hot")
+        hot = conn.execute("SELECT hypertable_size('readings_hot')").fetchone()[0] - hot_before
+        print(f"synthetic: {args.people:,} people x {args.days} days (heart rate every {args.interval_s} s, steps "
+              f"every {args.steps_interval_s} s from 07 to 22 h), {loaded:,} readings loaded in {seconds:.1f} s "
+              f"({loaded / max(seconds, 1e-9):,.0f}/s); hot: {hot / max(loaded, 1):,.0f} bytes per reading "
+              f"(table + index)")
+        before = packed_bytes(conn)
+    packed_n, seconds = pack(db.app_url)
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        grown = packed_bytes(conn) - before
+        person_days = conn.execute("SELECT count(*) FROM (SELECT DISTINCT person_id, day FROM readings_packed "
+                                   "WHERE tenant_id = ANY(%s)) d", (tenants,)).fetchone()[0]
+    print(f"packed: {packed_n:,} readings, {person_days:,} person-days in {seconds:.1f} s "
+          f"({packed_n / max(seconds, 1e-9):,.0f} readings/s, {person_days / max(seconds, 1e-9):,.0f} person-days/s); "
+          f"{grown / max(person_days, 1) * 365 / 1e6:.3f} MB per person-year (synthetic, table + TOAST + index)")
+
+    if not subset:
+        print(f"synthetic part: {time.perf_counter() - began:.0f} s in all")
+        return
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        hourly_before = conn.execute("SELECT pg_total_relation_size('readings_hourly')").fetchone()[0]
+    rolled, seconds = roll_up(db.app_url, tenants[0])
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE readings_hourly")
+        size = conn.execute("SELECT pg_total_relation_size('readings_hourly')").fetchone()[0] - hourly_before
+        person_days = conn.execute("SELECT count(*) FROM (SELECT DISTINCT person_id, day FROM readings_hourly "
+                                   "WHERE tenant_id = %s) d", (tenants[0],)).fetchone()[0]
+    who = ("all the synthetic people" if subset == args.people
+           else f"a subset: {subset:,} of the {args.people:,} synthetic people")
+    print(f"roll-up: {rolled:,} day rows in {seconds:.1f} s for {who}; "
+          f"{size / max(person_days, 1) * 365 / 1e6:.3f} MB per person-year (table + index)")
+    print(f"synthetic part: {time.perf_counter() - began:.0f} s in all (load, pack, roll-up)")
+
+
 def main() -> None:
     parser = command_line(__doc__)
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the development data set")
@@ -157,7 +249,12 @@ def main() -> None:
                         "repeated back in time)")
     parser.add_argument("--people", type=int, default=20, help="synthetic people")
     parser.add_argument("--days", type=int, default=90, help="days per synthetic person")
-    parser.add_argument("--interval-s", type=int, default=60, help="synthetic heart rate: one reading every N s")
+    parser.add_argument("--interval-s", type=int, default=1800, help="synthetic heart rate: one reading every N s "
+                        "(default: every 30 minutes, a reduced rate)")
+    parser.add_argument("--steps-interval-s", type=int, default=3600, help="synthetic steps: one reading every N s "
+                        "from 07 to 22 h (default: hourly)")
+    parser.add_argument("--rollup-people", type=int, default=50, help="synthetic people the roll-up is measured on "
+                        "(a tenant of their own)")
     parser.add_argument("--repeat", type=int, default=25, help="chart queries per window and data type")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args()
@@ -182,7 +279,7 @@ def main() -> None:
         with psycopg.connect(db.admin_url, autocommit=True) as conn:
             size = packed_bytes(conn)
             days = conn.execute("SELECT count(DISTINCT day) FROM readings_packed").fetchone()[0]
-            rowwise = conn.execute("SELECT sum(pg_column_size(p.*)) FROM readings_packed p").fetchone()[0]
+            rowwise = conn.execute("SELECT coalesce(sum(pg_column_size(p.*)), 0) FROM readings_packed p").fetchone()[0]
             rows_n = conn.execute("SELECT count(*) FROM readings_packed").fetchone()[0]
         print(f"packed: {packed_n:,} readings in {seconds:.1f} s ({packed_n / max(seconds, 1e-9):,.0f}/s) into "
               f"{rows_n:,} rows; {size / max(days, 1) * 365 / 1e6:.2f} MB per person-year "
@@ -190,48 +287,15 @@ def main() -> None:
               f"{rowwise / max(days, 1) * 365 / 1e6:.2f} MB (what a long history tends to: fixed pages amortised)")
 
         if args.people:
-            with psycopg.connect(db.admin_url, autocommit=True) as conn:
-                started = time.perf_counter()
-                conn.execute(
-                    """WITH p AS (INSERT INTO people (tenant_id, external_id)
-                                  SELECT %s, 'syn-' || i FROM generate_series(1, %s) i RETURNING id, person_no),
-                       s AS (INSERT INTO sources (tenant_id, person_id, source, source_no)
-                             SELECT %s, p.id, src, no FROM p, (VALUES ('watch', 1), ('phone', 2)) v(src, no))
-                       INSERT INTO readings_hot (time, tenant_no, person_no, metric_no, value, source_no,
-                                                 utc_offset_min)
-                       SELECT t, (SELECT tenant_no FROM tenants WHERE id = %s), p.person_no,
-                              (SELECT code FROM data_types WHERE name = 'heart_rate'),
-                              55 + (extract(epoch FROM t)::bigint / %s) %% 37, 1, 480
-                         FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s,
-                                                 make_interval(secs => %s)) t
-                       UNION ALL
-                       SELECT t, (SELECT tenant_no FROM tenants WHERE id = %s), p.person_no,
-                              (SELECT code FROM data_types WHERE name = 'steps'),
-                              (extract(epoch FROM t)::bigint / 60) %% 90, 2, 480
-                         FROM p, generate_series(%s::timestamptz - make_interval(days => %s), %s, interval '1 minute') t
-                        WHERE extract(hour FROM t) BETWEEN 7 AND 21""",
-                    (tenant_id, args.people, tenant_id, tenant_id, args.interval_s, end, args.days, end,
-                     args.interval_s, tenant_id, end, args.days, end))
-                loaded = conn.execute("SELECT count(*) FROM readings_hot WHERE person_no <> "
-                                      "(SELECT person_no FROM people WHERE id = %s)", (dev,)).fetchone()[0]
-                print(f"synthetic: {args.people} people x {args.days} days, {loaded:,} readings in "
-                      f"{time.perf_counter() - started:.1f} s")
-                before = packed_bytes(conn)
-            packed_n, seconds = pack(db.app_url)
-            with psycopg.connect(db.admin_url, autocommit=True) as conn:
-                grown = packed_bytes(conn) - before
-                person_days = conn.execute("SELECT count(DISTINCT (person_id, day)) FROM readings_packed "
-                                           "WHERE person_id <> %s", (dev,)).fetchone()[0]
-            print(f"packed: {packed_n:,} readings in {seconds:.1f} s; {grown / max(person_days, 1) * 365 / 1e6:.2f} MB "
-                  f"per person-year (synthetic, {person_days:,} person-days)")
+            synthetic(db, args, end)
 
+        with psycopg.connect(db.admin_url, autocommit=True) as conn:
+            before = conn.execute("SELECT pg_total_relation_size('readings_hourly')").fetchone()[0]
         rolled, seconds = roll_up(db.app_url, tenant_id)
         with psycopg.connect(db.admin_url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE readings_hourly")
-            size = conn.execute("SELECT pg_total_relation_size('readings_hourly')").fetchone()[0]
-            mine, day_rows = conn.execute("SELECT count(*) FILTER (WHERE person_id = %s), count(*) FROM readings_hourly",
-                                          (dev,)).fetchone()
-        per_year = size * mine / max(day_rows, 1) / args.dev_days * 365
+            size = conn.execute("SELECT pg_total_relation_size('readings_hourly')").fetchone()[0] - before
+        per_year = size / args.dev_days * 365
         print(f"roll-up: {rolled:,} day rows (24 hourly slots each) in {seconds:.1f} s; {per_year / 1e6:.2f} MB "
               f"per person-year (dev person, table + index)")
         for label, (p50, p99) in chart_latency(db.app_url, tenant_id, dev, end, args.repeat).items():

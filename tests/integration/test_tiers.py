@@ -199,6 +199,33 @@ async def _pack_in(service, tenant_id, pid, day, *, crash: bool):
             await conn.close()
 
 
+def test_packing_keeps_every_digit_where_the_session_prints_floats_short(service, tenant):
+    """Packing goes through text (a hot value, the per-minute arrays): a role or database set to print floats
+    with fewer digits (extra_float_digits = 0, six significant digits) must not round what is kept."""
+    client, pid = _person(service, tenant, "feng")
+    day = TODAY - 40 * DAY
+    values = [61.23457, 1234.567, 0.1234567]   # seven significant digits each
+    with service.admin_conn() as conn:
+        conn.execute("""INSERT INTO readings (time, tenant_id, person_id, metric, value, source, utc_offset_min)
+                        SELECT %s + make_interval(mins => i::int - 1), %s, %s, 'heart_rate', v, 'watch', 480
+                          FROM unnest(%s::float8[]) WITH ORDINALITY AS u(v, i)""",
+                     (day + timedelta(hours=9), tenant.id, pid, values))
+
+    async def pack_printing_short():
+        conn = await psycopg.AsyncConnection.connect(service.db.app_url)
+        async with conn:
+            await conn.execute("SET extra_float_digits = 0")
+            await conn.execute("SELECT set_config('beidou.tenant_id', %s, true)", (str(tenant.id),))
+            counts = await history_repo.pack(conn, [pid], day, day + DAY)
+            await conn.commit()
+            return counts
+    assert asyncio.run(pack_printing_short()) == (3, 0, 3)
+    with service.admin_conn() as conn:
+        kept = conn.execute("SELECT total[541:543] = %s::real[] FROM readings_packed WHERE person_id = %s",
+                            (values, pid)).fetchone()
+    assert kept == (True,)
+
+
 def test_erasure_leaves_nothing_in_either_tier(service, tenant):
     client, pid = _person(service, tenant, "qian")
     _history(service, tenant, pid, 35)
