@@ -19,7 +19,11 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS pack_points (
 # 1. the hot readings of the batch leave the hot tables (into the stage), with their names (and their record's
 #    id) back
 _TAKE_HOT = """
-WITH who AS (SELECT id, person_no FROM people WHERE id = ANY(%(people)s)),
+WITH who AS (SELECT id, person_no, tenant_id FROM people WHERE id = ANY(%(people)s)),
+-- the batch's people with their sources, looked up once: joined per reading, the planner's guesses went to a
+-- look-up per reading (or, in a small tenant, every source of the tenant per reading)
+names AS MATERIALIZED (SELECT w.person_no, w.id, w.tenant_id, s.source_no, s.source
+                         FROM who w JOIN sources s ON s.person_id = w.id),
 extra AS (
   DELETE FROM readings_hot_extra WHERE person_no IN (SELECT person_no FROM who)
      AND time >= %(start)s AND time < %(end)s
@@ -30,14 +34,14 @@ gone AS (
             received_at, record_no),
 staged AS (
 INSERT INTO pack_points
-SELECT p.tenant_id, p.id, d.name, (g.time AT TIME ZONE 'UTC')::date, s.source, g.time, g.value, g.value, g.value, 1,
+SELECT n.tenant_id, n.id, d.name, (g.time AT TIME ZONE 'UTC')::date, n.source, g.time, g.value, g.value, g.value, 1,
        x.value2, x.details, g.utc_offset_min, rec.id, g.received_at,
        beidou_packs_by_minute(d.name) AND x.value2 IS NULL AND x.details IS NULL AND g.record_no = 0
-  FROM gone g JOIN people p ON p.person_no = g.person_no JOIN data_types d ON d.code = g.metric_no
-  JOIN sources s ON s.person_id = p.id AND s.source_no = g.source_no
+  FROM gone g JOIN names n ON n.person_no = g.person_no AND n.source_no = g.source_no
+  JOIN data_types d ON d.code = g.metric_no
   LEFT JOIN extra x ON x.person_no = g.person_no AND x.metric_no = g.metric_no AND x.time = g.time
                    AND x.source_no = g.source_no
-  LEFT JOIN records rec ON g.record_no <> 0 AND rec.person_id = p.id AND rec.record_no = g.record_no
+  LEFT JOIN records rec ON g.record_no <> 0 AND rec.person_id = n.id AND rec.record_no = g.record_no
   RETURNING 1)
 SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM staged)"""
 
