@@ -172,13 +172,17 @@ def ws_frames(streams: int, seconds: float, rate: float, frame_size: int, source
 
 async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame_size: int,
                       frames: list[list[str]]) -> dict:
-    """Each stream sends ``rate`` readings/s in frames of ``frame_size``, paced, and waits for acks."""
+    """Each stream sends ``rate`` readings/s in frames of ``frame_size``, paced, and waits for acks. Every stream
+    is connected before any sends (a thousand handshakes are not the sustained load being measured); the clock
+    starts then."""
     decode = msgspec.json.Decoder().decode
     latencies: list[float] = []
     accepted = 0
     errors = slow_down = due = 0
     interval = frame_size / rate
-    stop_at = time.monotonic() + seconds
+    connected = 0
+    go = asyncio.Event()
+    stop_at = 0.0
 
     async def stream(i: int) -> None:
         sent: dict[int, float] = {}
@@ -198,6 +202,13 @@ async def ws_scenario(svc, tokens: list[str], seconds: float, rate: float, frame
                     elif m["type"] == "slow_down":
                         slow_down += 1
             task = asyncio.create_task(reader())
+            nonlocal connected, stop_at, t0
+            connected += 1
+            if connected == len(tokens):
+                t0 = time.monotonic()
+                stop_at = t0 + seconds
+                go.set()
+            await go.wait()
             await asyncio.sleep((i % 100) / 100 * interval)  # spread the streams over the interval
             nonlocal due
             due += min(len(own), max(0, math.ceil((stop_at - time.monotonic()) / interval)))  # frames the pace asks

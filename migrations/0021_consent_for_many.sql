@@ -58,16 +58,26 @@ BEGIN
    ORDER BY 2, 3
   ON CONFLICT (person_id, source) DO UPDATE SET last_seen = now() WHERE s.last_seen < now() - interval '1 minute';
   BEGIN
+    WITH names AS MATERIALIZED (  -- a look-up per person and source of the stage, not a pass over the tenant
+      SELECT k.person_id, k.source, (SELECT p.person_no FROM people p WHERE p.id = k.person_id) AS person_no,
+             (SELECT so.source_no FROM sources so WHERE so.person_id = k.person_id AND so.source = k.source)
+               AS source_no
+        FROM (SELECT DISTINCT person_id, source FROM ingest_stage) AS k)
     INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
-    SELECT s.time, p.person_no, s.value, (SELECT beidou_tenant_no()), d.code, so.source_no, s.utc_offset_min
-      FROM ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
-      LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source;
+    SELECT s.time, n.person_no, s.value, (SELECT beidou_tenant_no()), d.code, n.source_no, s.utc_offset_min
+      FROM ingest_stage s JOIN names n ON n.person_id = s.person_id AND n.source = s.source
+      LEFT JOIN data_types d ON d.name = s.metric;
     GET DIAGNOSTICS stored = ROW_COUNT;
   EXCEPTION WHEN unique_violation THEN
+    WITH names AS MATERIALIZED (
+      SELECT k.person_id, k.source, (SELECT p.person_no FROM people p WHERE p.id = k.person_id) AS person_no,
+             (SELECT so.source_no FROM sources so WHERE so.person_id = k.person_id AND so.source = k.source)
+               AS source_no
+        FROM (SELECT DISTINCT person_id, source FROM ingest_stage) AS k)
     INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
-    SELECT s.time, p.person_no, s.value, (SELECT beidou_tenant_no()), d.code, so.source_no, s.utc_offset_min
-      FROM ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
-      LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source
+    SELECT s.time, n.person_no, s.value, (SELECT beidou_tenant_no()), d.code, n.source_no, s.utc_offset_min
+      FROM ingest_stage s JOIN names n ON n.person_id = s.person_id AND n.source = s.source
+      LEFT JOIN data_types d ON d.name = s.metric
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS stored = ROW_COUNT;
   END;
