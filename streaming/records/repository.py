@@ -123,6 +123,8 @@ async def delete_readings(conn: psycopg.AsyncConnection, person_id: UUID, record
     """Remove the readings a record owns, in the hot table and in packed history (a packed day is repacked
     without them). The hot rows are found by the person's record number among the person's readings of the
     record's type in its time range (the key's index bounds the search to them: no index of its own)."""
+    if record.record_no <= 0:  # 0 is what every reading no record owns carries: never a key to delete by
+        raise ValueError(f"record {record.id} has no record number")
     cur = await conn.execute(
         """WITH gone AS (
              DELETE FROM readings_hot
