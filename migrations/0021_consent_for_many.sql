@@ -45,8 +45,10 @@ END $$;
 -- (a pair seen within the minute is only looked up), move the rows into readings_hot (a large group plainly: a
 -- stored key rolls the plain insert back and inserts again without the stored ones, since ON CONFLICT costs
 -- ~40 % more per row; a small group with ON CONFLICT at once), queue detection work per person with the
--- oldest reading time stored now, and wake the worker. Runs as the caller, under its row-level security. True if some staged rows were
--- not stored (a resend: the caller then finds which).
+-- oldest reading time stored now, and wake the worker. It reads the session's stage through ingest_coded, the
+-- temporary view streaming/ingest.py creates beside it (the stage's rows with their numbers). Runs as the
+-- caller, under its row-level security. True if some staged rows were not stored (a resend: the caller then
+-- finds which).
 CREATE FUNCTION beidou_ingest_staged(p_tenant uuid, p_channel text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE staged bigint; stored bigint; oldest timestamptz; newest timestamptz;
 BEGIN
@@ -62,30 +64,18 @@ BEGIN
   -- ~40 % more per row), not for a small group, and subtransactions slow snapshots while a long one runs.
   IF staged >= 256 THEN
     BEGIN
-      WITH names AS MATERIALIZED (  -- a look-up per person and source of the stage, not a pass over the tenant
-        SELECT k.person_id, k.source, (SELECT p.person_no FROM people p WHERE p.id = k.person_id) AS person_no,
-               (SELECT so.source_no FROM sources so WHERE so.person_id = k.person_id AND so.source = k.source)
-                 AS source_no
-          FROM (SELECT DISTINCT person_id, source FROM ingest_stage) AS k)
       INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
-      SELECT s.time, n.person_no, s.value, (SELECT beidou_tenant_no()), d.code, n.source_no, s.utc_offset_min
-        FROM ingest_stage s JOIN names n ON n.person_id = s.person_id AND n.source = s.source
-        LEFT JOIN data_types d ON d.name = s.metric;
+      SELECT time, person_no, value, (SELECT beidou_tenant_no()), metric_no, source_no, utc_offset_min
+        FROM ingest_coded;
       GET DIAGNOSTICS stored = ROW_COUNT;
     EXCEPTION WHEN unique_violation THEN
       stored := -1;  -- a stored key: insert again without the stored ones
     END;
   END IF;
   IF stored < 0 THEN
-    WITH names AS MATERIALIZED (
-      SELECT k.person_id, k.source, (SELECT p.person_no FROM people p WHERE p.id = k.person_id) AS person_no,
-             (SELECT so.source_no FROM sources so WHERE so.person_id = k.person_id AND so.source = k.source)
-               AS source_no
-        FROM (SELECT DISTINCT person_id, source FROM ingest_stage) AS k)
     INSERT INTO readings_hot (time, person_no, value, tenant_no, metric_no, source_no, utc_offset_min)
-    SELECT s.time, n.person_no, s.value, (SELECT beidou_tenant_no()), d.code, n.source_no, s.utc_offset_min
-      FROM ingest_stage s JOIN names n ON n.person_id = s.person_id AND n.source = s.source
-      LEFT JOIN data_types d ON d.name = s.metric
+    SELECT time, person_no, value, (SELECT beidou_tenant_no()), metric_no, source_no, utc_offset_min
+      FROM ingest_coded
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS stored = ROW_COUNT;
   END IF;
@@ -95,10 +85,9 @@ BEGIN
   ELSIF stored > 0 THEN  -- only what was stored now (received_at is this transaction's now())
     INSERT INTO detection_work (tenant_id, person_id, earliest_time)
     SELECT p_tenant, s.person_id, min(s.time)
-      FROM ingest_stage s JOIN people p ON p.id = s.person_id JOIN data_types d ON d.name = s.metric
-      JOIN sources so ON so.person_id = s.person_id AND so.source = s.source
-      JOIN readings_hot r ON r.person_no = p.person_no AND r.metric_no = d.code AND r.source_no = so.source_no
-                         AND r.time = s.time AND r.received_at = now()
+      FROM ingest_coded s JOIN readings_hot r ON r.person_no = s.person_no AND r.metric_no = s.metric_no
+                                             AND r.source_no = s.source_no AND r.time = s.time
+                                             AND r.received_at = now()
      WHERE r.time BETWEEN oldest AND newest
      GROUP BY s.person_id;
   END IF;

@@ -34,27 +34,35 @@ ACCEPTED, DUPLICATE, NO_CONSENT = "accepted", "duplicate", "no_consent"
 
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
     idx integer, time timestamptz, person_id uuid, metric text, value double precision,
-    value2 double precision, details jsonb, source text, utc_offset_min smallint) ON COMMIT DELETE ROWS"""
+    value2 double precision, details jsonb, source text, utc_offset_min smallint) ON COMMIT DELETE ROWS;
+CREATE OR REPLACE TEMP VIEW ingest_coded AS
+  WITH names AS MATERIALIZED (  -- a look-up per person and source of the stage, not a pass over the tenant
+    SELECT k.person_id, k.source, (SELECT p.person_no FROM people p WHERE p.id = k.person_id) AS person_no,
+           (SELECT so.source_no FROM sources so WHERE so.person_id = k.person_id AND so.source = k.source)
+             AS source_no
+      FROM (SELECT DISTINCT person_id, source FROM ingest_stage) AS k)
+  SELECT s.*, n.person_no, d.code AS metric_no, n.source_no
+    FROM ingest_stage s JOIN names n ON n.person_id = s.person_id AND n.source = s.source
+    LEFT JOIN data_types d ON d.name = s.metric"""
+# ingest_coded: the stage's rows with the lean table's numbers (people.person_no, data_types.code,
+# sources.source_no: the sources are noted before the insert), the one definition every statement below and
+# beidou_ingest_staged (migration 0021) read. A row without its numbers fails the insert loudly (NOT NULL)
+# instead of vanishing from it.
 _COPY = ("COPY ingest_stage (idx, time, person_id, metric, value, value2, details, source, "
          "utc_offset_min) FROM STDIN (FORMAT BINARY)")
 _COPY_TYPES = ["int4", "timestamptz", "uuid", "text", "float8", "float8", "jsonb", "text", "int2"]
-# The stage's rows with the lean table's numbers (people.person_no, data_types.code, sources.source_no: the
-# sources are noted before the insert). Outer joins: a row without its numbers fails the insert loudly (NOT NULL)
-# instead of vanishing from it.
-_CODED = """ingest_stage s LEFT JOIN people p ON p.id = s.person_id LEFT JOIN data_types d ON d.name = s.metric
-            LEFT JOIN sources so ON so.person_id = s.person_id AND so.source = s.source"""
 # A diastolic or sleep stages go beside the reading, for the rows this transaction stored.
-_INSERT_EXTRA = f"""INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details)
-                    SELECT DISTINCT ON (r.person_no, r.metric_no, r.time, r.source_no)
-                           r.time, r.person_no, r.tenant_no, r.metric_no, r.source_no, s.value2, s.details
-                      FROM {_CODED} JOIN readings_hot r ON r.person_no = p.person_no AND r.metric_no = d.code
-                                     AND r.time = s.time AND r.source_no = so.source_no
-                     WHERE (s.value2 IS NOT NULL OR s.details IS NOT NULL) AND r.received_at = now()
-                       AND r.time BETWEEN %s AND %s
-                     ORDER BY r.person_no, r.metric_no, r.time, r.source_no, s.idx"""
+_INSERT_EXTRA = """INSERT INTO readings_hot_extra (time, person_no, tenant_no, metric_no, source_no, value2, details)
+                   SELECT DISTINCT ON (r.person_no, r.metric_no, r.time, r.source_no)
+                          r.time, r.person_no, r.tenant_no, r.metric_no, r.source_no, s.value2, s.details
+                     FROM ingest_coded s JOIN readings_hot r ON r.person_no = s.person_no AND r.metric_no = s.metric_no
+                                    AND r.time = s.time AND r.source_no = s.source_no
+                    WHERE (s.value2 IS NOT NULL OR s.details IS NOT NULL) AND r.received_at = now()
+                      AND r.time BETWEEN %s AND %s
+                    ORDER BY r.person_no, r.metric_no, r.time, r.source_no, s.idx"""
 # Rows inserted by this transaction carry received_at = now(); anything else was there before us.
-_DUPLICATES = f"""SELECT s.idx FROM {_CODED} JOIN readings_hot r
-                    ON r.person_no = p.person_no AND r.metric_no = d.code AND r.source_no = so.source_no
+_DUPLICATES = """SELECT s.idx FROM ingest_coded s JOIN readings_hot r
+                    ON r.person_no = s.person_no AND r.metric_no = s.metric_no AND r.source_no = s.source_no
                    AND r.time = s.time
                  WHERE r.time BETWEEN %s AND %s AND r.received_at <> now()"""
 # Days past the hot window are packed (readings_packed): a resend of a reading packed there would otherwise be
