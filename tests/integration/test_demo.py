@@ -55,7 +55,8 @@ def test_the_demo_turns_a_real_illness_into_an_alert_a_push_and_an_answer(fresh_
             "SELECT record_type, count(*) FROM records WHERE state = 'live' GROUP BY record_type").fetchall())
     assert sources["A0NVTRV"] == ["health-connect:com.fitbit.FitbitMobile"]
     assert sources["member-001"] == ["demo-watch"]
-    assert records["HeartRateRecord"] >= 300 and records["StepsRecord"] >= 10_000
+    # Days of them (hourly heart-rate series, per-minute steps); how many days fit in the 75 s depends on the machine.
+    assert records["HeartRateRecord"] >= 100 and records["StepsRecord"] >= 2_000
 
 
 def _outcomes(db) -> dict:
