@@ -59,7 +59,8 @@ def api_processes(workers: int | None) -> int:
     return count if count > 0 else (os.cpu_count() or 1)
 
 
-def _serve_api(host: str, port: int, url: str, *, workers: int = 1, embedded_worker: bool = False) -> None:
+def _serve_api(host: str, port: int, url: str, *, workers: int = 1, embedded_worker: bool = False,
+               owner_url: str | None = None) -> None:
     """Serve the API on one port from ``workers`` processes (uvicorn's supervisor shares the listening socket).
 
     Every process builds its own app from the environment (`create_app_from_env`); what crosses processes
@@ -69,11 +70,13 @@ def _serve_api(host: str, port: int, url: str, *, workers: int = 1, embedded_wor
 
     import uvicorn
 
-    from app.api.factory import SERVE_DATABASE_URL, SERVE_EMBEDDED_WORKER
+    from app.api.factory import SERVE_DATABASE_URL, SERVE_EMBEDDED_WORKER, SERVE_OWNER_URL
     from app.api.ws_server import uvicorn_ws_options
     settings = get_settings()
     os.environ[SERVE_DATABASE_URL] = url
     os.environ[SERVE_EMBEDDED_WORKER] = "1" if embedded_worker else "0"
+    if embedded_worker and owner_url:
+        os.environ[SERVE_OWNER_URL] = owner_url
     uvicorn.run("app.api.factory:create_app_from_env", factory=True, workers=workers, host=host, port=port,
                 **uvicorn_ws_options(settings.ws_compression),
                 log_level=settings.log_level.lower(), access_log=False, proxy_headers=False)
@@ -99,7 +102,8 @@ def up(ctx: click.Context, host: str | None, port: int | None, workers: int, wit
     host, port = host or settings.host, port or settings.port
     click.echo(f"Health Beidou on http://{host}:{port}  (care page: /care, OpenAPI: /docs)", err=True)
     try:
-        _serve_api(host, port, target.url, workers=max(1, workers), embedded_worker=True)
+        _serve_api(host, port, target.url, workers=max(1, workers), embedded_worker=True,
+                   owner_url=target.maintenance_url)
     finally:
         _stop_local(target)
 
@@ -194,13 +198,16 @@ def worker(processes: int) -> None:
 
 
 @main.command(help="Run the scheduler: escalation timers, data-gap checks, packing history past the hot window, the hourly "
-                   "chart roll-up, the daily break-the-glass digest. Run ONE per deployment (jobs are lock-guarded, so a second one is harmless but idle).")
+                   "chart roll-up, the daily break-the-glass digest, and (given the schema owner's URL: "
+                   "DATABASE_ADMIN_URL, or the local cluster) compacting closed hot days' indexes. Run ONE per "
+                   "deployment (jobs are lock-guarded, so a second one is harmless but idle).")
 def scheduler() -> None:
     import asyncio
 
     from app.scheduler import run_scheduler
+    target = _target()
     try:
-        asyncio.run(run_scheduler(_target().url, hot_days=get_settings().hot_days))
+        asyncio.run(run_scheduler(target.url, hot_days=get_settings().hot_days, owner_url=target.maintenance_url))
     except KeyboardInterrupt:
         pass
 
@@ -227,6 +234,25 @@ def db_status() -> None:
 def db_schema() -> None:
     from app.core import schema
     click.echo(schema.fresh(_target().admin_url), nl=False)
+
+
+@db.command("compact", help="Rebuild the indexes of closed hot day chunks that readings arriving interleaved left "
+                            "loose (REINDEX INDEX CONCURRENTLY, as the schema owner: reads and writes go on). The "
+                            "scheduler does this hourly when it has the owner's URL; this runs it once.")
+@click.option("--settle-hours", type=float, default=None,
+              help="Only chunks whose day ended at least this long ago (default: the scheduler's, 6).")
+def db_compact(settle_hours: float | None) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from streaming import history
+    kwargs = {} if settle_hours is None else {"settle": timedelta(hours=settle_hours)}
+    result = asyncio.run(history.compact_hot_indexes(_target().admin_url, hot_days=get_settings().hot_days,
+                                                     min_bytes=0, **kwargs))
+    for name in result.leftovers:
+        click.echo(f"dropped an interrupted rebuild's index {name}")
+    click.echo(f"rebuilt {result.indexes} index(es): {result.bytes_before / 1e6:.1f} MB -> "
+               f"{result.bytes_after / 1e6:.1f} MB")
 
 
 @db.command("start", help="Start the private local cluster (no-op with DATABASE_URL set).")

@@ -29,9 +29,10 @@ def _lock_key(name: str) -> int:
 
 class Scheduler:
     def __init__(self, db: Database, url: str, *, escalation_s: float = 30, gap_check_s: float = 600,
-                 hot_days: int = 30):
+                 hot_days: int = 30, owner_url: str | None = None):
         self.db = db
         self.url = url
+        self.owner_url = owner_url
         self.alerts = AlertConsumer(db)
         self.detection = DetectionConsumer(db)
         self.hot_days = hot_days
@@ -51,6 +52,12 @@ class Scheduler:
         # Closed hours are rolled up for charts, and hours that changed since are rolled up again.
         self.scheduler.add_job(self._guarded("roll_up", self.run_roll_up), "interval", hours=1,
                                id="roll_up", next_run_time=now + timedelta(seconds=60))
+        # Closed hot days' indexes are compacted: only the schema owner may rebuild them.
+        if owner_url is not None:
+            self.scheduler.add_job(self._guarded("compact_hot", self.run_compact_hot), "interval", hours=1,
+                                   id="compact_hot", next_run_time=now + timedelta(seconds=90))
+        else:
+            log.info("scheduler.job_off job=compact_hot reason=no_owner_url")
 
     def start(self) -> None:
         self.scheduler.start()
@@ -100,11 +107,18 @@ class Scheduler:
         return result.rows + result.dirty
 
 
-async def run_scheduler(url: str, *, hot_days: int = 30) -> None:
+    async def run_compact_hot(self) -> int:
+        """Rebuild closed hot day chunks' indexes that arrival order left loose (see ``streaming.history``)."""
+        assert self.owner_url is not None
+        result = await history.compact_hot_indexes(self.owner_url, hot_days=self.hot_days)
+        return result.bytes_before - result.bytes_after
+
+
+async def run_scheduler(url: str, *, hot_days: int = 30, owner_url: str | None = None) -> None:
     import asyncio
     db = Database(url, min_size=1, max_size=3, application_name="beidou-scheduler")
     await db.open()
-    scheduler = Scheduler(db, url, hot_days=hot_days)
+    scheduler = Scheduler(db, url, hot_days=hot_days, owner_url=owner_url)
     scheduler.start()
     try:
         await asyncio.Event().wait()

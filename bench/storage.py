@@ -15,10 +15,12 @@ On a fresh database of the local test cluster (BEIDOU_TEST_PG_PORT, or BEIDOU_TE
    each person's day together — and prints the load time and their hot bytes per reading; packs the days past
    the hot window (60 of the default 90) as the scheduler does and prints the packing throughput (readings and
    person-days a second) and their packed bytes per person-year;
-5. rolls up closed hours for charts as the scheduler does (``streaming.rollup``) and prints the roll-up's bytes
+5. compacts the hot window's closed days' indexes as the scheduler does (``streaming.history``), printing the
+   hot window's bytes per reading before and after;
+6. rolls up closed hours for charts as the scheduler does (``streaming.rollup``) and prints the roll-up's bytes
    per person-year: for the synthetic people on a subset of ``--rollup-people`` (a tenant of their own; the
    roll-up of 10,000 people would take longer than everything else), then for the dev person;
-6. times the care chart's query (``alerts.repository.reading_series``) for the dev person over 1 day,
+7. times the care chart's query (``alerts.repository.reading_series``) for the dev person over 1 day,
    30 days and 1 year: p50 and p99 of ``--repeat`` runs.
 The database is dropped at the end unless ``--keep``.
 """
@@ -117,6 +119,14 @@ def pack(app_url: str) -> tuple[int, float]:
     return asyncio.run(run())
 
 
+def compact(admin_url: str):
+    """The scheduler's compaction of closed hot days' indexes (``streaming.history.compact_hot_indexes``)."""
+    from streaming import history
+    started = time.perf_counter()
+    result = asyncio.run(history.compact_hot_indexes(admin_url, hot_days=HOT_DAYS))
+    return result, time.perf_counter() - started
+
+
 def roll_up(app_url: str, tenant_id) -> tuple[int, float]:
     """The scheduler's roll-up job (closed hours, back to the oldest packed day) for the whole tenant."""
     from app.core.db import Database
@@ -184,7 +194,7 @@ def load_synthetic(conn: psycopg.Connection, tenants: list, start: datetime, day
 
 
 def synthetic(db, args, end: datetime) -> None:
-    """Step 4 (and the synthetic half of 5): load, pack and roll up ``--people`` synthetic people."""
+    """Step 4 (and the synthetic half of 6): load, pack and roll up ``--people`` synthetic people."""
     began = time.perf_counter()
     subset = min(args.people, args.rollup_people)
     with psycopg.connect(db.admin_url, autocommit=True) as conn:
@@ -288,6 +298,16 @@ def main() -> None:
 
         if args.people:
             synthetic(db, args, end)
+
+        # The scheduler's compaction of closed days' indexes, on the hot window packing left (as the owner).
+        with psycopg.connect(db.admin_url, autocommit=True) as conn:
+            loose, window_rows = hot_bytes_per_reading(conn)
+        compacted, seconds = compact(db.admin_url)
+        with psycopg.connect(db.admin_url, autocommit=True) as conn:
+            tight, _ = hot_bytes_per_reading(conn)
+        print(f"hot window: {window_rows:,} readings of the last {HOT_DAYS} days (dev person and synthetic people): "
+              f"{loose:,.0f} bytes per reading; {tight:,.0f} after compacting {compacted.indexes} closed days' "
+              f"indexes in {seconds:.1f} s (table + index; target <= 120)")
 
         with psycopg.connect(db.admin_url, autocommit=True) as conn:
             before = conn.execute("SELECT pg_total_relation_size('readings_hourly')").fetchone()[0]

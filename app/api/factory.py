@@ -92,7 +92,8 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
             from app.worker import Worker, build_sender
             worker = Worker(db, database_url, sender=build_sender(db, settings))
             await worker.start()
-            scheduler = Scheduler(db, database_url, hot_days=settings.hot_days)
+            scheduler = Scheduler(db, database_url, hot_days=settings.hot_days,
+                                  owner_url=os.environ.get(SERVE_OWNER_URL))
             scheduler.start()
         # What start-up made (routes, models, settings, pools) lives as long as the process: kept out of the
         # collector's passes, and young collections less often (ingest makes many short-lived objects).
@@ -157,6 +158,8 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
 # started once, by the parent) and whether each process also runs the worker and the scheduler.
 SERVE_DATABASE_URL = "_BEIDOU_SERVE_DATABASE_URL"
 SERVE_EMBEDDED_WORKER = "_BEIDOU_SERVE_EMBEDDED_WORKER"
+# ... and, for that scheduler, the schema owner's URL when one is known (owner-only upkeep).
+SERVE_OWNER_URL = "_BEIDOU_SERVE_OWNER_URL"
 
 
 def create_app_from_env() -> FastAPI:

@@ -14,6 +14,12 @@ class DatabaseTarget:
     local: localdb.LocalCluster | None
     started_local: bool = False  # this process started the local cluster (and stops it on the way out)
 
+    @property
+    def maintenance_url(self) -> str | None:
+        """The owner's URL for the scheduler's owner-only upkeep (compacting closed hot chunks' indexes), or
+        None when no owner's URL is known apart from the service's."""
+        return self.admin_url if self.admin_url != self.url else None
+
 
 def resolve(settings: Settings, *, start_local: bool = True) -> DatabaseTarget:
     if settings.database_url:

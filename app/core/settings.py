@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     database_admin_url: str | None = Field(
         default=None,
         validation_alias="DATABASE_ADMIN_URL",
-        description="URL of the schema owner, used by `beidou db upgrade`. Defaults to DATABASE_URL.",
+        description="URL of the schema owner, used by `beidou db upgrade` and `beidou db compact`, and by the "
+                    "scheduler to compact closed hot days' indexes (off without it). Defaults to DATABASE_URL.",
     )
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Folder for the local cluster and model files.")
     local_pg_port: int = Field(default=55432, description="Port of the private local cluster (127.0.0.1 only).")

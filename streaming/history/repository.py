@@ -1,13 +1,17 @@
-"""SQL of the history tiers: packing hot readings into per-person-day rows (migration 0016).
+"""SQL of the history tiers: packing hot readings into per-person-day rows (migration 0016), and compacting
+closed hot day chunks' indexes (migration 0022).
 
-Every function runs in a transaction scoped to one tenant (row-level security narrows each statement to it).
+Packing's functions run in a transaction scoped to one tenant (row-level security narrows each statement to
+it). Compaction's run as the schema owner, outside a transaction (REINDEX INDEX CONCURRENTLY needs both).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from streaming.rollup import repository as rollup_repo
 
@@ -228,3 +232,91 @@ async def delete_packed_record(conn: psycopg.AsyncConnection, person_id: UUID, m
     if after != before - removed:
         raise RuntimeError(f"repacking lost readings: {before} - {removed} != {after}")
     return removed
+
+
+# --- compacting closed hot day chunks' indexes (the owner's session, autocommit) ---------------------------
+
+@dataclass(frozen=True)
+class HotIndex:
+    """A unique index of one hot day chunk, with what its last rebuild (if any) left."""
+    schema: str
+    name: str
+    chunk: str                 # the chunk table, schema-qualified and quoted
+    range_start: datetime
+    range_end: datetime
+    bytes: int
+    bytes_after: int | None    # its size right after its last rebuild
+    rows_at: float | None      # the chunk's row estimate then
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+_HOT_INDEXES = """
+SELECT n.nspname, ic.relname, format('%%I.%%I', ch.chunk_schema, ch.chunk_name), ch.range_start, ch.range_end,
+       pg_relation_size(i.indexrelid), h.bytes_after, h.rows_at
+  FROM timescaledb_information.chunks ch
+  JOIN pg_index i ON i.indrelid = format('%%I.%%I', ch.chunk_schema, ch.chunk_name)::regclass AND i.indisvalid
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = ic.relnamespace
+  LEFT JOIN beidou_meta.hot_index_compactions h ON h.index_name = n.nspname || '.' || ic.relname
+ WHERE ch.hypertable_schema = 'public' AND ch.hypertable_name = 'readings_hot'
+   AND ch.range_end <= now() - %(settle)s AND ch.range_end > now() - make_interval(days => %(hot_days)s)
+ ORDER BY ch.range_start, ic.relname"""
+
+
+async def hot_indexes(conn: psycopg.AsyncConnection, *, hot_days: int, settle: timedelta) -> list[HotIndex]:
+    """The indexes of the hot chunks whose day ended at least ``settle`` ago and that packing will not take
+    within the hour (it takes chunks past ``hot_days``), oldest first."""
+    cur = await conn.execute(_HOT_INDEXES, {"settle": settle, "hot_days": hot_days})
+    return [HotIndex(*row) for row in await cur.fetchall()]
+
+
+async def analysed_rows(conn: psycopg.AsyncConnection, chunk: str) -> float:
+    """ANALYZE a chunk (a sample of its rows) and return its row estimate."""
+    await conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(chunk)))
+    cur = await conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (chunk,))
+    return (await cur.fetchone())[0]
+
+
+async def rebuild(conn: psycopg.AsyncConnection, index: HotIndex, rows: float) -> int:
+    """Rebuild ``index`` without blocking reads or writes of its chunk (REINDEX INDEX CONCURRENTLY keeps its
+    name), note it in beidou_meta.hot_index_compactions, and return its new size."""
+    await conn.execute(sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(sql.Identifier(index.schema, index.name)))
+    cur = await conn.execute(
+        """INSERT INTO beidou_meta.hot_index_compactions AS h
+                  (index_name, range_start, range_end, bytes_before, bytes_after, rows_at)
+           VALUES (%(name)s::text, %(start)s, %(end)s, %(before)s, pg_relation_size(%(name)s::text::regclass), %(rows)s)
+           ON CONFLICT (index_name) DO UPDATE
+              SET bytes_before = EXCLUDED.bytes_before, bytes_after = EXCLUDED.bytes_after,
+                  rows_at = EXCLUDED.rows_at, rebuilds = h.rebuilds + 1, compacted_at = now()
+           RETURNING bytes_after""",
+        {"name": index.qualified, "start": index.range_start, "end": index.range_end, "before": index.bytes,
+         "rows": rows})
+    return (await cur.fetchone())[0]
+
+
+async def drop_unfinished_rebuilds(conn: psycopg.AsyncConnection) -> list[str]:
+    """Drop what an interrupted REINDEX CONCURRENTLY left on hot chunks: an invalid ``…_ccnew`` (the copy being
+    built) or ``…_ccold`` (the original, swapped out but not yet dropped). Returns their names."""
+    cur = await conn.execute(
+        """SELECT n.nspname, ic.relname
+             FROM timescaledb_information.chunks ch
+             JOIN pg_index i ON i.indrelid = format('%I.%I', ch.chunk_schema, ch.chunk_name)::regclass
+                            AND NOT i.indisvalid
+             JOIN pg_class ic ON ic.oid = i.indexrelid
+             JOIN pg_namespace n ON n.oid = ic.relnamespace
+            WHERE ch.hypertable_schema = 'public' AND ch.hypertable_name = 'readings_hot'
+              AND ic.relname ~ '_cc(new|old)[0-9]*$'""")
+    dropped = []
+    for schema, name in await cur.fetchall():
+        await conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(schema, name)))
+        dropped.append(f"{schema}.{name}")
+    return dropped
+
+
+async def forget_dropped_indexes(conn: psycopg.AsyncConnection) -> int:
+    """Forget the rebuilds of indexes whose chunk was packed and dropped since."""
+    cur = await conn.execute("DELETE FROM beidou_meta.hot_index_compactions WHERE to_regclass(index_name) IS NULL")
+    return cur.rowcount

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,6 +15,7 @@ from app.core.db import Database
 from streaming import history
 from streaming.history import repository as history_repo
 
+ROOT = Path(__file__).resolve().parents[2]
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -372,3 +376,131 @@ def test_a_resend_of_packed_readings_is_a_duplicate_and_new_ones_still_count(ser
     assert sum(_counts(service, pid)) == total + 2
     _pack(service)  # the late ones merge into their packed day, once
     assert sum(_counts(service, pid)) == total + 2
+
+
+def _interleaved(service, tenant, day: datetime, minutes: range) -> None:
+    """Heart rate for every person of the tenant, inserted a minute at a time for all of them together (as group
+    commits bring many people's readings): each minute goes into every person's key range."""
+    with service.admin_conn() as conn:
+        conn.execute(
+            """INSERT INTO readings_hot (time, tenant_no, person_no, metric_no, value, source_no, utc_offset_min)
+               SELECT %s + make_interval(mins => m), t.tenant_no, p.person_no, d.code, 50 + (p.person_no + m) %% 40,
+                      s.source_no, 480
+                 FROM generate_series(%s::int, %s::int) m, people p JOIN tenants t ON t.id = p.tenant_id
+                 JOIN sources s ON s.person_id = p.id AND s.source = 'watch'
+                 JOIN data_types d ON d.name = 'heart_rate'
+                WHERE p.tenant_id = %s
+                ORDER BY m, p.person_no""",
+            (day, minutes.start, minutes.stop - 1, tenant.id))
+
+
+def _day_index(service, day: datetime) -> tuple[str, int, int]:
+    """(name, bytes, invalid indexes) of the hot chunk of ``day``'s unique index."""
+    with service.admin_conn() as conn:
+        chunk = conn.execute(
+            """SELECT format('%%I.%%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks
+                WHERE hypertable_name = 'readings_hot' AND range_start = %s""", (day,)).fetchone()[0]
+        name, size = conn.execute("SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+                                  "WHERE indrelid = %s::regclass AND indisvalid", (chunk,)).fetchone()
+        invalid = conn.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass AND NOT indisvalid",
+                               (chunk,)).fetchone()[0]
+    return name, size, invalid
+
+
+def _day_digest(service, tenant, day: datetime) -> str:
+    with service.admin_conn() as conn:
+        return conn.execute(
+            """SELECT md5(string_agg(concat_ws(',', person_id, metric, time, value, source), ';'
+                                     ORDER BY person_id, metric, time, source))
+                 FROM readings WHERE tenant_id = %s AND time >= %s AND time < %s""",
+            (tenant.id, day, day + DAY)).fetchone()[0]
+
+
+def _compact(service) -> history.CompactResult:
+    return asyncio.run(history.compact_hot_indexes(service.db.admin_url, hot_days=30, min_bytes=0))
+
+
+def _scheduled_compaction(service) -> int:
+    """The scheduler's hourly job, run once: bytes it saved. A scheduler without the owner's URL has no such
+    job (only the owner may rebuild a chunk's index)."""
+    from app.scheduler import Scheduler
+
+    async def run() -> int:
+        db = Database(service.db.app_url, min_size=1, max_size=2)
+        await db.open()
+        try:
+            assert Scheduler(db, service.db.app_url).scheduler.get_job("compact_hot") is None
+            scheduler = Scheduler(db, service.db.app_url, hot_days=30, owner_url=service.db.admin_url)
+            assert scheduler.scheduler.get_job("compact_hot") is not None
+            return await scheduler.run_compact_hot()
+        finally:
+            await db.close()
+    return asyncio.run(run())
+
+
+def test_a_closed_days_index_is_compacted_once_and_again_after_late_readings(service, tenant):
+    """Many people's readings arriving interleaved leave a day chunk's index pages half full; once the day has
+    closed, `beidou db compact` (the scheduler's job) rebuilds it smaller, and every reading stays readable and
+    deduplicated. A second run rebuilds nothing; late readings that loosen it again get it rebuilt again."""
+    client, _ = _person(service, tenant, "lin")
+    with service.admin_conn() as conn:
+        conn.execute("""WITH p AS (INSERT INTO people (tenant_id, external_id)
+                                   SELECT %s, 'many-' || i FROM generate_series(1, 119) i RETURNING id)
+                        INSERT INTO sources (tenant_id, person_id, source) SELECT %s, id, 'watch' FROM p""",
+                     (tenant.id, tenant.id))
+        conn.execute("""INSERT INTO sources (tenant_id, person_id, source)
+                        SELECT %s, id, 'watch' FROM people WHERE tenant_id = %s AND external_id = 'lin'
+                        ON CONFLICT DO NOTHING""", (tenant.id, tenant.id))
+    day = TODAY - 3 * DAY
+    _interleaved(service, tenant, day, range(0, 300))
+    supervisor = tenant.client(tenant.staff_token("sup-compact", role="care_supervisor"))
+    chart = _chart(supervisor, "lin", "heart_rate", day, day + DAY, bucket="5m")
+    digest = _day_digest(service, tenant, day)
+    name, loose, _ = _day_index(service, day)
+
+    run = subprocess.run([sys.executable, "-m", "app.cli", "db", "compact"], env=service.env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("rebuilt ") and " 0 index" not in run.stdout, run.stdout
+    same_name, compact, _ = _day_index(service, day)
+    assert same_name == name
+    assert compact <= 0.8 * loose, (loose, compact)           # measured: about 0.6
+    assert _day_digest(service, tenant, day) == digest
+    assert _chart(supervisor, "lin", "heart_rate", day, day + DAY, bucket="5m") == chart
+    resend = {"time": (day + timedelta(minutes=7)).isoformat(), "metric": "heart_rate", "value": 70,
+              "source": "watch"}
+    late = {**resend, "time": (day + timedelta(hours=20)).isoformat()}
+    answer = client.post("/v1/readings", json={"readings": [resend, late]})
+    assert answer.status_code == 200, answer.text
+    assert [r["status"] for r in answer.json()["results"]] == ["duplicate", "accepted"]
+
+    assert _compact(service).indexes == 0                     # nothing loosened since
+    _interleaved(service, tenant, day, range(300, 900))       # a late sync of the afternoon, for everyone
+    _, loosened, _ = _day_index(service, day)
+    assert _scheduled_compaction(service) == loosened - _day_index(service, day)[1] > 0
+    with service.admin_conn() as conn:
+        assert conn.execute("SELECT rebuilds FROM beidou_meta.hot_index_compactions WHERE index_name = %s",
+                            (name,)).fetchone()[0] == 2
+
+
+def test_an_interrupted_rebuild_leaves_the_index_in_use_and_the_next_run_clears_it(service, tenant):
+    _person(service, tenant, "qiu")
+    with service.admin_conn() as conn:
+        conn.execute("INSERT INTO sources (tenant_id, person_id, source) SELECT %s, id, 'watch' FROM people "
+                     "WHERE tenant_id = %s ON CONFLICT DO NOTHING", (tenant.id, tenant.id))
+    day = TODAY - 4 * DAY
+    _interleaved(service, tenant, day, range(0, 120))
+    name, _, _ = _day_index(service, day)
+    with service.admin_conn() as conn:
+        chunk = conn.execute("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid = %s::regclass",
+                             (name,)).fetchone()[0]
+        # What REINDEX CONCURRENTLY leaves when it stops while building its copy: an invalid "…_ccnew" index.
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute(f"CREATE INDEX CONCURRENTLY {name.split('.')[1]}_ccnew ON {chunk} ((1 / (value - 60)))")
+    assert _day_index(service, day)[2] == 1
+    result = _compact(service)
+    assert result.leftovers == [f"{name}_ccnew"]
+    assert _day_index(service, day)[:1] == (name,) and _day_index(service, day)[2] == 0
+    with service.admin_conn() as conn, pytest.raises(psycopg.errors.UniqueViolation):   # still the key
+        conn.execute("INSERT INTO readings_hot SELECT * FROM readings_hot WHERE time >= %s AND time < %s LIMIT 1",
+                     (day, day + DAY))
