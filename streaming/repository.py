@@ -34,18 +34,26 @@ async def tenant_ids(conn: psycopg.AsyncConnection) -> list[UUID]:
 
 async def pending_people(conn: psycopg.AsyncConnection, limit: int, *, backfill_before: datetime,
                          backfill_limit: int) -> tuple[list[UUID], list[UUID]]:
-    """People of the current tenant with readings the detector has not seen: ``(fresh, backfilling)``, each
-    longest waiting first. A person is backfilling when their backlog starts before ``backfill_before``: the
-    detector's position (its cursor), or for a person it has not seen yet the oldest reading announced."""
+    """People of the current tenant with readings the detector has not seen: ``(fresh, backfilling)``. A person
+    is backfilling when their backlog starts before ``backfill_before``: the detector's position (its cursor),
+    or for a person it has not seen yet the oldest reading announced. Fresh people come longest waiting first.
+    Backfilling people who are also live (a reading of theirs is from ``backfill_before`` on: their fresh
+    readings wait behind their own backlog) come before every other backfilling person, least behind first;
+    the others longest waiting first."""
     cur = await conn.execute(
         """SELECT person_id, backfill FROM (
-             SELECT person_id, backfill, first, row_number() OVER (PARTITION BY backfill ORDER BY first) AS n
-               FROM (SELECT w.person_id, min(w.id) AS first,
-                            coalesce(coalesce(s.cursor_time, min(w.earliest_time)) < %s, false) AS backfill
+             SELECT person_id, backfill,
+                    row_number() OVER (PARTITION BY backfill
+                                       ORDER BY live DESC, CASE WHEN live THEN position END DESC, first) AS n
+               FROM (SELECT w.person_id, min(w.id) AS first, coalesce(s.cursor_time, min(w.earliest_time)) AS position,
+                            coalesce(coalesce(s.cursor_time, min(w.earliest_time)) < %(before)s, false) AS backfill
                        FROM detection_work w LEFT JOIN detector_state s ON s.person_id = w.person_id
-                      GROUP BY w.person_id, s.cursor_time) p) q
-            WHERE n <= CASE WHEN backfill THEN %s ELSE %s END
-            ORDER BY backfill, first""", (backfill_before, backfill_limit, limit))
+                      GROUP BY w.person_id, s.cursor_time) p
+              CROSS JOIN LATERAL (
+                SELECT backfill AND EXISTS (SELECT FROM people pp JOIN readings_hot r ON r.person_no = pp.person_no
+                                             WHERE pp.id = p.person_id AND r.time >= %(before)s) AS live) l) q
+            WHERE n <= CASE WHEN backfill THEN %(backfill_limit)s ELSE %(limit)s END
+            ORDER BY backfill, n""", {"before": backfill_before, "backfill_limit": backfill_limit, "limit": limit})
     fresh: list[UUID] = []
     backfill: list[UUID] = []
     for person_id, behind in await cur.fetchall():
