@@ -43,15 +43,20 @@ async def pending_people(conn: psycopg.AsyncConnection, limit: int, *, backfill_
     cur = await conn.execute(
         """SELECT person_id, backfill FROM (
              SELECT person_id, backfill,
-                    row_number() OVER (PARTITION BY backfill
-                                       ORDER BY live DESC, CASE WHEN live THEN position END DESC, first) AS n
+                    row_number() OVER (PARTITION BY backfill ORDER BY l.live IS NOT NULL DESC,
+                                       CASE WHEN l.live THEN position END DESC, first) AS n
                FROM (SELECT w.person_id, min(w.id) AS first, coalesce(s.cursor_time, min(w.earliest_time)) AS position,
                             coalesce(coalesce(s.cursor_time, min(w.earliest_time)) < %(before)s, false) AS backfill
                        FROM detection_work w LEFT JOIN detector_state s ON s.person_id = w.person_id
                       GROUP BY w.person_id, s.cursor_time) p
-              CROSS JOIN LATERAL (
-                SELECT backfill AND EXISTS (SELECT FROM people pp JOIN readings_hot r ON r.person_no = pp.person_no
-                                             WHERE pp.id = p.person_id AND r.time >= %(before)s) AS live) l) q
+               -- live: the newest reading of one of their streams (a backward step down the hot table's key, as
+               -- for stream heads) is from the backfill age on; looked up for backfilling people only
+               LEFT JOIN LATERAL (
+                 SELECT true AS live FROM people pp JOIN sources s ON s.person_id = pp.id CROSS JOIN data_types d
+                  CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings_hot r
+                                       WHERE r.person_no = pp.person_no AND r.metric_no = d.code
+                                         AND r.source_no = s.source_no AND r.time >= %(before)s) h
+                  WHERE p.backfill AND pp.id = p.person_id AND h.head IS NOT NULL LIMIT 1) l ON true) q
             WHERE n <= CASE WHEN backfill THEN %(backfill_limit)s ELSE %(limit)s END
             ORDER BY backfill, n""", {"before": backfill_before, "backfill_limit": backfill_limit, "limit": limit})
     fresh: list[UUID] = []
