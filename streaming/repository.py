@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from uuid import UUID
 
 import psycopg
@@ -34,18 +34,31 @@ async def tenant_ids(conn: psycopg.AsyncConnection) -> list[UUID]:
 
 async def pending_people(conn: psycopg.AsyncConnection, limit: int, *, backfill_before: datetime,
                          backfill_limit: int) -> tuple[list[UUID], list[UUID]]:
-    """People of the current tenant with readings the detector has not seen: ``(fresh, backfilling)``, each
-    longest waiting first. A person is backfilling when their backlog starts before ``backfill_before``: the
-    detector's position (its cursor), or for a person it has not seen yet the oldest reading announced."""
+    """People of the current tenant with readings the detector has not seen: ``(fresh, backfilling)``. A person
+    is backfilling when their backlog starts before ``backfill_before``: the detector's position (its cursor),
+    or for a person it has not seen yet the oldest reading announced. Fresh people come longest waiting first.
+    Backfilling people who are also live (a reading of theirs is from ``backfill_before`` on: their fresh
+    readings wait behind their own backlog) come before every other backfilling person, least behind first;
+    the others longest waiting first."""
     cur = await conn.execute(
         """SELECT person_id, backfill FROM (
-             SELECT person_id, backfill, first, row_number() OVER (PARTITION BY backfill ORDER BY first) AS n
-               FROM (SELECT w.person_id, min(w.id) AS first,
-                            coalesce(coalesce(s.cursor_time, min(w.earliest_time)) < %s, false) AS backfill
+             SELECT person_id, backfill,
+                    row_number() OVER (PARTITION BY backfill ORDER BY l.live IS NOT NULL DESC,
+                                       CASE WHEN l.live THEN position END DESC, first) AS n
+               FROM (SELECT w.person_id, min(w.id) AS first, coalesce(s.cursor_time, min(w.earliest_time)) AS position,
+                            coalesce(coalesce(s.cursor_time, min(w.earliest_time)) < %(before)s, false) AS backfill
                        FROM detection_work w LEFT JOIN detector_state s ON s.person_id = w.person_id
-                      GROUP BY w.person_id, s.cursor_time) p) q
-            WHERE n <= CASE WHEN backfill THEN %s ELSE %s END
-            ORDER BY backfill, first""", (backfill_before, backfill_limit, limit))
+                      GROUP BY w.person_id, s.cursor_time) p
+               -- live: the newest reading of one of their streams (a backward step down the hot table's key, as
+               -- for stream heads) is from the backfill age on; looked up for backfilling people only
+               LEFT JOIN LATERAL (
+                 SELECT true AS live FROM people pp JOIN sources s ON s.person_id = pp.id CROSS JOIN data_types d
+                  CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings_hot r
+                                       WHERE r.person_no = pp.person_no AND r.metric_no = d.code
+                                         AND r.source_no = s.source_no AND r.time >= %(before)s) h
+                  WHERE p.backfill AND pp.id = p.person_id AND h.head IS NOT NULL LIMIT 1) l ON true) q
+            WHERE n <= CASE WHEN backfill THEN %(backfill_limit)s ELSE %(limit)s END
+            ORDER BY backfill, n""", {"before": backfill_before, "backfill_limit": backfill_limit, "limit": limit})
     fresh: list[UUID] = []
     backfill: list[UUID] = []
     for person_id, behind in await cur.fetchall():
@@ -179,6 +192,18 @@ async def with_pending_feedback(conn: psycopg.AsyncConnection, people: list[UUID
     return {row[0] for row in await cur.fetchall()}
 
 
+def _floor(bounds) -> datetime:
+    """The oldest of several lower time bounds (none: no bound), passed to a statement over the hot table as a
+    value of its own: the hypertable then leaves out the chunks before it once per statement, where a bound
+    that differs per person (a lateral one) makes it look at every chunk again for each person (about 0.1 ms
+    each with a month of chunks, most of a fresh pass's reads)."""
+    bounds = list(bounds)
+    return NO_FLOOR if not bounds or any(b is None for b in bounds) else min(bounds)
+
+
+NO_FLOOR = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
 async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str],
                        since: datetime | None = None) -> list[tuple[str, str, datetime]]:
     """The newest reading time of each of the person's streams (metric × source) among ``metrics`` that has
@@ -196,9 +221,11 @@ async def stream_heads_of(conn: psycopg.AsyncConnection, wanted: list[tuple[UUID
              JOIN data_types d ON d.name = ANY(string_to_array(w.metrics, ','))
              CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings_hot r
                                   WHERE r.person_no = p.person_no AND r.metric_no = d.code
-                                    AND r.source_no = s.source_no AND (w.since IS NULL OR r.time >= w.since)) h
+                                    AND r.source_no = s.source_no AND (w.since IS NULL OR r.time >= w.since)
+                                    AND r.time >= %s) h
             WHERE h.head IS NOT NULL""",
-        ([w[0] for w in wanted], [",".join(w[1]) for w in wanted], [w[2] for w in wanted]),
+        ([w[0] for w in wanted], [",".join(w[1]) for w in wanted], [w[2] for w in wanted],
+         _floor(w[2] for w in wanted)),
     )
     out: dict[UUID, list[tuple[str, str, datetime]]] = {}
     for person_id, *head in await cur.fetchall():
@@ -218,6 +245,7 @@ _SPAN_OF = """
                               coalesce({until}::timestamptz + interval '1 microsecond', 'infinity'))
    WHERE ({after}::timestamptz IS NULL OR time > {after})
      AND ({until}::timestamptz IS NULL OR time <= {until})
+     AND time >= %(floor)s
      AND NOT EXISTS (SELECT FROM detection_work unread
                       WHERE unread.person_id = {person} AND unread.created_at = received_at
                         AND unread.id <> ALL(%(work)s::bigint[]))
@@ -260,7 +288,7 @@ async def readings_between(conn: psycopg.AsyncConnection, person_id: UUID, metri
         return (await readings_of(conn, [(person_id, metrics, after, until)], limit=limit, work=work)
                 ).get(person_id, [])
     cur = await conn.execute(_MERGED, {"person": person_id, "metrics": metrics, "after": after, "until": until,
-                                       "limit": limit, "work": work})
+                                       "limit": limit, "work": work, "floor": _floor([after])})
     return await cur.fetchall()
 
 
@@ -272,7 +300,8 @@ async def readings_of(conn: psycopg.AsyncConnection,
     people's)."""
     cur = await conn.execute(_ONE_SOURCE_OF, {
         "people": [w[0] for w in wanted], "metrics": [",".join(w[1]) for w in wanted],
-        "after": [w[2] for w in wanted], "until": [w[3] for w in wanted], "limit": limit, "work": work})
+        "after": [w[2] for w in wanted], "until": [w[3] for w in wanted], "limit": limit, "work": work,
+        "floor": _floor(w[2] for w in wanted)})
     out: dict[UUID, list[tuple]] = {}
     for person_id, *row in await cur.fetchall():
         out.setdefault(person_id, []).append(tuple(row))

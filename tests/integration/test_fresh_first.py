@@ -124,6 +124,58 @@ def test_a_fresh_reading_becomes_an_alert_while_others_backfill_weeks_of_history
     assert seen(service, tenant.id, "live") == len(live)
 
 
+def health_alerts(service, tenant_id, name: str) -> int:
+    """The person's alert-tier health events (what becomes an alert)."""
+    with service.admin_conn() as conn:
+        return conn.execute("""SELECT count(*) FROM anomaly_events e JOIN people p ON p.id = e.person_id
+                                WHERE p.tenant_id = %s AND p.external_id = %s AND e.kind = 'health'
+                                  AND e.tier = 'alert'""", (tenant_id, name)).fetchone()[0]
+
+
+def test_a_live_persons_own_backlog_is_caught_up_before_anyone_elses_backfill(service, tenant):
+    """Someone who uploads three weeks of history and streams on at once has fresh readings that can only be
+    scored after their own history: that history goes ahead of every other person's backfill, even though
+    the others' uploads came first, so their fresh reading becomes an alert before anyone else's backfill has
+    had a turn; the others' backfill then goes on."""
+    from app.core.db import Database
+    from streaming.consumer import ConsumerConfig, DetectionConsumer
+    zone = morning_zone()
+    end = datetime.now(zone).replace(minute=0, second=0, microsecond=0)  # 09:00 today, there
+    others = {f"backfill-{i}": synthetic_history(days=10, sick_nights=0, seed=400 + i, zone=zone,
+                                                 end=end - timedelta(days=1)) for i in range(3)}
+    for name, items in others.items():  # their uploads are queued first
+        person(tenant, name, zone)
+        store(service, tenant, name, items)
+    live = synthetic_history(days=21, sick_nights=2, seed=22, zone=zone, end=end)  # ends in the last hour
+    person(tenant, "live", zone)
+    store(service, tenant, "live", live)
+
+    async def work() -> int:
+        db = Database(service.db.app_url, min_size=1, max_size=2)
+        await db.open()
+        # Short backfill passes, one person per pass: whoever goes first shows in who has been fed.
+        consumer = DetectionConsumer(db, config=ConsumerConfig(backfill_readings_per_pass=4_000,
+                                                               backfill_share_s=0.0))
+        try:
+            for passes in range(1, 60):
+                await consumer.process_tenant(tenant.id)
+                if health_alerts(service, tenant.id, "live"):
+                    return passes
+            raise AssertionError("the live person's alert never came")
+        finally:
+            await db.close()
+    passes = asyncio.run(work())
+    assert passes >= len(live) // 4_000  # it took several passes through the live person's own history
+    assert seen(service, tenant.id, "live") == len(live)
+    assert {name: seen(service, tenant.id, name) for name in others} == {name: 0 for name in others}
+    worker = start_process(service, "worker")  # the others' backfill goes on and completes
+    try:
+        wait_for(lambda: all(seen(service, tenant.id, name) == len(items) for name, items in others.items()),
+                 timeout=60)
+    finally:
+        stop_process(worker)
+
+
 class Streams:
     """People streaming as they go, through the real ingest writer: one heart-rate reading each, every
     ``every_s``, in a thread of its own until stopped."""
