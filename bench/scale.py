@@ -39,11 +39,22 @@ def body(person_seq: int, start: float, n: int) -> bytes:
     return ('{"readings":[%s]}' % items).encode()
 
 
+_CLOCKS: dict[int, list[float]] = {}
+
+
+def clocks_of(people: int) -> list[float]:
+    """Per person, the time their next batch starts at: one list for the whole run, so a step goes on where
+    the one before stopped."""
+    return _CLOCKS.setdefault(people, [time.time() - 7 * 86400] * people)
+
+
 async def drive(urls: list[str], person_tokens: list[str], staff_token: str, people: list[str], *, seconds: float,
                 writers: int, readers: int, batch: int) -> dict:
     stop_at = time.monotonic() + seconds
     accepted, write_ms, read_ms, failed = [0], [], [], {}
-    clock = [time.time() - 86400 * 2]
+    # Each person's readings go on from where their last batch ended (a second apart), starting a week ago: a
+    # clock shared by everyone would run days into the future within a step, and those readings are refused.
+    clocks = clocks_of(len(person_tokens))
 
     async def writer(k: int) -> None:
         async with httpx.AsyncClient(timeout=60) as client:
@@ -51,14 +62,19 @@ async def drive(urls: list[str], person_tokens: list[str], staff_token: str, peo
             while time.monotonic() < stop_at:
                 url = urls[(k + n) % len(urls)]
                 who = (k + n * writers) % len(person_tokens)
-                start, clock[0] = clock[0], clock[0] + batch
+                start = clocks[who]
+                clocks[who] += batch
                 began = time.perf_counter()
                 answer = await client.post(url + "/v1/readings", content=body(who, start, batch),
                                            headers={"Authorization": f"Bearer {person_tokens[who]}",
                                                     "Content-Type": "application/json"})
                 write_ms.append((time.perf_counter() - began) * 1000)
                 if answer.status_code == 200:
-                    accepted[0] += answer.json()["accepted"]
+                    result = answer.json()
+                    accepted[0] += result["accepted"]
+                    if result["rejected"] or result["duplicate"]:
+                        failed["refused readings"] = (failed.get("refused readings", 0) + result["rejected"]
+                                                      + result["duplicate"])
                 else:
                     failed[answer.status_code] = failed.get(answer.status_code, 0) + 1
                 n += 1
