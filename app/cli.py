@@ -237,18 +237,27 @@ def db_schema() -> None:
 
 
 @db.command("compact", help="Rebuild the indexes of closed hot day chunks that readings arriving interleaved left "
-                            "loose (REINDEX INDEX CONCURRENTLY, as the schema owner: reads and writes go on). The "
-                            "scheduler does this hourly when it has the owner's URL; this runs it once.")
-@click.option("--settle-hours", type=float, default=None,
-              help="Only chunks whose day ended at least this long ago (default: the scheduler's, 6).")
+                            "loose (REINDEX INDEX CONCURRENTLY, as the schema owner, DATABASE_ADMIN_URL: reads and "
+                            "writes go on). The scheduler does this hourly when it has the owner's URL, skipping "
+                            "indexes under 1 MB; this runs it once, for indexes of every size.")
+@click.option("--settle-hours", type=click.FloatRange(min=0), default=None,
+              help="Only chunks whose day ended at least this long ago (default: the scheduler's, 6 hours).")
 def db_compact(settle_hours: float | None) -> None:
     import asyncio
     from datetime import timedelta
 
+    import psycopg
+
     from streaming import history
     kwargs = {} if settle_hours is None else {"settle": timedelta(hours=settle_hours)}
-    result = asyncio.run(history.compact_hot_indexes(_target().admin_url, hot_days=get_settings().hot_days,
-                                                     min_bytes=0, **kwargs))
+    try:
+        result = asyncio.run(history.compact_hot_indexes(_target().admin_url, hot_days=get_settings().hot_days,
+                                                         min_bytes=0, **kwargs))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise click.ClickException(f"only the schema owner may rebuild the hot chunks' indexes: set "
+                                   f"DATABASE_ADMIN_URL to the owner's URL ({str(exc).strip()})") from exc
+    if result.running_elsewhere:
+        raise click.ClickException("a compaction is already running (the scheduler's, or another `db compact`)")
     for name in result.leftovers:
         click.echo(f"dropped an interrupted rebuild's index {name}")
     click.echo(f"rebuilt {result.indexes} index(es): {result.bytes_before / 1e6:.1f} MB -> "

@@ -106,7 +106,6 @@ class Scheduler:
         result = await rollup.roll_up(self.db, await self.detection.tenants(), hot_days=self.hot_days)
         return result.rows + result.dirty
 
-
     async def run_compact_hot(self) -> int:
         """Rebuild closed hot day chunks' indexes that arrival order left loose (see ``streaming.history``)."""
         assert self.owner_url is not None

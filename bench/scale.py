@@ -73,8 +73,8 @@ async def drive(urls: list[str], person_tokens: list[str], staff_token: str, peo
                     result = answer.json()
                     accepted[0] += result["accepted"]
                     if result["rejected"] or result["duplicate"]:
-                        failed["refused readings"] = (failed.get("refused readings", 0) + result["rejected"]
-                                                      + result["duplicate"])
+                        failed["refused or duplicate readings"] = (
+                            failed.get("refused or duplicate readings", 0) + result["rejected"] + result["duplicate"])
                 else:
                     failed[answer.status_code] = failed.get(answer.status_code, 0) + 1
                 n += 1

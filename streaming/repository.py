@@ -50,13 +50,15 @@ async def pending_people(conn: psycopg.AsyncConnection, limit: int, *, backfill_
                        FROM detection_work w LEFT JOIN detector_state s ON s.person_id = w.person_id
                       GROUP BY w.person_id, s.cursor_time) p
                -- live: the newest reading of one of their streams (a backward step down the hot table's key, as
-               -- for stream heads) is from the backfill age on; looked up for backfilling people only
+               -- for stream heads) is from the backfill age on; looked up for backfilling people only, and only
+               -- when backfill is asked for (the fresh loop asks for none)
                LEFT JOIN LATERAL (
                  SELECT true AS live FROM people pp JOIN sources s ON s.person_id = pp.id CROSS JOIN data_types d
                   CROSS JOIN LATERAL (SELECT max(r.time) AS head FROM readings_hot r
                                        WHERE r.person_no = pp.person_no AND r.metric_no = d.code
                                          AND r.source_no = s.source_no AND r.time >= %(before)s) h
-                  WHERE p.backfill AND pp.id = p.person_id AND h.head IS NOT NULL LIMIT 1) l ON true) q
+                  WHERE p.backfill AND %(backfill_limit)s > 0 AND pp.id = p.person_id AND h.head IS NOT NULL
+                  LIMIT 1) l ON true) q
             WHERE n <= CASE WHEN backfill THEN %(backfill_limit)s ELSE %(limit)s END
             ORDER BY backfill, n""", {"before": backfill_before, "backfill_limit": backfill_limit, "limit": limit})
     fresh: list[UUID] = []

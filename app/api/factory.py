@@ -49,10 +49,12 @@ Health Beidou lets an insurer look after its policyholders' health **with their 
 """
 
 
-def create_app(settings: Settings, database_url: str, *, embedded_worker: bool = False) -> FastAPI:
+def create_app(settings: Settings, database_url: str, *, embedded_worker: bool = False,
+               owner_url: str | None = None) -> FastAPI:
     """Build the API for a resolved database URL (the local cluster is started by the caller).
 
-    ``embedded_worker`` also runs the worker and the scheduler in this process (`beidou up`)."""
+    ``embedded_worker`` also runs the worker and the scheduler in this process (`beidou up`); ``owner_url``,
+    the schema owner's URL, gives that scheduler its owner-only job (compacting closed hot days' indexes)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -92,8 +94,7 @@ def create_app(settings: Settings, database_url: str, *, embedded_worker: bool =
             from app.worker import Worker, build_sender
             worker = Worker(db, database_url, sender=build_sender(db, settings))
             await worker.start()
-            scheduler = Scheduler(db, database_url, hot_days=settings.hot_days,
-                                  owner_url=os.environ.get(SERVE_OWNER_URL))
+            scheduler = Scheduler(db, database_url, hot_days=settings.hot_days, owner_url=owner_url)
             scheduler.start()
         # What start-up made (routes, models, settings, pools) lives as long as the process: kept out of the
         # collector's passes, and young collections less often (ingest makes many short-lived objects).
@@ -168,7 +169,8 @@ def create_app_from_env() -> FastAPI:
     url = os.environ.get(SERVE_DATABASE_URL) or settings.database_url
     if not url:
         raise RuntimeError("no database: set DATABASE_URL (or start the API with `beidou api`)")
-    return create_app(settings, url, embedded_worker=os.environ.get(SERVE_EMBEDDED_WORKER) == "1")
+    return create_app(settings, url, embedded_worker=os.environ.get(SERVE_EMBEDDED_WORKER) == "1",
+                      owner_url=os.environ.pop(SERVE_OWNER_URL, None))
 
 
 def _unstorable_text(exc: Exception) -> bool:

@@ -77,7 +77,7 @@ def run_demo(settings: Settings, target, opts: DemoOptions) -> dict:
     tenant_id = directory.add_tenant(target.admin_url, TENANT_NAME, "Asia/Shanghai")
     agent_token = issue_token(settings, tenant_id=tenant_id, subject="agent-demo", role="care_agent")
     viewer_token = issue_token(settings, tenant_id=tenant_id, subject="you", role="care_supervisor")
-    app = create_app(settings, target.url, embedded_worker=True)
+    app = create_app(settings, target.url, embedded_worker=True, owner_url=target.maintenance_url)
     server = uvicorn.Server(uvicorn.Config(app, host=opts.host, port=opts.port, **uvicorn_ws_options(settings.ws_compression),
                                            log_level="warning", access_log=False, lifespan="on"))
     base_url = f"http://{opts.host}:{opts.port}"

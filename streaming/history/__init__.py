@@ -19,6 +19,7 @@ URL or from ``beidou db compact``.
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -85,8 +86,13 @@ COMPACT_SETTLE = timedelta(hours=6)
 LOOSENED = 1.2
 
 
+# One compaction at a time, whoever runs it (the scheduler's job, `beidou db compact`): held by its session.
+COMPACT_LOCK = zlib.crc32(b"beidou.history.compact_hot_indexes")
+
+
 @dataclass
 class CompactResult:
+    running_elsewhere: bool = False
     indexes: int = 0          # indexes rebuilt
     bytes_before: int = 0
     bytes_after: int = 0
@@ -101,7 +107,13 @@ async def compact_hot_indexes(owner_url: str, *, hot_days: int, settle: timedelt
     result = CompactResult()
     async with await psycopg.AsyncConnection.connect(owner_url, autocommit=True,
                                                      application_name="beidou-compact") as conn:
+        # A rebuild takes as long as it takes, but waits for older transactions at most this long: a session
+        # left idle in a transaction then stops it (its invalid copy is dropped by the next run), not the job.
         await conn.execute("SET statement_timeout = 0")
+        await conn.execute("SET lock_timeout = '10min'")
+        if not await repo.try_lock(conn, COMPACT_LOCK):
+            result.running_elsewhere = True
+            return result
         result.leftovers = await repo.drop_unfinished_rebuilds(conn)
         await repo.forget_dropped_indexes(conn)
         for index in await repo.hot_indexes(conn, hot_days=hot_days, settle=settle):
@@ -114,7 +126,12 @@ async def compact_hot_indexes(owner_url: str, *, hot_days: int, settle: timedelt
             rows = await repo.analysed_rows(conn, index.chunk)
             if rows <= 0 or (rebuilt and index.bytes / rows <= LOOSENED * index.bytes_after / index.rows_at):
                 continue
-            after = await repo.rebuild(conn, index, rows)
+            try:
+                after = await repo.rebuild(conn, index, rows)
+            except psycopg.errors.LockNotAvailable:   # an older transaction would not end: the next run goes on
+                log.warning("history.compaction_stopped index=%s reason=older_transaction_still_open",
+                            index.qualified)
+                break
             result.indexes += 1
             result.bytes_before += index.bytes
             result.bytes_after += after

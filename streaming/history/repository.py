@@ -241,6 +241,7 @@ class HotIndex:
     """A unique index of one hot day chunk, with what its last rebuild (if any) left."""
     schema: str
     name: str
+    qualified: str             # schema-qualified and quoted: the key of its rebuilds
     chunk: str                 # the chunk table, schema-qualified and quoted
     range_start: datetime
     range_end: datetime
@@ -248,27 +249,26 @@ class HotIndex:
     bytes_after: int | None    # its size right after its last rebuild
     rows_at: float | None      # the chunk's row estimate then
 
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
-
 
 _HOT_INDEXES = """
-SELECT n.nspname, ic.relname, format('%%I.%%I', ch.chunk_schema, ch.chunk_name), ch.range_start, ch.range_end,
+SELECT n.nspname, ic.relname, format('%%I.%%I', n.nspname, ic.relname),
+       format('%%I.%%I', ch.chunk_schema, ch.chunk_name), ch.range_start, ch.range_end,
        pg_relation_size(i.indexrelid), h.bytes_after, h.rows_at
   FROM timescaledb_information.chunks ch
-  JOIN pg_index i ON i.indrelid = format('%%I.%%I', ch.chunk_schema, ch.chunk_name)::regclass AND i.indisvalid
+  -- to_regclass: a chunk packing drops meanwhile is left out, not an error
+  JOIN pg_index i ON i.indrelid = to_regclass(format('%%I.%%I', ch.chunk_schema, ch.chunk_name)) AND i.indisvalid
   JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
-  LEFT JOIN beidou_meta.hot_index_compactions h ON h.index_name = n.nspname || '.' || ic.relname
+  LEFT JOIN beidou_meta.hot_index_compactions h ON h.index_name = format('%%I.%%I', n.nspname, ic.relname)
  WHERE ch.hypertable_schema = 'public' AND ch.hypertable_name = 'readings_hot'
-   AND ch.range_end <= now() - %(settle)s AND ch.range_end > now() - make_interval(days => %(hot_days)s)
+   AND ch.range_end <= now() - %(settle)s
+   AND ch.range_end > now() - make_interval(days => %(hot_days)s) + interval '1 day'
  ORDER BY ch.range_start, ic.relname"""
 
 
 async def hot_indexes(conn: psycopg.AsyncConnection, *, hot_days: int, settle: timedelta) -> list[HotIndex]:
     """The indexes of the hot chunks whose day ended at least ``settle`` ago and that packing will not take
-    within the hour (it takes chunks past ``hot_days``), oldest first."""
+    within a day (it takes chunks past ``hot_days``), oldest first."""
     cur = await conn.execute(_HOT_INDEXES, {"settle": settle, "hot_days": hot_days})
     return [HotIndex(*row) for row in await cur.fetchall()]
 
@@ -297,13 +297,19 @@ async def rebuild(conn: psycopg.AsyncConnection, index: HotIndex, rows: float) -
     return (await cur.fetchone())[0]
 
 
+async def try_lock(conn: psycopg.AsyncConnection, key: int) -> bool:
+    """Take the session-level advisory lock ``key`` if no other session holds it (released when it closes)."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+    return (await cur.fetchone())[0]
+
+
 async def drop_unfinished_rebuilds(conn: psycopg.AsyncConnection) -> list[str]:
     """Drop what an interrupted REINDEX CONCURRENTLY left on hot chunks: an invalid ``…_ccnew`` (the copy being
     built) or ``…_ccold`` (the original, swapped out but not yet dropped). Returns their names."""
     cur = await conn.execute(
         """SELECT n.nspname, ic.relname
              FROM timescaledb_information.chunks ch
-             JOIN pg_index i ON i.indrelid = format('%I.%I', ch.chunk_schema, ch.chunk_name)::regclass
+             JOIN pg_index i ON i.indrelid = to_regclass(format('%I.%I', ch.chunk_schema, ch.chunk_name))
                             AND NOT i.indisvalid
              JOIN pg_class ic ON ic.oid = i.indexrelid
              JOIN pg_namespace n ON n.oid = ic.relnamespace
