@@ -39,22 +39,12 @@ def body(person_seq: int, start: float, n: int) -> bytes:
     return ('{"readings":[%s]}' % items).encode()
 
 
-_CLOCKS: dict[int, list[float]] = {}
-
-
-def clocks_of(people: int) -> list[float]:
-    """Per person, the time their next batch starts at: one list for the whole run, so a step goes on where
-    the one before stopped."""
-    return _CLOCKS.setdefault(people, [time.time() - 7 * 86400] * people)
-
-
 async def drive(urls: list[str], person_tokens: list[str], staff_token: str, people: list[str], *, seconds: float,
-                writers: int, readers: int, batch: int) -> dict:
+                writers: int, readers: int, batch: int, clocks: list[float]) -> dict:
+    """One step's load. ``clocks``: per person, the time their next batch starts at (moved on here, so the
+    next step goes on where this one stopped)."""
     stop_at = time.monotonic() + seconds
     accepted, write_ms, read_ms, failed = [0], [], [], {}
-    # Each person's readings go on from where their last batch ended (a second apart), starting a week ago: a
-    # clock shared by everyone would run days into the future within a step, and those readings are refused.
-    clocks = clocks_of(len(person_tokens))
 
     async def writer(k: int) -> None:
         async with httpx.AsyncClient(timeout=60) as client:
@@ -162,6 +152,9 @@ def main() -> None:
             with httpx.Client(base_url=services[0].base_url, headers={"Authorization": f"Bearer {token}"}) as c:
                 c.put("/v1/me/consents/heart_rate").raise_for_status()
         staff = tenant.staff_token("capacity", role="care_supervisor")
+        # Each person's readings go on from where their last batch ended (a second apart), starting a week ago: a
+        # clock shared by everyone would run days into the future within a step, and those readings are refused.
+        clocks = [time.time() - 7 * 86400] * len(people)
         print(f"{'api':>3} {'workers':>7} {'readings/s':>11} {'ack p50':>8} {'ack p99':>8} {'charts/s':>9} "
               f"{'chart p50':>9} {'chart p99':>9}  replica lag")
         for k in range(1, args.max_api + 1):
@@ -170,7 +163,7 @@ def main() -> None:
             while len(workers) < k * args.workers_per_api:
                 workers.append(start_process(services[0], "worker"))
             result = asyncio.run(drive([s.base_url for s in services], tokens, staff, people, seconds=args.seconds,
-                                       writers=args.writers, readers=args.readers, batch=args.batch))
+                                       writers=args.writers, readers=args.readers, batch=args.batch, clocks=clocks))
             print(f"{k:>3} {len(workers):>7} {result['readings_s']:>11,.0f} {result['write_p50']:>6.0f}ms "
                   f"{result['write_p99']:>6.0f}ms {result['reads_s']:>9.1f} {result['read_p50']:>7.0f}ms "
                   f"{result['read_p99']:>7.0f}ms  {replica_lag(replica_admin)}"

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from app.core.db import Database
 from streaming import history
 from streaming.history import repository as history_repo
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
