@@ -401,7 +401,7 @@ def test_who_looked_at_my_data(service, browser, artifacts):
         context.close()
 
 
-def test_the_pages_own_routes_answer_plainly(service):
+def test_the_pages_own_routes_answer_plainly(service, worker):
     """The routes behind /me: notices with versions, my data only with consent, my messages with a cursor."""
     tenant = service.new_tenant()
     app = tenant.client(tenant.person_token("qian"))
@@ -420,8 +420,20 @@ def test_the_pages_own_routes_answer_plainly(service):
     granted = app.put("/v1/me/consents/heart_rate/monitoring", json={"notice_version": english[0]["version"]})
     assert granted.status_code == 200
     stream(app, "heart_rate", 3, lambda h: 60 + h % 4)
-    mine = app.get("/v1/me/data/heart_rate", params={"bucket": "1d"}).json()
-    assert mine["bucket"] == "1d" and 29 <= len(mine["points"]) <= 31 and mine["findings"] == mine["alerts"] == []
+    # A reading every 3 hours never covers a night, though the watch sends by day. Once the worker has seen them
+    # all, the person's data says their overnight check is paused (a finding, and an information alert), nothing else.
+    with service.admin_conn() as conn:
+        wait_for(lambda: conn.execute(
+            """SELECT EXISTS (SELECT FROM detector_state s JOIN people p ON p.id = s.person_id
+                               WHERE p.tenant_id = %s AND p.external_id = 'qian' AND s.readings_seen = 240)""",
+            (tenant.id,)).fetchone()[0], timeout=60)
+    mine = wait_for(lambda: (lambda d: d if d["alerts"] else None)(
+        app.get("/v1/me/data/heart_rate", params={"bucket": "1d"}).json()), timeout=30)
+    assert mine["bucket"] == "1d" and 29 <= len(mine["points"]) <= 31
+    assert [(f["kind"], f["feature"], f["tier"]) for f in mine["findings"]] == [("data_gap", "overnight_rhr", "watch")]
+    assert "overnight check is paused" in mine["findings"][0]["reason"]
+    assert [(a["kind"], a["severity"], a["urgent"], a["details"]) for a in mine["alerts"]] == [
+        ("data_gap", "info", False, {"nights": 3})]
     assert sum(p["count"] for p in mine["points"]) == 240
 
     assert app.get("/v1/me/messages").json() == {"messages": [], "next": None}
