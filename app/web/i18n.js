@@ -445,8 +445,8 @@ export function reasonText(code, details, fallback) {
       : `no data from the device for ${span}: the watch may be off or not syncing; this is not a health change`;
   }
   if (code === "nights_missing" && d.nights !== undefined) {
-    return zh ? `连续 ${d.nights} 晚没有夜间心率（白天有数据）；夜间检测暂停，直到夜间佩戴`
-      : `no overnight heart rate for ${d.nights} nights while the device sent data by day; the overnight check is paused until it is worn at night`;
+    return zh ? `连续 ${d.nights} 晚夜间心率不足（白天有数据）；夜间检测暂停，直到夜间佩戴`
+      : `too little overnight heart rate for ${d.nights} nights while the device sent data by day; the overnight check is paused until it is worn at night`;
   }
   if ((code === "combined_evidence" || code === "feature_change") && Array.isArray(d.signals) && d.signals.length) {
     const parts = d.signals.map((s) => signalText(s, zh));
