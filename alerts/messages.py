@@ -93,8 +93,8 @@ def reason_text(reason_code: str | None, details: dict | None, language: str | N
     if reason_code == "nights_missing" and "nights" in details:
         n = int(details["nights"])
         return (f"连续 {n} 晚夜间心率不足（白天有数据）；夜间检测暂停，直到夜间佩戴" if lang == "zh-CN" else
-                f"too little overnight heart rate for {n} nights while the device sent data by day; the overnight check "
-                f"is paused until it is worn at night")
+                f"too little overnight heart rate for {n} nights while the device sent data by day; the overnight "
+                f"check is paused until it is worn at night")
     if reason_code in ("combined_evidence", "feature_change") and details.get("signals"):
         parts = [_signal_text(s, lang) for s in details["signals"]]
         if any(p is None for p in parts):

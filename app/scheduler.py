@@ -16,7 +16,7 @@ import psycopg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.consumer import AlertConsumer
-from app.core.db import Database
+from app.core.db import Database, try_advisory_lock
 from streaming import history, rollup
 from streaming.consumer import DetectionConsumer
 
@@ -69,8 +69,7 @@ class Scheduler:
         async def run() -> None:
             try:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
-                    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(name),))
-                    if not (await cur.fetchone())[0]:
+                    if not await try_advisory_lock(conn, _lock_key(name)):
                         log.info("scheduler.job_skipped job=%s reason=running_elsewhere", name)
                         return
                     try:

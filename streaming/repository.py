@@ -194,6 +194,9 @@ async def with_pending_feedback(conn: psycopg.AsyncConnection, people: list[UUID
     return {row[0] for row in await cur.fetchall()}
 
 
+NO_FLOOR = datetime(1, 1, 1, tzinfo=timezone.utc)  # no lower bound
+
+
 def _floor(bounds) -> datetime:
     """The oldest of several lower time bounds (none: no bound), passed to a statement over the hot table as a
     value of its own: the hypertable then leaves out the chunks before it once per statement, where a bound
@@ -201,9 +204,6 @@ def _floor(bounds) -> datetime:
     each with a month of chunks, most of a fresh pass's reads)."""
     bounds = list(bounds)
     return NO_FLOOR if not bounds or any(b is None for b in bounds) else min(bounds)
-
-
-NO_FLOOR = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 
 async def stream_heads(conn: psycopg.AsyncConnection, person_id: UUID, metrics: list[str],

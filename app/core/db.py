@@ -130,6 +130,13 @@ def _text(value: UUID | str | None) -> str:
     return "" if value is None else str(value)
 
 
+async def try_advisory_lock(conn: psycopg.AsyncConnection, key: int) -> bool:
+    """Take the session-level advisory lock ``key`` if no other session holds it (held until this session
+    unlocks it or closes): how a job makes sure it runs in one place at a time."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+    return (await cur.fetchone())[0]
+
+
 @asynccontextmanager
 async def tenant_wide(conn: psycopg.AsyncConnection) -> AsyncIterator[None]:
     """Within a person's transaction, briefly act tenant-wide (e.g. to notify staff about that person's

@@ -193,8 +193,8 @@ class RestingHeartRate:
         if end - self.missing_told < self.cfg.missing_nights_repeat_days * 86400.0:
             return []  # said recently: the watch comes off most nights, saying it every few days is noise
         self.missing_told = end
-        reason = (f"too little overnight heart rate for {self.missing_nights} nights while the device sent data by "
-                  f"day; the overnight check is paused until it is worn at night")
+        reason = (f"too little overnight heart rate for {self.missing_nights} nights while the device sent data "
+                  f"by day; the overnight check is paused until it is worn at night")
         event = AnomalyEvent("", DATA_GAP, FEATURE, METRIC, WATCH, self.missing_since, end, None, None, reason,
                              reason_code=NIGHTS_MISSING, details={"nights": self.missing_nights})
         self.tracker.finished.append(event)

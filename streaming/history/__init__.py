@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import psycopg
 
-from app.core.db import Database
+from app.core.db import Database, try_advisory_lock
 from streaming.history import repository as repo
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ async def compact_hot_indexes(owner_url: str, *, hot_days: int, settle: timedelt
         # left idle in a transaction then stops it (its invalid copy is dropped by the next run), not the job.
         await conn.execute("SET statement_timeout = 0")
         await conn.execute("SET lock_timeout = '10min'")
-        if not await repo.try_lock(conn, COMPACT_LOCK):
+        if not await try_advisory_lock(conn, COMPACT_LOCK):
             result.running_elsewhere = True
             return result
         result.leftovers = await repo.drop_unfinished_rebuilds(conn)

@@ -297,12 +297,6 @@ async def rebuild(conn: psycopg.AsyncConnection, index: HotIndex, rows: float) -
     return (await cur.fetchone())[0]
 
 
-async def try_lock(conn: psycopg.AsyncConnection, key: int) -> bool:
-    """Take the session-level advisory lock ``key`` if no other session holds it (released when it closes)."""
-    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-    return (await cur.fetchone())[0]
-
-
 async def drop_unfinished_rebuilds(conn: psycopg.AsyncConnection) -> list[str]:
     """Drop what an interrupted REINDEX CONCURRENTLY left on hot chunks: an invalid ``…_ccnew`` (the copy being
     built) or ``…_ccold`` (the original, swapped out but not yet dropped). Returns their names."""
